@@ -1,0 +1,99 @@
+"""Normalized change events: the one shape every sink receives.
+
+An :class:`Event` is built from the plain dicts the informer hands over. Its JSON form
+(:meth:`Event.to_dict`) is a public, versioned contract documented in the README:
+stdout ``format: json`` prints it and the webhook sink posts it unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+"""Bumped only when a field of :meth:`Event.to_dict` changes meaning or goes away."""
+
+REDACTED = "<redacted>"
+"""What a Secret value becomes wherever it would otherwise appear."""
+
+
+class EventType(str, enum.Enum):
+    """What happened to the object."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One changed leaf: ``path`` like ``spec.replicas`` or ``spec.containers[web].image``.
+
+    ``old`` is ``None`` when the path was added, ``new`` is ``None`` when it was removed;
+    ``op`` says which, so that a real ``null`` value is not mistaken for absence.
+    """
+
+    path: str
+    old: Any
+    new: Any
+    op: str = "changed"  # "added" | "removed" | "changed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "op": self.op, "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One create, update or delete of one Kubernetes object, ready for any sink."""
+
+    type: EventType
+    cluster: str
+    kind: str
+    api_version: str
+    resource: str
+    namespace: str | None
+    name: str
+    uid: str
+    resource_version: str
+    observed_at: str
+    """RFC 3339 UTC time kubewatch saw the change (``2026-11-26T22:10:51.123Z``)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    changes: tuple[Change, ...] = ()
+    summary: str = ""
+    final_state_unknown: bool = False
+    """Only for deletes seen through a relist: the object is gone, its last known state
+    is what kubewatch had cached (client-go's ``DeletedFinalStateUnknown``)."""
+
+    @property
+    def id(self) -> str:
+        """Stable across restarts and replicas: the same change always has the same id."""
+        raw = f"{self.uid}/{self.resource_version}/{self.type.value}".encode()
+        return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+    @property
+    def key(self) -> str:
+        """``namespace/name`` (or ``name``): events of one key are delivered in order."""
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON contract (README "Event JSON")."""
+        return {
+            "schemaVersion": SCHEMA_VERSION,
+            "id": self.id,
+            "type": self.type.value,
+            "cluster": self.cluster,
+            "kind": self.kind,
+            "apiVersion": self.api_version,
+            "resource": self.resource,
+            "namespace": self.namespace,
+            "name": self.name,
+            "uid": self.uid,
+            "resourceVersion": self.resource_version,
+            "observedAt": self.observed_at,
+            "labels": self.labels,
+            "changes": [c.to_dict() for c in self.changes],
+            "finalStateUnknown": self.final_state_unknown,
+            "summary": self.summary,
+        }
