@@ -799,7 +799,7 @@ def test_defaults() -> None:
     assert (d.retry.attempts, d.retry.max_backoff) == (5, 30.0)
     assert (w.read_timeout, w.server_timeout, w.page_size, w.discovery_interval) == (
         90.0,
-        300,
+        60,
         500,
         30.0,
     )
