@@ -1,5 +1,6 @@
 """kubewatch: watch Kubernetes resources and deliver normalized change events."""
 
+from kubewatch._version import __version__
 from kubewatch.errors import (
     ApiError,
     ConfigError,
@@ -11,8 +12,7 @@ from kubewatch.errors import (
     WatchExpired,
 )
 from kubewatch.events import Change, Event, EventType
-
-__version__ = "0.1.0"
+from kubewatch.sinks.base import Sink
 
 __all__ = [
     "ApiError",
@@ -25,6 +25,7 @@ __all__ = [
     "PermanentError",
     "RateLimited",
     "RetryableError",
+    "Sink",
     "WatchExpired",
     "__version__",
 ]

@@ -1,0 +1,53 @@
+"""Sinks: where events go. One module per sink, one protocol (:mod:`kubewatch.sinks.base`).
+
+Sinks come from a typed registry keyed by config class, never from a switch on strings:
+adding a sink is one module plus one ``_Entry`` line in ``_REGISTRY`` below, and mypy
+checks that the sink class accepts that config class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from kubewatch.config import SinkConfig, StdoutSinkConfig, WebhookSinkConfig
+from kubewatch.errors import ConfigError
+from kubewatch.sinks.base import Sink, SinkBase
+from kubewatch.sinks.stdout import StdoutSink
+from kubewatch.sinks.webhook import WebhookSink
+
+__all__ = ["Sink", "SinkBase", "StdoutSink", "WebhookSink", "build_sink", "registered_configs"]
+
+_C = TypeVar("_C")
+
+
+@dataclass(frozen=True)
+class _Entry(Generic[_C]):
+    """Ties one config class to the factory that builds its sink; typed so they match."""
+
+    config_type: type[_C]
+    factory: Callable[[str, _C], Sink]
+
+
+_REGISTRY: dict[type[Any], _Entry[Any]] = {
+    entry.config_type: entry
+    for entry in (
+        _Entry(StdoutSinkConfig, StdoutSink),
+        _Entry(WebhookSinkConfig, WebhookSink),
+    )
+}
+
+
+def registered_configs() -> frozenset[type[Any]]:
+    """The config classes that have a sink (a test checks it covers ``SinkConfig``)."""
+    return frozenset(_REGISTRY)
+
+
+def build_sink(name: str, config: SinkConfig) -> Sink:
+    """Build the sink for one ``sinks:`` entry; ``name`` is its key in the config."""
+    entry = _REGISTRY.get(type(config))
+    if entry is None:
+        raise ConfigError(f"sinks.{name}", f"no sink implements {type(config).__name__}")
+    sink: Sink = entry.factory(name, config)
+    return sink

@@ -1,0 +1,214 @@
+"""Command line: ``kubewatch run`` and ``kubewatch validate``.
+
+Exit codes: 0 success (``run``: stopped by SIGTERM/SIGINT after draining), 1 a runtime
+failure (a resource is forbidden, deliveries could not be drained), 2 a configuration or
+usage mistake (nothing was started).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from kubewatch._version import __version__
+from kubewatch.app import App, Plan, describe_scope
+from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ClusterConfigError, Query
+from kubewatch.config import Config, format_errors, load_config
+from kubewatch.errors import ApiError, ConfigErrors
+
+log = logging.getLogger("kubewatch")
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+DEFAULT_CONFIG = "config.yaml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    if args.command == "run":
+        return run(args)
+    if args.command == "validate":
+        return validate(args)
+    raise AssertionError(args.command)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubewatch",
+        description="Watch Kubernetes resources and deliver normalized change events.",
+    )
+    parser.add_argument("--version", action="version", version=f"kubewatch {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("KUBEWATCH_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity on stderr (default: info)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config",
+            default=os.environ.get("KUBEWATCH_CONFIG", DEFAULT_CONFIG),
+            metavar="FILE",
+            help=f"configuration file (default: $KUBEWATCH_CONFIG or {DEFAULT_CONFIG})",
+        )
+        p.add_argument(
+            "--kubeconfig",
+            metavar="FILE",
+            help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, else in-cluster)",
+        )
+        p.add_argument("--context", metavar="NAME", help="kube context (default: current)")
+
+    common(commands.add_parser("run", help="watch and deliver until SIGTERM/SIGINT"))
+    validate_parser = commands.add_parser(
+        "validate", help="check the configuration and, if a cluster is reachable, the resources"
+    )
+    common(validate_parser)
+    validate_parser.add_argument(
+        "--offline", action="store_true", help="check the file only; do not contact a cluster"
+    )
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+    )
+    logging.Formatter.converter = time.gmtime
+    # urllib3 warns about every discarded pooled connection; our own lines say what matters.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigErrors as e:
+        print(format_errors(e, path), file=sys.stderr)
+        return None
+
+
+# -- run -----------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        client = ClusterClient.connect(args.kubeconfig, args.context)
+    except ClusterConfigError as e:
+        print(f"kubewatch: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    log.info("kubewatch %s: cluster %s at %s", __version__, client.context_name, client.host)
+    plan = _plan_with_retry(config, client, stop)
+    if plan is None:
+        client.close()
+        return EXIT_CONFIG if not stop.is_set() else EXIT_OK
+    app = App(config, client, plan)
+    for watch in plan.watches:
+        log.info(
+            "resources[%d]: %s resolved to %s %s (%s)",
+            watch.index,
+            watch.config.kind,
+            watch.resource.api_version,
+            watch.resource.plural,
+            "namespaced" if watch.resource.namespaced else "cluster-scoped",
+        )
+    app.start()
+    log.info("delivering to %s", ", ".join(config.sinks))
+    stop.wait()
+    started = time.monotonic()
+    drained = app.stop()
+    log.info(
+        "stopped in %.1fs%s",
+        time.monotonic() - started,
+        "" if drained else "; some queued events were not delivered",
+    )
+    return EXIT_OK
+
+
+def _plan_with_retry(config: Config, client: ClusterClient, stop: threading.Event) -> Plan | None:
+    """Resolve resources; while the API server is unreachable, keep trying (a Pod that
+    starts before its API server is reachable should wait, not crash-loop)."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            return App.plan(config, client)
+        except ConfigErrors as e:
+            print(format_errors(e, "resources"), file=sys.stderr)
+            return None
+        except (ApiError, ApiUnreachable) as e:
+            log.warning("discovery failed: %s; retrying in %.0fs", e, delay)
+            stop.wait(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 30.0)
+    return None
+
+
+# -- validate ------------------------------------------------------------------------------
+
+
+def validate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    print(f"{args.config}: configuration is valid")
+    if args.offline:
+        return EXIT_OK
+    try:
+        client = ClusterClient.connect(args.kubeconfig, args.context)
+    except ClusterConfigError as e:
+        print(f"no cluster to check against ({e}); resources not checked")
+        return EXIT_OK
+    try:
+        plan = App.plan(config, client)
+    except ConfigErrors as e:
+        print(format_errors(e, args.config), file=sys.stderr)
+        return EXIT_CONFIG
+    except (ApiError, ApiUnreachable) as e:
+        print(f"cluster {client.host} not reachable ({e}); resources not checked")
+        return EXIT_OK
+    failures = 0
+    for index, rc in plan.pending:
+        print(f"resources[{index}]: {rc.kind} is not installed yet; it will be watched once it is")
+    for watch in plan.watches:
+        for namespace in watch.namespaces:
+            scope = describe_scope(watch, namespace)
+            try:
+                client.list_page(
+                    watch.resource.path(namespace),
+                    Query(watch.config.label_selector, watch.field_selector),
+                    limit=1,
+                )
+            except (ApiError, ApiUnreachable) as e:
+                failures += 1
+                print(f"resources[{watch.index}]: cannot list {scope}: {e}", file=sys.stderr)
+            else:
+                print(f"resources[{watch.index}]: {scope}: listable")
+    client.close()
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The stdout sink: one line per event, JSON for machines or text for people."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+from typing import TextIO
+
+import orjson
+
+from kubewatch.config import StdoutSinkConfig
+from kubewatch.errors import PermanentError
+from kubewatch.events import Event
+from kubewatch.sinks.base import SinkBase
+
+
+def render_json(event: Event) -> str:
+    """The event JSON contract on one line (orjson never emits a newline)."""
+    try:
+        return orjson.dumps(event.to_dict()).decode()
+    except orjson.JSONEncodeError as exc:  # e.g. an integer beyond 64 bits in a change
+        raise PermanentError(f"event {event.id} cannot be encoded as JSON: {exc}") from exc
+
+
+def render_text(event: Event) -> str:
+    """``<observedAt> <summary>``, forced onto one line so line-based readers stay aligned."""
+    summary = event.summary or f"{event.type.value} {event.kind} {event.key}"
+    return f"{event.observed_at} {' '.join(summary.splitlines())}"
+
+
+class StdoutSink(SinkBase):
+    """Write each event as one line to ``stream`` (default: the current ``sys.stdout``).
+
+    A lock covers write and flush, so lines from concurrent workers never interleave and
+    each is visible as soon as ``send`` returns. The stream is not closed by ``close``:
+    it belongs to whoever opened it.
+    """
+
+    def __init__(self, name: str, config: StdoutSinkConfig, stream: TextIO | None = None) -> None:
+        self.name = name
+        self._render = render_json if config.format == "json" else render_text
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._closed = False  # guarded by _lock; once True, send fails permanently
+
+    def send(self, event: Event) -> None:
+        line = self._render(event) + "\n"
+        with self._lock:
+            if self._closed:
+                raise PermanentError(f"stdout sink {self.name!r} is closed")
+            # Looked up per write, not at construction: honours a later redirection.
+            stream = self._stream if self._stream is not None else sys.stdout
+            try:
+                stream.write(line)
+                stream.flush()
+            except (OSError, ValueError) as exc:
+                # BrokenPipeError (reader went away), EIO, or ValueError for a closed
+                # file: none of these gets better by trying again.
+                raise PermanentError(f"stdout sink {self.name!r}: write failed: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            stream = self._stream if self._stream is not None else sys.stdout
+            # Nothing left to save on failure: the failed writes were already reported.
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()

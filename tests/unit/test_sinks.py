@@ -1,0 +1,506 @@
+"""Sinks: stdout lines, webhook requests and how every HTTP outcome maps to an error."""
+
+from __future__ import annotations
+
+import email.utils
+import io
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, get_args
+
+import httpx
+import orjson
+import pytest
+
+import kubewatch
+from kubewatch.config import Config, SinkConfig, StdoutSinkConfig, WebhookSinkConfig
+from kubewatch.errors import ConfigError, PermanentError, RateLimited, RetryableError
+from kubewatch.events import Change, Event, EventType
+from kubewatch.sinks import StdoutSink, WebhookSink, build_sink, registered_configs
+from kubewatch.sinks.webhook import EVENT_ID_HEADER, parse_retry_after
+
+NOW = 1_800_000_000.0
+"""A fixed Unix time for the webhook's clock (2027-01-15)."""
+
+TOKEN = "s3cr3t-t0ken-value"
+
+CONTRACT_FIELDS = {
+    "schemaVersion",
+    "id",
+    "type",
+    "cluster",
+    "kind",
+    "apiVersion",
+    "resource",
+    "namespace",
+    "name",
+    "uid",
+    "resourceVersion",
+    "observedAt",
+    "labels",
+    "changes",
+    "finalStateUnknown",
+    "summary",
+}
+
+
+def make_event(key: str = "default/app", rv: str = "1", **overrides: Any) -> Event:
+    """An update of ConfigMap ``key`` at resourceVersion ``rv``; override any field."""
+    namespace, _, name = key.rpartition("/")
+    fields: dict[str, Any] = {
+        "type": EventType.UPDATE,
+        "cluster": "test",
+        "kind": "ConfigMap",
+        "api_version": "v1",
+        "resource": "configmaps",
+        "namespace": namespace or None,
+        "name": name,
+        "uid": f"uid-{key}",
+        "resource_version": rv,
+        "observed_at": "2026-11-26T22:10:51.123Z",
+        "labels": {"app": "web"},
+        "changes": (Change("data.mode", "a", "b"),),
+        "summary": f"update ConfigMap {key}: data.mode a → b",
+    }
+    fields.update(overrides)
+    return Event(**fields)
+
+
+def webhook_config(url: str = "https://hooks.example/path/abc", **kw: Any) -> WebhookSinkConfig:
+    return WebhookSinkConfig(type="webhook", url=url, **kw)
+
+
+def mock_sink(handler: Callable[[httpx.Request], httpx.Response], **kw: Any) -> WebhookSink:
+    return WebhookSink(
+        "hook", webhook_config(**kw), httpx.MockTransport(handler), clock=lambda: NOW
+    )
+
+
+# -- registry ---------------------------------------------------------------------------
+
+
+def test_every_sink_config_has_a_sink() -> None:
+    """Adding a config class to SinkConfig without a registry entry fails here."""
+    (union, *_) = get_args(SinkConfig)
+    assert set(get_args(union)) == registered_configs()
+
+
+def test_build_sink_picks_the_class_of_the_config() -> None:
+    config = Config.model_validate(
+        {
+            "resources": [{"kind": "ConfigMap"}],
+            "sinks": {"out": {"type": "stdout"}, "hook": {"type": "webhook", "url": "http://x/"}},
+        }
+    )
+    with (
+        build_sink("out", config.sinks["out"]) as out,
+        build_sink("hook", config.sinks["hook"]) as hook,
+    ):
+        assert isinstance(out, StdoutSink)
+        assert out.name == "out"
+        assert isinstance(hook, WebhookSink)
+        assert hook.name == "hook"
+
+
+# -- stdout -----------------------------------------------------------------------------
+
+
+def test_stdout_json_is_the_event_contract_on_one_line() -> None:
+    stream = io.StringIO()
+    event = make_event()
+    with StdoutSink("out", StdoutSinkConfig(type="stdout", format="json"), stream) as sink:
+        sink.send(event)
+    lines = stream.getvalue().splitlines(keepends=True)
+    assert len(lines) == 1
+    assert lines[0].endswith("\n")
+    doc = orjson.loads(lines[0])
+    assert set(doc) == CONTRACT_FIELDS
+    assert doc == event.to_dict()
+    assert doc["id"] == event.id
+    assert doc["schemaVersion"] == 1
+    assert doc["type"] == "update"
+    assert doc["namespace"] == "default"
+    assert doc["name"] == "app"
+    assert doc["resourceVersion"] == "1"
+    assert doc["observedAt"] == "2026-11-26T22:10:51.123Z"
+    assert doc["changes"] == [{"path": "data.mode", "op": "changed", "old": "a", "new": "b"}]
+    assert doc["summary"] == "update ConfigMap default/app: data.mode a → b"
+
+
+def test_stdout_text_is_time_and_summary() -> None:
+    stream = io.StringIO()
+    sink = StdoutSink("out", StdoutSinkConfig(type="stdout", format="text"), stream)
+    sink.send(make_event())
+    sink.send(make_event("cluster-thing", summary="two\nlines"))
+    sink.send(make_event("default/quiet", summary=""))
+    assert stream.getvalue().splitlines() == [
+        "2026-11-26T22:10:51.123Z update ConfigMap default/app: data.mode a → b",
+        "2026-11-26T22:10:51.123Z two lines",
+        "2026-11-26T22:10:51.123Z update ConfigMap default/quiet",
+    ]
+
+
+def test_stdout_defaults_to_the_current_sys_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    StdoutSink("out", StdoutSinkConfig(type="stdout")).send(make_event())
+    assert orjson.loads(capsys.readouterr().out)["name"] == "app"
+
+
+def test_stdout_lines_never_interleave_across_threads() -> None:
+    stream = io.StringIO()
+    sink = StdoutSink("out", StdoutSinkConfig(type="stdout"), stream)
+
+    def writer(n: int) -> None:
+        for i in range(100):
+            sink.send(make_event(f"ns/obj-{n}", str(i)))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    docs = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(docs) == 800
+
+
+class _BrokenStream(io.StringIO):
+    def write(self, s: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_stdout_broken_pipe_is_permanent() -> None:
+    sink = StdoutSink("out", StdoutSinkConfig(type="stdout"), _BrokenStream())
+    with pytest.raises(PermanentError, match="out"):
+        sink.send(make_event())
+
+
+def test_stdout_close_is_idempotent_and_final() -> None:
+    stream = io.StringIO()
+    sink = StdoutSink("out", StdoutSinkConfig(type="stdout"), stream)
+    sink.close()
+    sink.close()
+    assert not stream.closed  # the stream belongs to the caller
+    with pytest.raises(PermanentError, match="closed"):
+        sink.send(make_event())
+
+
+def test_unencodable_event_is_permanent() -> None:
+    event = make_event(changes=(Change("spec.huge", 1, 2**70),))
+    with pytest.raises(PermanentError, match="JSON"):
+        StdoutSink("out", StdoutSinkConfig(type="stdout"), io.StringIO()).send(event)
+
+
+# -- webhook over MockTransport ---------------------------------------------------------
+
+
+def test_webhook_posts_the_event_json_with_headers() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    event = make_event()
+    with mock_sink(handler, headers={"Authorization": f"Bearer {TOKEN}", "X-Team": "a"}) as sink:
+        sink.send(event)
+    (request,) = seen
+    assert request.method == "POST"
+    assert str(request.url) == "https://hooks.example/path/abc"
+    assert orjson.loads(request.content) == event.to_dict()
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == f"kubewatch/{kubewatch.__version__}"
+    assert request.headers[EVENT_ID_HEADER] == event.id
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["X-Team"] == "a"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    error: type[Exception] | None = None
+    retry_after: float | None = None
+
+
+HTTP_DATE_IN_90S = email.utils.formatdate(NOW + 90, usegmt=True)
+
+OUTCOMES = [
+    pytest.param(Outcome(200), id="200-ok"),
+    pytest.param(Outcome(202), id="202-ok"),
+    pytest.param(Outcome(204), id="204-ok"),
+    pytest.param(Outcome(429, error=RateLimited, retry_after=1.0), id="429-default-1s"),
+    pytest.param(Outcome(429, {"Retry-After": "7"}, RateLimited, 7.0), id="429-seconds"),
+    pytest.param(
+        Outcome(429, {"Retry-After": HTTP_DATE_IN_90S}, RateLimited, 90.0), id="429-http-date"
+    ),
+    pytest.param(
+        Outcome(429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, RateLimited, 0.0),
+        id="429-date-in-past",
+    ),
+    pytest.param(Outcome(429, {"Retry-After": "soon"}, RateLimited, 1.0), id="429-garbage"),
+    pytest.param(Outcome(503, {"Retry-After": "30"}, RateLimited, 30.0), id="503-retry-after"),
+    pytest.param(Outcome(503, error=RetryableError), id="503-plain"),
+    pytest.param(Outcome(500, error=RetryableError), id="500"),
+    pytest.param(Outcome(502, error=RetryableError), id="502"),
+    pytest.param(Outcome(504, error=RetryableError), id="504"),
+    pytest.param(Outcome(408, error=RetryableError), id="408-request-timeout"),
+    pytest.param(Outcome(425, error=RetryableError), id="425-too-early"),
+    pytest.param(Outcome(400, error=PermanentError), id="400"),
+    pytest.param(Outcome(401, error=PermanentError), id="401"),
+    pytest.param(Outcome(403, error=PermanentError), id="403"),
+    pytest.param(Outcome(404, error=PermanentError), id="404"),
+    pytest.param(Outcome(413, error=PermanentError), id="413"),
+    pytest.param(Outcome(422, error=PermanentError), id="422"),
+    pytest.param(Outcome(301, {"Location": "https://x/"}, PermanentError), id="301-not-followed"),
+]
+
+
+@pytest.mark.parametrize("case", OUTCOMES)
+def test_webhook_status_mapping(case: Outcome) -> None:
+    """Every status class lands on exactly the documented error type."""
+    sink = mock_sink(lambda _: httpx.Response(case.status, headers=case.headers, text="nope"))
+    if case.error is None:
+        sink.send(make_event())
+        return
+    with pytest.raises(case.error) as info:
+        sink.send(make_event())
+    assert type(info.value) is case.error  # a 503 without Retry-After is not RateLimited
+    assert f"HTTP {case.status}" in str(info.value)
+    assert "'hook'" in str(info.value)
+    if case.retry_after is not None:
+        assert isinstance(info.value, RateLimited)
+        assert info.value.retry_after == pytest.approx(case.retry_after)
+
+
+def test_permanent_error_carries_status_and_200_chars_of_body() -> None:
+    body = "x" * 199 + "END" + "y" * 5000
+    sink = mock_sink(lambda _: httpx.Response(400, text=body))
+    with pytest.raises(PermanentError) as info:
+        sink.send(make_event())
+    message = str(info.value)
+    assert "HTTP 400" in message
+    assert "x" * 199 + "E" in message
+    assert "ND" not in message
+    assert "y" not in message.split("HTTP 400")[1]
+
+
+def test_secrets_never_appear_in_errors() -> None:
+    """A receiver echoing the request (headers, URL) back cannot leak the token."""
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            401, text=f"bad {request.headers['Authorization']} for {request.url.path}"
+        )
+
+    url = f"https://hooks.example/services/{TOKEN}-path"
+    sink = mock_sink(echo, url=url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with pytest.raises(PermanentError) as info:
+        sink.send(make_event())
+    message = str(info.value)
+    assert TOKEN not in message
+    assert "services" not in message
+    assert "https://hooks.example" in message
+    assert "<redacted>" in message
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ConnectError("connection refused"),
+        httpx.ConnectTimeout("timed out"),
+        httpx.ReadTimeout("timed out"),
+        httpx.WriteTimeout("timed out"),
+        httpx.PoolTimeout("timed out"),
+        httpx.RemoteProtocolError("peer closed connection"),
+        httpx.ReadError("reset"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_transport_errors_are_retryable(exc: httpx.TransportError) -> None:
+    def fail(_: httpx.Request) -> httpx.Response:
+        raise exc
+
+    with pytest.raises(RetryableError) as info:
+        mock_sink(fail, headers={"Authorization": f"Bearer {TOKEN}"}).send(make_event())
+    assert not isinstance(info.value, RateLimited)
+    assert type(exc).__name__ in str(info.value)
+    assert TOKEN not in str(info.value)
+
+
+def test_webhook_close_is_idempotent_and_final() -> None:
+    sink = mock_sink(lambda _: httpx.Response(200))
+    sink.close()
+    sink.close()
+    with pytest.raises(PermanentError, match="closed"):
+        sink.send(make_event())
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(None, None, id="absent"),
+        pytest.param("0", 0.0, id="zero"),
+        pytest.param(" 12 ", 12.0, id="spaces"),
+        pytest.param("1.5", 1.5, id="fraction"),
+        pytest.param("-3", 0.0, id="negative"),
+        pytest.param("nan", None, id="nan"),
+        pytest.param("inf", None, id="inf"),
+        pytest.param(HTTP_DATE_IN_90S, 90.0, id="http-date"),
+        pytest.param("Sun, 06 Nov 1994 08:49:37 GMT", 0.0, id="past-date"),
+        pytest.param("tomorrow-ish", None, id="garbage"),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("kw", "path"),
+    [
+        pytest.param({"url": "ftp://x/"}, "sinks.hook.url", id="scheme"),
+        pytest.param({"url": "/relative"}, "sinks.hook.url", id="relative"),
+        pytest.param({"ca_file": "/nonexistent/ca.pem"}, "sinks.hook.caFile", id="ca-missing"),
+    ],
+)
+def test_webhook_config_mistakes_name_their_key(kw: dict[str, Any], path: str) -> None:
+    """The config model rejects these first; the sink still refuses an unvalidated config."""
+    fields: dict[str, Any] = {"type": "webhook", "url": "https://hooks.example/", **kw}
+    with pytest.raises(ConfigError) as info:
+        WebhookSink("hook", WebhookSinkConfig.model_construct(**fields))
+    assert info.value.path == path
+
+
+# -- webhook against real local servers -------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """A real HTTP(S) server on 127.0.0.1 recording each POST (headers, body)."""
+
+    server: ThreadingHTTPServer
+    scheme: str
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    status: int = 204
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"{self.scheme}://{host!s}:{port}/hook"
+
+
+def _serve(tls: ssl.SSLContext | None) -> Iterator[Receiver]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.received.append((dict(self.headers.items()), body))
+            self.send_response(state.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    state = Receiver(server, "https" if tls else "http")
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    yield from _serve(None)
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made with the openssl CLI."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+            "-subj", "/CN=kubewatch-test", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def tls_receiver(cert: tuple[Path, Path]) -> Iterator[Receiver]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*cert)
+    yield from _serve(context)
+
+
+def test_webhook_posts_to_a_real_server(receiver: Receiver) -> None:
+    event = make_event()
+    with WebhookSink("hook", webhook_config(receiver.url, headers={"X-Token": TOKEN})) as sink:
+        sink.send(event)
+        sink.send(make_event(rv="2"))
+    assert len(receiver.received) == 2
+    headers, body = receiver.received[0]
+    assert orjson.loads(body) == event.to_dict()
+    assert headers["Content-Type"] == "application/json"
+    assert headers[EVENT_ID_HEADER] == event.id
+    assert headers["X-Token"] == TOKEN
+
+
+def test_real_server_error_is_retryable(receiver: Receiver) -> None:
+    receiver.status = 500
+    with (
+        WebhookSink("hook", webhook_config(receiver.url)) as sink,
+        pytest.raises(RetryableError, match="HTTP 500"),
+    ):
+        sink.send(make_event())
+
+
+def test_connection_refused_is_retryable() -> None:
+    with socket.socket() as s:  # a port that was free a moment ago: nobody listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with (
+        WebhookSink("hook", webhook_config(f"http://127.0.0.1:{port}/", timeout=5)) as sink,
+        pytest.raises(RetryableError, match="ConnectError"),
+    ):
+        sink.send(make_event())
+
+
+def test_tls_verified_with_ca_file(tls_receiver: Receiver, cert: tuple[Path, Path]) -> None:
+    with WebhookSink("hook", webhook_config(tls_receiver.url, ca_file=str(cert[0]))) as sink:
+        sink.send(make_event())
+    assert len(tls_receiver.received) == 1
+
+
+def test_tls_untrusted_certificate_is_permanent(tls_receiver: Receiver) -> None:
+    """A wrong CA does not fix itself within a retry window: fail at once, say why."""
+    with (
+        WebhookSink("hook", webhook_config(tls_receiver.url)) as sink,
+        pytest.raises(PermanentError, match="certificate"),
+    ):
+        sink.send(make_event())
+    assert tls_receiver.received == []
+
+
+def test_tls_insecure_skip_verify(tls_receiver: Receiver) -> None:
+    with WebhookSink("hook", webhook_config(tls_receiver.url, insecure_skip_verify=True)) as sink:
+        sink.send(make_event())
+    assert len(tls_receiver.received) == 1
