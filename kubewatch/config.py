@@ -29,6 +29,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -40,19 +41,26 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
+from kubewatch.diff import compile_paths
 from kubewatch.errors import ConfigError, ConfigErrors
+from kubewatch.patterns import PatternError, compile_name, parse_selector
 
 __all__ = [
     "ALL_EVENTS",
     "SINK_TYPES",
     "Config",
     "DeliveryConfig",
+    "DigestConfig",
     "EventName",
+    "MatchConfig",
+    "NamesConfig",
     "NamespacesConfig",
     "ResourceConfig",
     "RetryConfig",
+    "RouteConfig",
     "SinkConfig",
     "StdoutSinkConfig",
+    "UpdatesConfig",
     "WatchConfig",
     "WebhookSinkConfig",
     "format_errors",
@@ -127,7 +135,84 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _namespace_pattern(value: str) -> str:
+    """A namespace name (a DNS label), a glob (``team-*``) or a ``/regex/``."""
+    try:
+        compiled = compile_name(value)
+    except PatternError as e:
+        raise _fail(str(e), value=repr(value)) from None
+    return _dns_label(value) if isinstance(compiled, str) else value
+
+
+def _name_pattern(value: str) -> str:
+    """An object name, a glob or a ``/regex/``."""
+    try:
+        compile_name(value)
+    except PatternError as e:
+        raise _fail(str(e), value=repr(value)) from None
+    return value
+
+
+def _selector(value: str) -> str:
+    """Kubernetes label selector syntax, checked now rather than failing every match."""
+    try:
+        parse_selector(value)
+    except PatternError as e:
+        raise _fail(str(e), value=repr(value)) from None
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise _fail(f"invalid regular expression {value!r}: {e}", value=repr(value)) from None
+    return value
+
+
+def _path_pattern(value: str) -> str:
+    """An object path pattern (``spec.template.**``, ``metadata.labels.*``)."""
+    try:
+        compile_paths([value])
+    except (ValueError, TypeError) as e:
+        raise _fail(str(e), value=repr(value)) from None
+    return value
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration(value: Any) -> Any:
+    """Seconds as a number, or a Go-style duration string: ``30s``, ``10m``, ``1h30m``."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise _fail(
+            f"{value!r} is not a duration (seconds, or e.g. '30s', '10m', '1h30m')",
+            value=repr(value),
+        )
+    return total
+
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+NamespacePattern = Annotated[str, AfterValidator(_namespace_pattern)]
+NamePattern = Annotated[str, AfterValidator(_name_pattern)]
+Selector = Annotated[str, AfterValidator(_selector)]
+Regex = Annotated[str, AfterValidator(_regex)]
+PathPattern = Annotated[str, AfterValidator(_path_pattern)]
+Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 SinkName = Annotated[str, AfterValidator(_sink_name)]
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
@@ -145,10 +230,11 @@ class _Model(BaseModel):
 class NamespacesConfig(_Model):
     """Which namespaces to watch. An empty ``include`` means every namespace."""
 
-    include: tuple[DnsLabel, ...] = ()
-    """Watch only these namespaces (one watch per namespace and resource)."""
-    exclude: tuple[DnsLabel, ...] = ()
-    """Never report objects in these namespaces (filtered server-side)."""
+    include: tuple[NamespacePattern, ...] = ()
+    """Only these namespaces: names, globs (``team-*``) or ``/regex/``. Plain names get one
+    watch each; any pattern means one cluster-wide watch filtered by kubewatch."""
+    exclude: tuple[NamespacePattern, ...] = ()
+    """Never these: plain names are filtered by the API server, patterns by kubewatch."""
 
     @model_validator(mode="after")
     def _no_overlap(self) -> NamespacesConfig:
@@ -173,6 +259,22 @@ class NamespacesConfig(_Model):
         return self
 
 
+class NamesConfig(_Model):
+    """Object names to report: names, globs or ``/regex/``."""
+
+    include: tuple[NamePattern, ...] = ()
+    exclude: tuple[NamePattern, ...] = ()
+
+
+class UpdatesConfig(_Model):
+    """Which changes make an update worth reporting."""
+
+    watch: tuple[PathPattern, ...] = ()
+    """When set, only changes at or below these paths count (``spec.template.**``)."""
+    ignore: tuple[PathPattern, ...] = ()
+    """Added to the default ignore list (status, resourceVersion, managedFields, …)."""
+
+
 class ResourceConfig(_Model):
     """One watched resource: a kind, plural, short name, ``kind.group`` or apiVersion + kind."""
 
@@ -183,6 +285,29 @@ class ResourceConfig(_Model):
     field_selector: str | None = None
     notify_existing: bool = False
     """Report objects that already exist at start as creates (default: only new ones)."""
+    namespaces: NamespacesConfig | None = None
+    """Narrows the global ``namespaces`` for this resource (both must admit an object)."""
+    namespace_selector: Selector | None = None
+    """Only objects in namespaces whose labels match (with the global one, if any)."""
+    labels: Selector | None = None
+    """Client-side label selector on the object (unlike ``labelSelector``, it also sees
+    objects leave the selection: their delete is reported)."""
+    annotations: Selector | None = None
+    """Selector syntax applied to the object's annotations."""
+    names: NamesConfig | None = None
+    updates: UpdatesConfig = UpdatesConfig()
+    # Kubernetes Events (kind: Event) only:
+    types: tuple[Literal["Normal", "Warning"], ...] | None = None
+    """Event ``type``s to report (default: all)."""
+    reasons: tuple[Regex, ...] | None = None
+    """Event reasons: names or regular expressions, matched against the whole reason."""
+    message: Regex | None = None
+    """Regular expression searched in the Event's message."""
+    involved_kinds: tuple[NonBlank, ...] | None = None
+    """Kinds of the involved object (``Pod``, ``Node``)."""
+    repeat_window: Duration = 600.0
+    """A repeating Event (same involved object and reason) is reported at most once per
+    window, with its current count."""
 
     @field_validator("api_version")
     @classmethod
@@ -213,12 +338,25 @@ class ResourceConfig(_Model):
         return value
 
 
+class DigestConfig(_Model):
+    """Burst digests: beyond ``threshold`` events within ``window``, one summary instead."""
+
+    threshold: int = Field(ge=1)
+    """Events per window sent one by one; the rest of the window becomes one digest."""
+    window: Duration = 10.0
+    """Seconds (or ``10s``, ``1m``) over which events are counted and then summarized."""
+
+
 class StdoutSinkConfig(_Model):
     """Print events to standard output."""
 
     type: Literal["stdout"]
     format: Literal["json", "text"] = "json"
     """``json``: one event JSON per line; ``text``: one human line per event."""
+    template: str | None = None
+    """Jinja2 text for ``format: text`` (default: time and summary)."""
+    digest: DigestConfig | None = None
+    """Off unless set."""
 
 
 class WebhookSinkConfig(_Model):
@@ -238,6 +376,12 @@ class WebhookSinkConfig(_Model):
     """
     insecure_skip_verify: bool = False
     """Turn TLS verification off. For tests only."""
+    body_template: str | None = None
+    """Jinja2 template of the request body (JSON); default: the event JSON."""
+    markup: Literal["none", "slack", "markdown", "html"] = "none"
+    """Markup of the receiver: text from cluster objects is escaped for it in templates."""
+    digest: DigestConfig | None = None
+    """Off unless set."""
 
     @field_validator("url")
     @classmethod
@@ -315,6 +459,36 @@ class WebhookSinkConfig(_Model):
 SinkConfig = Annotated[StdoutSinkConfig | WebhookSinkConfig, Field(discriminator="type")]
 
 
+class MatchConfig(_Model):
+    """Conditions on an event; all given keys must hold, each list is any-of."""
+
+    kinds: tuple[NonBlank, ...] | None = None
+    namespaces: tuple[NamespacePattern, ...] | None = None
+    names: tuple[NamePattern, ...] | None = None
+    types: tuple[EventName, ...] | None = None
+    labels: Selector | None = None
+    reasons: tuple[Regex, ...] | None = None
+    """Kubernetes Events only: reasons, names or regular expressions (whole reason)."""
+    changed: tuple[PathPattern, ...] | None = None
+    """Updates only: at least one changed path at or below one of these."""
+
+
+class RouteConfig(_Model):
+    """Events matching ``match`` (all events when absent) go to ``sinks``."""
+
+    match: MatchConfig | None = None
+    sinks: tuple[SinkName, ...]
+    stop: bool = False
+    """Do not evaluate later routes for an event this route matched."""
+
+    @field_validator("sinks")
+    @classmethod
+    def _some_sinks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise _fail("at least one sink is required")
+        return value
+
+
 class RetryConfig(_Model):
     attempts: int = Field(5, ge=1, le=100)
     """Attempts per event and sink, the first included."""
@@ -353,8 +527,48 @@ class Config(_Model):
     resources: tuple[ResourceConfig, ...]
     """At least one (checked by a validator: ``min_length`` misfires when an item fails)."""
     sinks: dict[SinkName, SinkConfig]
+    namespace_selector: Selector | None = None
+    """Only objects in namespaces whose labels match (kept current by a Namespace watch)."""
+    drop: tuple[MatchConfig, ...] = ()
+    """Evaluated first: an event matching any entry is discarded."""
+    routes: tuple[RouteConfig, ...] = ()
+    """In order; without routes every event goes to every sink."""
     delivery: DeliveryConfig = DeliveryConfig()
     watch: WatchConfig = WatchConfig()
+
+    @field_validator("drop")
+    @classmethod
+    def _drop_not_everything(cls, value: tuple[MatchConfig, ...]) -> tuple[MatchConfig, ...]:
+        """An empty match drops every event: never what was meant."""
+        _fail_at(
+            "drop",
+            [
+                ((i,), None, _fail("an empty match would drop every event"))
+                for i, m in enumerate(value)
+                if not m.model_fields_set
+            ],
+        )
+        return value
+
+    @model_validator(mode="after")
+    def _routes_name_sinks(self) -> Config:
+        """A route to a sink that does not exist would lose events silently."""
+        errors: _Problems = []
+        for i, route in enumerate(self.routes):
+            for j, name in enumerate(route.sinks):
+                if name not in self.sinks:
+                    close = difflib.get_close_matches(name, list(self.sinks), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    known = ", ".join(self.sinks)
+                    errors.append(
+                        (
+                            ("routes", i, "sinks", j),
+                            name,
+                            _fail(f"unknown sink {name!r}{hint}; sinks: {known}", value=repr(name)),
+                        )
+                    )
+        _fail_at("Config", errors)
+        return self
 
     @field_validator("resources")
     @classmethod
@@ -362,15 +576,12 @@ class Config(_Model):
         """Two identical watches would report every change twice."""
         if not value:
             raise _fail("at least one resource is required")
-        first: dict[tuple[str | None, ...], int] = {}
+        first: dict[str, int] = {}
         errors: _Problems = []
         for i, r in enumerate(value):
-            key = (r.kind, r.api_version, r.label_selector, r.field_selector)
+            key = json.dumps(r.model_dump(mode="json"), sort_keys=True)
             if key in first:
-                msg = (
-                    f"duplicate of resources[{first[key]}] "
-                    "(same kind, apiVersion, labelSelector and fieldSelector)"
-                )
+                msg = f"duplicate of resources[{first[key]}] (every key the same)"
                 errors.append(((i,), None, _fail(msg)))
             else:
                 first[key] = i
