@@ -45,6 +45,61 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class InvolvedObject:
+    """The object a Kubernetes Event is about."""
+
+    kind: str
+    namespace: str | None
+    name: str
+    uid: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name, "uid": self.uid}
+
+
+@dataclass(frozen=True, slots=True)
+class KubeEventInfo:
+    """What a Kubernetes Event (``kind: Event``) says, for events that report one."""
+
+    type: str
+    """``Normal`` or ``Warning``."""
+    reason: str
+    message: str
+    count: int
+    """Occurrences so far, as the Event counts them (1 for a new Event)."""
+    involved: InvolvedObject
+    source: str = ""
+    """The component that reported it (``kubelet``, ``default-scheduler``)."""
+    first_seen: str | None = None
+    last_seen: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "reason": self.reason,
+            "message": self.message,
+            "count": self.count,
+            "involvedObject": self.involved.to_dict(),
+            "source": self.source,
+            "firstSeen": self.first_seen,
+            "lastSeen": self.last_seen,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DigestInfo:
+    """A burst summarized: the events this one digest stands for."""
+
+    count: int
+    ids: tuple[str, ...]
+    names: tuple[str, ...]
+    """``namespace/name`` (or ``name``) of each object, in arrival order."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "ids": list(self.ids), "names": list(self.names)}
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One create, update or delete of one Kubernetes object, ready for any sink."""
 
@@ -65,11 +120,23 @@ class Event:
     final_state_unknown: bool = False
     """Only for deletes seen through a relist: the object is gone, its last known state
     is what kubewatch had cached (client-go's ``DeletedFinalStateUnknown``)."""
+    k8s_event: KubeEventInfo | None = None
+    """Set when the object is a Kubernetes Event reported as an alert."""
+    digest: DigestInfo | None = None
+    """Set on a burst digest: this one event stands for ``digest.count`` events of
+    ``type`` and ``kind`` (in ``namespace`` when they share one); ``name`` is empty."""
 
     @property
     def id(self) -> str:
-        """Stable across restarts and replicas: the same change always has the same id."""
-        raw = f"{self.uid}/{self.resource_version}/{self.type.value}".encode()
+        """Stable across restarts and replicas: the same change always has the same id.
+        A Kubernetes Event's count is part of it (each repetition is its own alert); a
+        digest's id derives from the ids it stands for."""
+        if self.digest is not None:
+            raw = "/".join(self.digest.ids).encode()
+        elif self.k8s_event is not None:
+            raw = f"{self.uid}/{self.k8s_event.count}/{self.type.value}".encode()
+        else:
+            raw = f"{self.uid}/{self.resource_version}/{self.type.value}".encode()
         return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
     @property
@@ -95,5 +162,7 @@ class Event:
             "labels": self.labels,
             "changes": [c.to_dict() for c in self.changes],
             "finalStateUnknown": self.final_state_unknown,
+            "k8sEvent": self.k8s_event.to_dict() if self.k8s_event else None,
+            "digest": self.digest.to_dict() if self.digest else None,
             "summary": self.summary,
         }

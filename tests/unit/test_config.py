@@ -305,7 +305,7 @@ ONE_ERROR = [
         id="api-version-shape",
     ),
     pytest.param(
-        "resources: [{kind: Pod}, {kind: Pod, events: [create]}]\n" + OUT,
+        "resources: [{kind: Pod, events: [create]}, {kind: Pod, events: [create]}]\n" + OUT,
         "resources[1]",
         "duplicate of resources[0]",
         id="resource-duplicate",

@@ -47,6 +47,8 @@ CONTRACT_FIELDS = {
     "labels",
     "changes",
     "finalStateUnknown",
+    "k8sEvent",
+    "digest",
     "summary",
 }
 
