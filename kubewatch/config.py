@@ -472,6 +472,19 @@ class MatchConfig(_Model):
     changed: tuple[PathPattern, ...] | None = None
     """Updates only: at least one changed path at or below one of these."""
 
+    @model_validator(mode="after")
+    def _no_empty_lists(self) -> MatchConfig:
+        """An empty list would match nothing: a route that never fires, silently."""
+        _fail_at(
+            "MatchConfig",
+            [
+                ((field.alias or name,), [], _fail("must not be empty (leave the key out)"))
+                for name, field in type(self).model_fields.items()
+                if getattr(self, name) == ()
+            ],
+        )
+        return self
+
 
 class RouteConfig(_Model):
     """Events matching ``match`` (all events when absent) go to ``sinks``."""
