@@ -1,10 +1,11 @@
-"""The application: wires config → cluster → informers → events → delivery → sinks.
+"""The application: wires config → cluster → informers → events → routing → delivery → sinks.
 
-It owns the lifecycle. ``App.plan`` resolves every configured resource before anything
-starts (a mistake is a :class:`~kubewatch.errors.ConfigErrors`, nothing runs); ``start``
-opens the sinks and the watches; ``stop`` ends the watches first, then drains what is
-queued within ``delivery.drainTimeout``. Resources whose CRD is not installed yet are
-re-checked through discovery every ``watch.discoveryInterval`` and watched once they appear.
+It owns the lifecycle. :func:`~kubewatch.plan.resolve_resources` resolves every resource
+and ``App(...)`` compiles sinks, templates and routes before anything starts (a mistake is
+a :class:`~kubewatch.errors.ConfigErrors`, nothing runs); ``start`` opens the watches;
+``stop`` ends the watches first, then drains what is queued within
+``delivery.drainTimeout``. Resources whose CRD is not installed yet are re-checked through
+discovery every ``watch.discoveryInterval`` and watched once they appear.
 """
 
 from __future__ import annotations
@@ -12,129 +13,58 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections import defaultdict
+from datetime import datetime, timezone
 
 from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ListWatch, Query
-from kubewatch.cluster.discovery import NotInstalled, ResourceTable, ResourceType
-from kubewatch.config import Config, EventName, ResourceConfig
+from kubewatch.cluster.discovery import ResourceTable
+from kubewatch.config import Config, ResourceConfig
 from kubewatch.delivery import Dispatcher
 from kubewatch.errors import ApiError, ConfigError, ConfigErrors, ResolveError
 from kubewatch.events import Event
-from kubewatch.informer import (
-    DeletedFinalStateUnknown,
-    ReflectorSettings,
-    SharedInformer,
-)
-from kubewatch.normalize import EventBuilder, ResourceInfo, compact
-from kubewatch.sinks import build_sink
+from kubewatch.informer import ReflectorSettings, SharedInformer
+from kubewatch.kevents import KubeEventAlerts
+from kubewatch.normalize import EventBuilder, ResourceInfo, compact, update_trees
+from kubewatch.pipeline import EntryHandler, Fanout
+from kubewatch.plan import Plan, WatchPlan, describe_scope, plan_watch, resolve_resources
+from kubewatch.routing import NamespaceLabels, ObjectFilter, Router
+from kubewatch.sinks import Sink, build_sink
 
 log = logging.getLogger(__name__)
 
+NAMESPACE_SYNC_TIMEOUT = 30.0
+"""Seconds to wait for the Namespace watch before the others start: namespace selectors
+need the labels, and a resource watch that starts first would misjudge early objects."""
 
-@dataclass(frozen=True, slots=True)
-class WatchPlan:
-    """One configured resource, resolved: what to watch and how to report it."""
-
-    index: int
-    config: ResourceConfig
-    resource: ResourceType
-    namespaces: tuple[str | None, ...]
-    """``(None,)`` for one cluster-wide watch, else one watch per included namespace."""
-    field_selector: str | None
-    """The user's field selector plus ``metadata.namespace!=X`` for each excluded namespace."""
+InformerKey = tuple[str, str | None, str | None]
+"""(collection path, label selector, field selector): one informer each."""
 
 
-@dataclass(slots=True)
-class Plan:
-    """Every configured resource, resolved or waiting for its CRD."""
-
-    watches: list[WatchPlan] = field(default_factory=list)
-    pending: list[tuple[int, ResourceConfig]] = field(default_factory=list)
-
-
-def resolve_resources(config: Config, table: ResourceTable) -> Plan:
-    """Resolve every ``resources[i]``; collect all mistakes into one ConfigErrors."""
-    plan = Plan()
+def build_sinks(config: Config) -> dict[str, Sink]:
+    """Every configured sink, templates compiled; ConfigErrors lists every bad one."""
+    sinks: dict[str, Sink] = {}
     errors: list[ConfigError] = []
-    for index, rc in enumerate(config.resources):
+    for name, sink_config in config.sinks.items():
         try:
-            resource = table.resolve(rc.kind, rc.api_version)
-        except NotInstalled as e:
-            log.warning("resources[%d]: %s; watching it once it is installed", index, e)
-            plan.pending.append((index, rc))
-            continue
-        except ResolveError as e:
-            errors.append(ConfigError(f"resources[{index}].kind", str(e)))
-            continue
-        plan.watches.append(plan_watch(config, index, rc, resource))
+            sinks[name] = build_sink(name, sink_config)
+        except ConfigErrors as e:
+            errors.extend(e.errors)
     if errors:
+        for sink in sinks.values():
+            sink.close()
         raise ConfigErrors(errors)
-    return plan
+    return sinks
 
 
-def plan_watch(config: Config, index: int, rc: ResourceConfig, resource: ResourceType) -> WatchPlan:
-    ns = config.namespaces
-    selectors = [rc.field_selector] if rc.field_selector else []
-    namespaces: tuple[str | None, ...] = (None,)
-    if resource.namespaced:
-        if ns.include:
-            namespaces = tuple(ns.include)
-        else:
-            # Excluded namespaces are filtered by the server: their objects never arrive.
-            selectors += [f"metadata.namespace!={name}" for name in ns.exclude]
-    return WatchPlan(index, rc, resource, namespaces, ",".join(selectors) or None)
-
-
-class ResourceHandler:
-    """Informer callbacks for one configured resource → events → the dispatcher."""
-
-    def __init__(
-        self,
-        builder: EventBuilder,
-        events: Iterable[EventName],
-        notify_existing: bool,
-        dispatcher: Dispatcher,
-    ) -> None:
-        self._builder = builder
-        self._events = frozenset(events)
-        self._notify_existing = notify_existing
-        self._dispatcher = dispatcher
-
-    def _submit(self, event: Event | None) -> None:
-        if event is not None:
-            self._dispatcher.submit(event)
-
-    def on_add(self, obj: dict[str, Any], is_initial_list: bool) -> None:
-        if "create" in self._events and (self._notify_existing or not is_initial_list):
-            self._submit(self._builder.created(obj))
-
-    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        if "update" in self._events:
-            self._submit(self._builder.updated(old, new))
-
-    def on_delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
-        if "delete" not in self._events:
-            return
-        if isinstance(obj, DeletedFinalStateUnknown):
-            self._submit(self._builder.deleted(obj.obj, final_state_unknown=True))
-        else:
-            self._submit(self._builder.deleted(obj))
-
-
-def describe_scope(plan: WatchPlan, namespace: str | None) -> str:
-    where = f"in {namespace}" if namespace else "cluster-wide"
-    parts = [plan.resource.group_resource, where]
-    if plan.config.label_selector:
-        parts.append(f"labels {plan.config.label_selector}")
-    if plan.field_selector:
-        parts.append(f"fields {plan.field_selector}")
-    return " ".join(parts)
+def check_config(config: Config) -> None:
+    """What can be checked without a cluster beyond the model: templates and routes."""
+    for sink in build_sinks(config).values():
+        sink.close()
+    Router.build(config)
 
 
 class App:
-    """A running kubewatch: informers feeding one dispatcher."""
+    """A running kubewatch: informers feeding one router and one dispatcher."""
 
     def __init__(self, config: Config, client: ClusterClient, plan: Plan) -> None:
         self.config = config
@@ -146,11 +76,16 @@ class App:
             server_timeout=config.watch.server_timeout,
             read_timeout=config.watch.read_timeout,
         )
+        self.router = Router.build(config)
+        self.namespace_labels = NamespaceLabels()
         self.dispatcher = Dispatcher(
-            {name: build_sink(name, sc) for name, sc in config.sinks.items()}, config.delivery
+            build_sinks(config),
+            config.delivery,
+            digests={name: sc.digest for name, sc in config.sinks.items()},
         )
-        # One informer per (resource, namespace scope, selectors), shared by handlers.
-        self.informers: dict[tuple[str, str | None, str | None], SharedInformer] = {}
+        self.started_at = datetime.now(timezone.utc)
+        self.informers: dict[InformerKey, SharedInformer] = {}
+        self._namespace_informer: SharedInformer | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._discovery_thread: threading.Thread | None = None
@@ -165,8 +100,7 @@ class App:
 
     def start(self) -> None:
         self.dispatcher.start()
-        for watch in self._plan.watches:
-            self._start_watch(watch)
+        self._start_watches(self._plan.watches)
         if self._plan.pending:
             self._discovery_thread = threading.Thread(
                 target=self._discover_pending, name="kubewatch-discovery", daemon=True
@@ -184,6 +118,8 @@ class App:
         self._stopping.set()
         with self._lock:
             informers = list(self.informers.values())
+            if self._namespace_informer is not None:
+                informers.append(self._namespace_informer)
         for informer in informers:
             informer.reflector.stop()
         for informer in informers:
@@ -191,49 +127,110 @@ class App:
         drained = self.dispatcher.close(self.config.delivery.drain_timeout)
         for name, stats in self.dispatcher.stats().items():
             log.info(
-                "sink %s: delivered %d, failed %d, retried %d, dropped %d",
+                "sink %s: delivered %d, failed %d, retried %d, dropped %d, digested %d",
                 name,
                 stats.delivered,
                 stats.failed,
                 stats.retried,
                 stats.dropped,
+                stats.digested,
             )
         self.client.close()
         return drained
 
+    # -- the per-event path ---------------------------------------------------------------
+
+    def deliver(self, event: Event) -> None:
+        """Route one event and hand it to the dispatcher (never blocks)."""
+        sinks = self.router.route(event)
+        if sinks:
+            self.dispatcher.submit(event, sinks)
+
     # -- watches --------------------------------------------------------------------------
 
-    def _start_watch(self, watch: WatchPlan) -> None:
+    def _entry(self, watch: WatchPlan) -> tuple[EntryHandler, bool]:
+        """The handler of one resource entry, and whether it needs namespace labels."""
         rc, resource = watch.config, watch.resource
         info = ResourceInfo(resource.kind, resource.api_version, resource.group_resource)
-        handler = ResourceHandler(
-            EventBuilder(self.cluster, info), rc.events, rc.notify_existing, self.dispatcher
+        ignore, only = update_trees(rc.updates)
+        builder = EventBuilder(self.cluster, info, ignore=ignore, only=only)
+        object_filter = ObjectFilter.build(self.config, rc, self.namespace_labels)
+        alerts = (
+            KubeEventAlerts(self.cluster, info, rc, started_at=self.started_at)
+            if watch.is_kube_event
+            else None
         )
-        query = Query(rc.label_selector, watch.field_selector)
-        for namespace in watch.namespaces:
-            key = (resource.path(namespace), query.label_selector, query.field_selector)
+        return EntryHandler(
+            rc, builder, object_filter, alerts
+        ), object_filter.needs_namespace_labels
+
+    def _start_watches(self, watches: list[WatchPlan]) -> None:
+        """Group entries by informer (handlers are fixed before an informer starts)."""
+        groups: dict[InformerKey, list[EntryHandler]] = defaultdict(list)
+        firsts: dict[InformerKey, tuple[WatchPlan, str | None]] = {}
+        needs_labels = False
+        for watch in watches:
+            entry, needs = self._entry(watch)
+            needs_labels |= needs
+            query = Query(watch.config.label_selector, watch.field_selector)
+            for namespace in watch.namespaces:
+                key = (watch.resource.path(namespace), query.label_selector, query.field_selector)
+                groups[key].append(entry)
+                firsts.setdefault(key, (watch, namespace))
+        if needs_labels:
+            self._start_namespace_watch()
+        for key, entries in groups.items():
+            watch, namespace = firsts[key]
             with self._lock:
                 if self._stopping.is_set():
                     return
-                informer = self.informers.get(key)
-                if informer is None:
-                    informer = SharedInformer(
-                        describe_scope(watch, namespace),
-                        ListWatch(self.client, key[0], query, self._settings.read_timeout),
-                        kind=resource.kind,
-                        api_version=resource.api_version,
-                        settings=self._settings,
-                        transform=compact,
-                        rng=self._rng,
-                    )
-                    self.informers[key] = informer
-                    informer.add_handler(handler)
-                    log.info("watching %s", informer.name)
-                    informer.start()
-                else:
+                if key in self.informers:
                     log.warning(
-                        "resources[%d] repeats %s after it started; ignored", watch.index, key
+                        "resources[%d]: %s is already watched; entries added later are ignored",
+                        watch.index,
+                        describe_scope(watch, namespace),
                     )
+                    continue
+                informer = self._informer(key, describe_scope(watch, namespace), watch)
+                informer.add_handler(Fanout(entries, self.deliver))
+                self.informers[key] = informer
+            log.info("watching %s", informer.name)
+            informer.start()
+
+    def _informer(self, key: InformerKey, name: str, watch: WatchPlan) -> SharedInformer:
+        query = Query(key[1], key[2])
+        return SharedInformer(
+            name,
+            ListWatch(self.client, key[0], query, self._settings.read_timeout),
+            kind=watch.resource.kind,
+            api_version=watch.resource.api_version,
+            settings=self._settings,
+            transform=compact,
+            rng=self._rng,
+        )
+
+    def _start_namespace_watch(self) -> None:
+        with self._lock:
+            if self._namespace_informer is not None or self._plan.namespaces is None:
+                return
+            resource = self._plan.namespaces
+            informer = SharedInformer(
+                "namespaces (for namespace selectors)",
+                ListWatch(self.client, resource.path(), Query(), self._settings.read_timeout),
+                kind=resource.kind,
+                api_version=resource.api_version,
+                settings=self._settings,
+                transform=compact,
+                rng=self._rng,
+            )
+            informer.add_handler(self.namespace_labels)
+            self._namespace_informer = informer
+        informer.start()
+        if not informer.wait_for_sync(NAMESPACE_SYNC_TIMEOUT):
+            log.warning(
+                "namespaces not listed within %.0fs; namespace selectors admit nothing until then",
+                NAMESPACE_SYNC_TIMEOUT,
+            )
 
     def _discover_pending(self) -> None:
         pending = list(self._plan.pending)
@@ -244,12 +241,17 @@ class App:
                 log.warning("discovery failed: %s; trying again later", e)
                 continue
             still: list[tuple[int, ResourceConfig]] = []
+            found: list[WatchPlan] = []
             for index, rc in pending:
                 try:
                     resource = table.resolve(rc.kind, rc.api_version)
+                    found.append(plan_watch(self.config, index, rc, resource))
                 except ResolveError:
                     still.append((index, rc))
+                except ConfigError as e:
+                    log.error("%s; not watched", e)
                     continue
-                log.info("resources[%d]: %s is now served", index, resource.group_resource)
-                self._start_watch(plan_watch(self.config, index, rc, resource))
+                else:
+                    log.info("resources[%d]: %s is now served", index, resource.group_resource)
+            self._start_watches(found)
             pending = still
