@@ -1,7 +1,10 @@
 """Time kubewatch.diff on two ~5 KiB Pods, as the informer hands them over (orjson dicts).
 
 Cases: one changed field (a container image) and identical content parsed twice (the
-common "nothing we care about changed" update), both with DEFAULT_IGNORE_TREE.
+common "nothing we care about changed" update), both with DEFAULT_IGNORE_TREE; the same
+two with ``only`` set to a typical ``updates.watch`` list (ONLY), plus a container change
+outside it; a status-only update (the most common one) with and without ``only``; and
+``path_matches`` of the changed path against ONLY.
 
     python bench/diff_bench.py
 
@@ -15,10 +18,13 @@ from typing import Any
 
 import orjson
 
-from kubewatch.diff import DEFAULT_IGNORE_TREE, diff
+from kubewatch.diff import DEFAULT_IGNORE_TREE, PathTree, compile_paths, diff, path_matches
 
 REPEAT = 7
 """Best of several runs: the minimum is the least noisy estimate of the cost."""
+
+ONLY = compile_paths(["spec.containers[*].image", "metadata.labels.*", "spec.nodeName"])
+"""A typical per-resource ``updates.watch`` list."""
 
 
 def make_pod() -> dict[str, Any]:
@@ -170,8 +176,12 @@ def make_pod() -> dict[str, Any]:
     }
 
 
-def per_call_us(old: dict[str, Any], new: dict[str, Any]) -> float:
-    timer = timeit.Timer(lambda: diff(old, new, DEFAULT_IGNORE_TREE))
+def per_call_us(old: dict[str, Any], new: dict[str, Any], only: PathTree | None = None) -> float:
+    return _best_us(lambda: diff(old, new, DEFAULT_IGNORE_TREE, only=only))
+
+
+def _best_us(call: Any) -> float:
+    timer = timeit.Timer(call)
     number, _ = timer.autorange()
     return min(timer.repeat(REPEAT, number)) / number * 1e6
 
@@ -186,12 +196,34 @@ def main() -> None:
     found = diff(old, changed, DEFAULT_IGNORE_TREE)
     assert [c.path for c in found] == ["spec.containers[web].image"], found
     assert diff(old, same, DEFAULT_IGNORE_TREE) == []
+    assert diff(old, changed, DEFAULT_IGNORE_TREE, only=ONLY) == found
+    assert diff(old, same, DEFAULT_IGNORE_TREE, only=ONLY) == []
+    unwatched = orjson.loads(raw)
+    unwatched["spec"]["containers"][0]["args"].append("--verbose")
+    assert diff(old, unwatched, DEFAULT_IGNORE_TREE, only=ONLY) == []
+    status = orjson.loads(raw)  # the most common update: a controller writes status
+    status["metadata"]["resourceVersion"] = "123456790"
+    status["status"]["conditions"][1]["lastTransitionTime"] = "2026-11-26T22:11:02Z"
+    assert diff(old, status, DEFAULT_IGNORE_TREE) == []
+    assert diff(old, status, DEFAULT_IGNORE_TREE, only=ONLY) == []
+    assert path_matches(found[0].path, ONLY)
 
     changed_us = per_call_us(old, changed)
     identical_us = per_call_us(old, same)
+    only_changed_us = per_call_us(old, changed, ONLY)
+    only_identical_us = per_call_us(old, same, ONLY)
+    only_unwatched_us = per_call_us(old, unwatched, ONLY)
+    status_us = per_call_us(old, status)
+    only_status_us = per_call_us(old, status, ONLY)
+    matches_us = _best_us(lambda: path_matches("spec.containers[web].image", ONLY))
     print(f"pod size: {len(raw)} bytes of JSON")
     print(f"changed (one container image): {changed_us:.2f} us/pair")
     print(f"identical content, distinct objects: {identical_us:.2f} us/pair")
+    print(f"only, changed (watched image): {only_changed_us:.2f} us/pair")
+    print(f"only, identical content: {only_identical_us:.2f} us/pair")
+    print(f"only, changed outside watched paths: {only_unwatched_us:.2f} us/pair")
+    print(f"status-only update: {status_us:.2f} us/pair, with only: {only_status_us:.2f}")
+    print(f"path_matches (cached parse): {matches_us:.3f} us/call")
     print(f"RESULT diff_us_per_pair={changed_us:.2f}")
 
 

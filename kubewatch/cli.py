@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from types import FrameType
 
 from kubewatch._version import __version__
-from kubewatch.app import App, Plan, describe_scope
+from kubewatch.app import App, check_config
 from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ClusterConfigError, Query
 from kubewatch.config import Config, format_errors, load_config
 from kubewatch.errors import ApiError, ConfigErrors
+from kubewatch.plan import Plan, describe_scope
 
 log = logging.getLogger("kubewatch")
 
@@ -89,14 +90,20 @@ def _setup_logging(level: str) -> None:
     logging.Formatter.converter = time.gmtime
     # urllib3 warns about every discarded pooled connection; our own lines say what matters.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # httpx logs every request at INFO; sinks log what matters (failures, retries).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def _load(path: str) -> Config | None:
+    """The config, checked as far as possible without a cluster (templates, routes)."""
     try:
-        return load_config(path)
+        config = load_config(path)
+        check_config(config)
     except ConfigErrors as e:
         print(format_errors(e, path), file=sys.stderr)
         return None
+    return config
 
 
 # -- run -----------------------------------------------------------------------------------
@@ -126,7 +133,12 @@ def run(args: argparse.Namespace) -> int:
     if plan is None:
         client.close()
         return EXIT_CONFIG if not stop.is_set() else EXIT_OK
-    app = App(config, client, plan)
+    try:
+        app = App(config, client, plan)
+    except ConfigErrors as e:
+        print(format_errors(e, args.config), file=sys.stderr)
+        client.close()
+        return EXIT_CONFIG
     for watch in plan.watches:
         log.info(
             "resources[%d]: %s resolved to %s %s (%s)",

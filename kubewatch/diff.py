@@ -29,15 +29,27 @@ Values
     :class:`~kubewatch.events.Change` values are the caller's own objects, not copies, except
     where ignored parts were pruned or secret parts redacted (see :func:`diff`). Nobody may
     mutate them: they are shared with the informer's store.
+
+Watched paths
+    ``diff(..., only=tree)`` reports only what changed at or below the watched paths (a
+    resource's ``updates.watch`` list), narrowing changes that sit above them; see
+    :func:`diff`. :func:`path_matches` answers the same question for one reported path.
+
+Rendering
+    :func:`shorten` / :func:`shorten_change` cut long values for messages; never applied by
+    :func:`diff` itself, whose values stay whole.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 from collections.abc import Iterable
 from typing import Any, Final
+
+import orjson
 
 from kubewatch.events import REDACTED, Change
 
@@ -45,9 +57,13 @@ __all__ = [
     "DEFAULT_IGNORE",
     "DEFAULT_IGNORE_TREE",
     "SECRET_REDACT_TREE",
+    "SHORTEN_MARKER",
     "PathTree",
     "compile_paths",
     "diff",
+    "path_matches",
+    "shorten",
+    "shorten_change",
 ]
 
 _MISSING: Final = object()
@@ -227,6 +243,7 @@ def diff(
     ignore: PathTree | None = None,
     *,
     redact: PathTree | None = None,
+    only: PathTree | None = None,
 ) -> list[Change]:
     """Return the changes from ``old`` to ``new``, in document order of ``new``, then removals.
 
@@ -237,11 +254,45 @@ def diff(
     :data:`~kubewatch.events.REDACTED` (``None`` stays for the absent side); a change above
     one (a whole Secret ``data`` dict added) gets a copy of its values where every
     matching value is replaced, so keys stay visible and values never leak.
+
+    ``only`` (compiled watched paths; ``None``: everything is watched) limits the result to
+    changes at or below a path it matches, with the matching rules of :func:`compile_paths`:
+
+    - Keys, list items and indexes that no ``only`` pattern can reach are not walked or
+      reported, and are compared only inside a value whose every child is watched at least
+      in part (a ``*`` level such as ``containers[*].image``, whose items are compared
+      whole with ``==`` at C speed to skip unchanged ones). Where the patterns name keys,
+      only those are looked at: watching ``spec.replicas`` never touches the rest of
+      ``spec``, so an update outside the watched paths costs a few lookups.
+    - Where the two sides differ *above* every watched path, the change is narrowed: both
+      values are walked along the patterns and each watched path that exists on at least
+      one side is reported on its own: ``added`` if only ``new`` has it, ``removed`` if only
+      ``old`` has it, else diffed as usual below it. A path absent from both sides is
+      nothing. Example: watching ``spec.template.spec.containers[*].image``, adding
+      container ``sidecar`` reports ``spec.template.spec.containers[sidecar].image`` added
+      with the image (not the whole item); adding a whole ``spec`` reports each watched
+      path inside it.
+    - On the way down, lists are matched as without ``only`` (by ``name``, by ``type``,
+      else by index). An index-wise list whose length changed is compared item by item
+      (the watched paths name indexes); a list that is itself watched is still one change
+      of the whole list. A value that changed shape (a dict became a list or a scalar) has
+      what it held at watched paths removed and what it now holds there added.
+    - At and below a watched path, everything works as without ``only``. ``ignore`` also
+      applies on the way down (an ignored path is skipped even if watched) and ``redact``
+      masks values as described above, narrowed changes included.
+
+    So every path returned satisfies :func:`path_matches(path, only) <path_matches>`, and a
+    change of the plain diff whose path does is returned unchanged.
     """
-    if old is new or old == new:
+    if old is new:
         return []
     out: list[Change] = []
-    _diff_dict(old, new, "", inode=ignore, rnode=redact, out=out)
+    if only is None or only is _ALL:
+        if old == new:
+            return []
+        _diff_dict(old, new, "", inode=ignore, rnode=redact, out=out)
+    else:
+        _only_value(old, new, "", onode=only, inode=ignore, rnode=redact, out=out)
     return out
 
 
@@ -486,3 +537,243 @@ def _scrub(value: Any, node: PathTree, *, redact: bool) -> Any:
                 items.append(_scrub(item, sub, redact=redact))
         return items
     return value
+
+
+# --- watched paths (``only``) -------------------------------------------------------------
+#
+# The walk follows the ``only`` tree while it is partial (not the all-node). A key the tree
+# cannot reach is skipped before its value is even compared; once the tree says "all of
+# this", the value pair goes to the ordinary diff above. Children of a value are named by
+# dict key, by list item name/type, or by index; ``_KEY``/``_ITEM``/``_INDEX`` say which,
+# i.e. how a child's path is written.
+
+_KEY: Final = 0
+_ITEM: Final = 1
+_INDEX: Final = 2
+
+
+def _child_path(kind: int, path: str, key: str) -> str:
+    if kind == _KEY:
+        return _key_path(path, key)
+    if kind == _ITEM:
+        return _item_path(path, key)
+    return f"{path}[{key}]"
+
+
+def _indexed(items: list[Any]) -> dict[str, Any]:
+    return {str(i): item for i, item in enumerate(items)}
+
+
+def _children(value: Any) -> tuple[int, dict[str, Any]] | None:
+    """How one side's children are named, and them; ``None`` for a scalar or absent value."""
+    if isinstance(value, dict):
+        return _KEY, value
+    if isinstance(value, list):
+        keyed = _index_for(value, "name") or _index_for(value, "type")
+        return (_ITEM, keyed) if keyed else (_INDEX, _indexed(value))
+    return None
+
+
+def _only_value(
+    ov: Any,
+    nv: Any,
+    path: str,
+    *,
+    onode: PathTree,
+    inode: PathTree | None,
+    rnode: PathTree | None,
+    out: list[Change],
+) -> None:
+    """Diff ``ov`` → ``nv`` (unequal; either may be ``_MISSING``) where ``onode`` watches
+    only part of them."""
+    if isinstance(ov, dict) and isinstance(nv, dict):
+        _only_walk(ov, nv, _KEY, path, onode=onode, inode=inode, rnode=rnode, out=out)
+        return
+    if isinstance(ov, list) and isinstance(nv, list):
+        keyed = _keyed_pair(ov, nv)
+        if keyed is not None:
+            oc, nc = keyed
+            _only_walk(oc, nc, _ITEM, path, onode=onode, inode=inode, rnode=rnode, out=out)
+        else:
+            oc, nc = _indexed(ov), _indexed(nv)
+            _only_walk(oc, nc, _INDEX, path, onode=onode, inode=inode, rnode=rnode, out=out)
+        return
+    # One side absent, scalar, or of another shape: walk each side on its own.
+    new_side = _children(nv)
+    if new_side is not None:
+        kind, nc = new_side
+        _only_walk({}, nc, kind, path, onode=onode, inode=inode, rnode=rnode, out=out)
+    old_side = _children(ov)
+    if old_side is not None:
+        kind, oc = old_side
+        _only_walk(oc, {}, kind, path, onode=onode, inode=inode, rnode=rnode, out=out)
+
+
+def _only_walk(
+    oc: dict[str, Any],
+    nc: dict[str, Any],
+    kind: int,
+    path: str,
+    *,
+    onode: PathTree,
+    inode: PathTree | None,
+    rnode: PathTree | None,
+    out: list[Change],
+) -> None:
+    """Pair the children of both sides by name; follow only those ``onode`` watches.
+
+    A child's path is built only once it is known to be needed (descending, or a change).
+    """
+    ochildren, ostar = onode.children, onode.star
+    ichildren = istar = None
+    if inode is not None:
+        ichildren, istar = inode.children, inode.star
+    rchildren = rstar = None
+    if rnode is not None:
+        rchildren, rstar = rnode.children, rnode.star
+    isub = rsub = None
+    oc_get = oc.get
+    # No ``*`` here: pick the few named children in one comprehension, in document order;
+    # one named child (``[*].image``, ``spec.replicas``) by a single lookup.
+    new_items: Iterable[tuple[str, Any]]
+    if ostar is not None:
+        new_items = nc.items()
+    elif len(ochildren) == 1:
+        [only_key] = ochildren
+        only_value = nc.get(only_key, _MISSING)
+        new_items = () if only_value is _MISSING else ((only_key, only_value),)
+    else:
+        new_items = [(k, v) for k, v in nc.items() if k in ochildren]
+    for key, nv in new_items:
+        osub = ochildren.get(key, ostar)
+        if osub is None:
+            continue
+        ov = oc_get(key, _MISSING)
+        if ov is nv:
+            continue
+        if ichildren is not None:
+            isub = ichildren.get(key, istar)
+            if isub is _ALL:
+                continue
+        if osub is not _ALL:
+            # Every child of ``ov`` is watched (a ``*`` level): a C-level compare is cheaper
+            # than any walk. Not where patterns name keys: that walk is a few lookups.
+            if osub.star is not None and ov is not _MISSING and ov == nv:
+                continue
+            if rchildren is not None:
+                rsub = rchildren.get(key, rstar)
+            child = _child_path(kind, path, key)
+            if isinstance(nv, dict) and isinstance(ov, dict):  # the common case, one call less
+                _only_walk(ov, nv, _KEY, child, onode=osub, inode=isub, rnode=rsub, out=out)
+            else:
+                _only_value(ov, nv, child, onode=osub, inode=isub, rnode=rsub, out=out)
+            continue
+        if ov is _MISSING:
+            op = "added"
+        elif ov == nv:
+            continue
+        else:
+            op = "changed"
+        if rchildren is not None:
+            rsub = rchildren.get(key, rstar)
+        child = _child_path(kind, path, key)
+        if op == "added":
+            _emit(out, child, None, nv, op, inode=isub, rnode=rsub)
+        else:
+            _diff_value(ov, nv, child, inode=isub, rnode=rsub, out=out)
+    if oc.keys() <= nc.keys():
+        return
+    for key, ov in oc.items():
+        if key in nc:
+            continue
+        osub = ochildren.get(key, ostar)
+        if osub is None:
+            continue
+        if ichildren is not None:
+            isub = ichildren.get(key, istar)
+            if isub is _ALL:
+                continue
+        if rchildren is not None:
+            rsub = rchildren.get(key, rstar)
+        child = _child_path(kind, path, key)
+        if osub is _ALL:
+            _emit(out, child, ov, None, "removed", inode=isub, rnode=rsub)
+        else:
+            _only_value(ov, _MISSING, child, onode=osub, inode=isub, rnode=rsub, out=out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _path_keys(path: str) -> tuple[str, ...]:
+    """``spec.containers[web].image`` → ``("spec", "containers", "web", "image")``."""
+    keys: list[str] = []
+    for segment in _parse_pattern(path):
+        if not isinstance(segment, str):
+            raise ValueError(
+                f"invalid change path {path!r}: {segment.value!r} is a wildcard "
+                '(a literal key is written ["*"])'
+            )
+        keys.append(segment)
+    return tuple(keys)
+
+
+def path_matches(path: str, tree: PathTree) -> bool:
+    """Does the change path ``path`` lie at or below a pattern compiled into ``tree``?
+
+    ``path`` is written as :func:`diff` writes it (``spec.containers[web].image``,
+    ``metadata.labels["app.kubernetes.io/name"]``, ``spec.args[0]``) and parsed with the
+    pattern grammar, so ``x.k``, ``x[k]`` and ``x["k"]`` are the same path. Whole segments
+    are compared: pattern ``spec.rep`` does not match ``spec.replicas``, and a path *above*
+    a pattern (``spec.containers[web]`` for ``spec.containers[*].image``) does not match;
+    ``diff(..., only=tree)`` narrows such changes instead. Parsed paths are cached.
+    Raises ValueError for a malformed path or one with a bare ``*``/``**`` segment.
+    """
+    node = tree
+    for key in _path_keys(path):
+        if node is _ALL:
+            return True
+        sub = node.children.get(key, node.star)
+        if sub is None:
+            return False
+        node = sub
+    return node is _ALL
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+SHORTEN_MARKER: Final = "…"
+"""Starts the suffix :func:`shorten` puts after a cut value: ``… (+N chars)``."""
+
+
+def _compact_json(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError: ints beyond 64 bits, deep nesting
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def shorten(value: Any, limit: int = 200) -> Any:
+    """A change value cut down for display.
+
+    A string longer than ``limit`` characters becomes its first ``limit`` characters
+    followed by ``"… (+N chars)"`` (N characters cut; see :data:`SHORTEN_MARKER`). A dict
+    or list whose compact JSON (as in the event JSON) is longer than ``limit`` becomes that
+    JSON, cut the same way, as a string; one that fits is returned unchanged, as is any
+    other value. Never mutates ``value``.
+    """
+    if limit < 0:
+        raise ValueError(f"shorten() limit must be >= 0, not {limit}")
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, dict | list | tuple):
+        text = _compact_json(value)
+    else:
+        return value
+    if len(text) <= limit:
+        return value
+    return f"{text[:limit]}{SHORTEN_MARKER} (+{len(text) - limit} chars)"
+
+
+def shorten_change(change: Change, limit: int = 200) -> Change:
+    """A new :class:`~kubewatch.events.Change` with the same path and op, and ``old`` /
+    ``new`` passed through :func:`shorten`."""
+    return Change(change.path, shorten(change.old, limit), shorten(change.new, limit), change.op)

@@ -151,7 +151,9 @@ class KubeEventAlerts:
             else None
         )
         self._window = timedelta(seconds=config.repeat_window)
-        self._started_at = _aware(started_at, "started_at")
+        # Event timestamps have whole seconds: an Event of the second kubewatch started in
+        # may be new, so the rule compares against the start of that second.
+        self._started_at = _aware(started_at, "started_at").replace(microsecond=0)
         self._clock = clock
         self._max_tracked = max_tracked
 

@@ -15,7 +15,15 @@ from typing import Any
 
 import orjson
 
-from kubewatch.diff import DEFAULT_IGNORE_TREE, SECRET_REDACT_TREE, PathTree, diff
+from kubewatch.config import UpdatesConfig
+from kubewatch.diff import (
+    DEFAULT_IGNORE,
+    DEFAULT_IGNORE_TREE,
+    SECRET_REDACT_TREE,
+    PathTree,
+    compile_paths,
+    diff,
+)
 from kubewatch.events import REDACTED, Change, Event, EventType
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -74,6 +82,15 @@ class ResourceInfo:
     """``plural.group`` (``deployments.apps``), or the plural for the core group."""
 
 
+def update_trees(updates: UpdatesConfig) -> tuple[PathTree, PathTree | None]:
+    """(ignore, only) trees for a resource's ``updates``: its ignores join the defaults."""
+    ignore = (
+        compile_paths((*DEFAULT_IGNORE, *updates.ignore)) if updates.ignore else DEFAULT_IGNORE_TREE
+    )
+    only = compile_paths(updates.watch) if updates.watch else None
+    return ignore, only
+
+
 class EventBuilder:
     """Turns informer callbacks for one resource type into :class:`Event` objects.
 
@@ -87,11 +104,13 @@ class EventBuilder:
         resource: ResourceInfo,
         *,
         ignore: PathTree = DEFAULT_IGNORE_TREE,
+        only: PathTree | None = None,
         clock: Callable[[], str] = utc_now,
     ) -> None:
         self.cluster = cluster
         self.resource = resource
         self._ignore = ignore
+        self._only = only
         self._redact = SECRET_REDACT_TREE if resource.kind == "Secret" else None
         self._clock = clock
 
@@ -99,7 +118,7 @@ class EventBuilder:
         return self._event(EventType.CREATE, obj)
 
     def updated(self, old: dict[str, Any], new: dict[str, Any]) -> Event | None:
-        changes = diff(old, new, self._ignore, redact=self._redact)
+        changes = diff(old, new, self._ignore, redact=self._redact, only=self._only)
         if not changes:
             return None
         return self._event(EventType.UPDATE, new, tuple(changes))

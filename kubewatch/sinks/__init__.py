@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from kubewatch.config import SinkConfig, StdoutSinkConfig, WebhookSinkConfig
-from kubewatch.errors import ConfigError
+from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.sinks.base import Sink, SinkBase
 from kubewatch.sinks.stdout import StdoutSink
 from kubewatch.sinks.webhook import WebhookSink
@@ -45,9 +45,19 @@ def registered_configs() -> frozenset[type[Any]]:
 
 
 def build_sink(name: str, config: SinkConfig) -> Sink:
-    """Build the sink for one ``sinks:`` entry; ``name`` is its key in the config."""
+    """Build the sink for one ``sinks:`` entry; ``name`` is its key in the config.
+
+    Templates are compiled and checked here. Every mistake is raised as
+    :class:`~kubewatch.errors.ConfigErrors` (a bad template, or a config the model did
+    not validate), so a caller collects the errors of all sinks the same way.
+    """
     entry = _REGISTRY.get(type(config))
     if entry is None:
-        raise ConfigError(f"sinks.{name}", f"no sink implements {type(config).__name__}")
-    sink: Sink = entry.factory(name, config)
+        raise ConfigErrors(
+            [ConfigError(f"sinks.{name}", f"no sink implements {type(config).__name__}")]
+        )
+    try:
+        sink: Sink = entry.factory(name, config)
+    except ConfigError as exc:
+        raise ConfigErrors([exc]) from None
     return sink

@@ -1,10 +1,18 @@
-"""The stdout sink: one line per event, JSON for machines or text for people."""
+"""The stdout sink: one line per event, JSON for machines or text for people.
+
+``format: json`` prints the event JSON contract. ``format: text`` prints ``template``
+when one is set (:mod:`kubewatch.render.templates`, ``markup: none``), else
+``<observedAt> <summary>``. Text output is always exactly one line per event: line
+breaks, even the template's own, become spaces, and control characters from object text
+are shown as ``\\xNN`` — a value can neither forge a log line nor drive the terminal.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 import threading
+from collections.abc import Callable
 from typing import TextIO
 
 import orjson
@@ -12,6 +20,7 @@ import orjson
 from kubewatch.config import StdoutSinkConfig
 from kubewatch.errors import PermanentError
 from kubewatch.events import Event
+from kubewatch.render import compile_sink_rendering, default_text, one_line
 from kubewatch.sinks.base import SinkBase
 
 
@@ -25,8 +34,7 @@ def render_json(event: Event) -> str:
 
 def render_text(event: Event) -> str:
     """``<observedAt> <summary>``, forced onto one line so line-based readers stay aligned."""
-    summary = event.summary or f"{event.type.value} {event.kind} {event.key}"
-    return f"{event.observed_at} {' '.join(summary.splitlines())}"
+    return one_line(f"{event.observed_at} {default_text(event)}")
 
 
 class StdoutSink(SinkBase):
@@ -35,11 +43,20 @@ class StdoutSink(SinkBase):
     A lock covers write and flush, so lines from concurrent workers never interleave and
     each is visible as soon as ``send`` returns. The stream is not closed by ``close``:
     it belongs to whoever opened it.
+
+    A bad ``template`` raises :class:`~kubewatch.errors.ConfigErrors` here, at build time.
     """
 
     def __init__(self, name: str, config: StdoutSinkConfig, stream: TextIO | None = None) -> None:
         self.name = name
-        self._render = render_json if config.format == "json" else render_text
+        template = compile_sink_rendering(name, config).text
+        self._render: Callable[[Event], str]
+        if config.format == "json":
+            self._render = render_json
+        elif template is None:
+            self._render = render_text
+        else:
+            self._render = lambda event: one_line(template.render_or(event, render_text))
         self._stream = stream
         self._lock = threading.Lock()
         self._closed = False  # guarded by _lock; once True, send fails permanently

@@ -1,5 +1,10 @@
 """The webhook sink: POST the event JSON to an HTTP(S) endpoint.
 
+With ``bodyTemplate`` the body is that template's rendering instead (JSON, checked at
+load; ``markup`` says how interpolated object text is escaped, e.g. ``slack`` for a Slack
+incoming webhook). When it fails for one event, the event JSON is sent instead and the
+failure logged (:meth:`kubewatch.render.Template.render_or`).
+
 Outcome of one POST (the delivery layer retries, this module only classifies):
 
 =====================================  ==========================================
@@ -33,6 +38,7 @@ from kubewatch._version import __version__
 from kubewatch.config import WebhookSinkConfig
 from kubewatch.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from kubewatch.events import Event
+from kubewatch.render import compile_sink_rendering
 from kubewatch.sinks.base import SinkBase
 from kubewatch.sinks.stdout import render_json
 
@@ -102,6 +108,8 @@ class WebhookSink(SinkBase):
     ``X-Kubewatch-Event-Id``. Error messages name the receiver by origin only
     (``https://host:port``) and never contain header values or the URL path, which
     often carries a token.
+
+    A bad ``bodyTemplate`` raises :class:`~kubewatch.errors.ConfigErrors` here.
     """
 
     def __init__(
@@ -125,6 +133,7 @@ class WebhookSink(SinkBase):
         port = f":{url.port}" if url.port is not None else ""
         self._origin = f"{url.scheme}://{url.host}{port}"
         self._secrets = self._collect_secrets(config, url)
+        self._body_template = compile_sink_rendering(name, config).body
         self._client = httpx.Client(
             transport=transport,
             verify=self._verify(name, config),
@@ -168,7 +177,10 @@ class WebhookSink(SinkBase):
     def send(self, event: Event) -> None:
         if self._closed:
             raise PermanentError(f"webhook sink {self.name!r} is closed")
-        body = render_json(event).encode()
+        if self._body_template is None:
+            body = render_json(event).encode()
+        else:
+            body = self._body_template.render_or(event, render_json).encode()
         try:
             with self._client.stream(
                 "POST", self._url, content=body, headers={EVENT_ID_HEADER: event.id}

@@ -21,7 +21,13 @@ import pytest
 
 import kubewatch
 from kubewatch.config import Config, SinkConfig, StdoutSinkConfig, WebhookSinkConfig
-from kubewatch.errors import ConfigError, PermanentError, RateLimited, RetryableError
+from kubewatch.errors import (
+    ConfigError,
+    ConfigErrors,
+    PermanentError,
+    RateLimited,
+    RetryableError,
+)
 from kubewatch.events import Change, Event, EventType
 from kubewatch.sinks import StdoutSink, WebhookSink, build_sink, registered_configs
 from kubewatch.sinks.webhook import EVENT_ID_HEADER, parse_retry_after
@@ -506,3 +512,133 @@ def test_tls_insecure_skip_verify(tls_receiver: Receiver) -> None:
     with WebhookSink("hook", webhook_config(tls_receiver.url, insecure_skip_verify=True)) as sink:
         sink.send(make_event())
     assert len(tls_receiver.received) == 1
+
+
+# -- templates --------------------------------------------------------------------------
+
+
+def test_stdout_text_template() -> None:
+    stream = io.StringIO()
+    config = StdoutSinkConfig(
+        type="stdout",
+        format="text",
+        template="{{ observedAt }} {{ type | upper }} {{ kind }} {{ namespace }}/{{ name }}\n"
+        "{% for c in changes %} {{ c.path }}={{ c.new }}{% endfor %}",
+    )
+    with StdoutSink("out", config, stream) as sink:
+        sink.send(make_event(changes=(Change("data.mode", "a", "b\nc\x1b[2J"),)))
+    assert stream.getvalue() == (
+        "2026-11-26T22:10:51.123Z UPDATE ConfigMap default/app  data.mode=b c\\x1b[2J\n"
+    )
+
+
+def test_stdout_template_falls_back_to_the_default_line(caplog: pytest.LogCaptureFixture) -> None:
+    stream = io.StringIO()
+    config = StdoutSinkConfig(type="stdout", format="text", template="team {{ labels.team }}")
+    with StdoutSink("out", config, stream) as sink:
+        sink.send(make_event())
+        sink.send(make_event(labels={"team": "shop"}))
+    assert stream.getvalue().splitlines() == [
+        "2026-11-26T22:10:51.123Z update ConfigMap default/app: data.mode a → b",
+        "team shop",
+    ]
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+
+
+@pytest.mark.parametrize(
+    ("sink", "path", "message"),
+    [
+        pytest.param(
+            {"type": "stdout", "template": "{{ summary }}"},
+            "sinks.bad.template",
+            "template applies to format: text",
+            id="stdout-json-with-template",
+        ),
+        pytest.param(
+            {"type": "stdout", "format": "text", "template": "{{ event.nmae }}"},
+            "sinks.bad.template",
+            "line 1: unknown field 'nmae' in event (did you mean 'name'?)",
+            id="stdout-unknown-field",
+        ),
+        pytest.param(
+            {"type": "webhook", "url": "http://x/", "bodyTemplate": '{"text": "{{ summary }"}'},
+            "sinks.bad.bodyTemplate",
+            "line 1: unexpected '}'",
+            id="webhook-syntax",
+        ),
+    ],
+)
+def test_bad_templates_fail_at_build(sink: dict[str, Any], path: str, message: str) -> None:
+    config = Config.model_validate({"resources": [{"kind": "ConfigMap"}], "sinks": {"bad": sink}})
+    with pytest.raises(ConfigErrors) as info:
+        build_sink("bad", config.sinks["bad"])
+    assert [(e.path, e.message) for e in info.value.errors] == [(path, message)]
+
+
+def test_build_sink_reports_other_config_mistakes_as_config_errors() -> None:
+    config = WebhookSinkConfig.model_construct(type="webhook", url="ftp://x/", headers={})
+    with pytest.raises(ConfigErrors) as info:
+        build_sink("hook", config)
+    assert [e.path for e in info.value.errors] == ["sinks.hook.url"]
+
+
+SLACK_BODY = (
+    '{"text": "{{ summary }}", "username": "kubewatch", '
+    '"attachments": [{"fields": [{% for c in changes %}'
+    '{"title": "{{ c.path }}", "value": {{ c.new | tojson }}}{% if not loop.last %},{% endif %}'
+    "{% endfor %}]}]}"
+)
+
+
+def test_webhook_body_template_is_posted_with_escaped_values() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, text="ok")
+
+    event = make_event(
+        summary='deploy "web" <!channel> \\ done\nnext @here',
+        changes=(Change("data.note", "a", "<https://evil|click>"), Change("spec.replicas", 1, 3)),
+    )
+    with mock_sink(handler, markup="slack", body_template=SLACK_BODY) as sink:
+        sink.send(event)
+    (request,) = seen
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers[EVENT_ID_HEADER] == event.id
+    assert orjson.loads(request.content) == {
+        "text": 'deploy "web" &lt;!channel&gt; \\ done\nnext @\u200bhere',
+        "username": "kubewatch",
+        "attachments": [
+            {
+                "fields": [
+                    {"title": "data.note", "value": "&lt;https://evil|click&gt;"},
+                    {"title": "spec.replicas", "value": 3},
+                ]
+            }
+        ],
+    }
+
+
+def test_webhook_body_template_failure_sends_the_event_json() -> None:
+    bodies: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        return httpx.Response(204)
+
+    event = make_event()
+    with mock_sink(handler, body_template='{"team": "{{ labels.team }}"}') as sink:
+        sink.send(event)
+        sink.send(make_event(labels={"team": "shop"}))
+    assert orjson.loads(bodies[0]) == event.to_dict()
+    assert orjson.loads(bodies[1]) == {"team": "shop"}
+
+
+def test_webhook_body_template_to_a_real_server(receiver: Receiver) -> None:
+    config = webhook_config(receiver.url, markup="slack", body_template='{"text": "{{ summary }}"}')
+    with WebhookSink("hook", config) as sink:
+        sink.send(make_event(summary="<!here> ok"))
+    ((headers, body),) = receiver.received
+    assert headers["Content-Type"] == "application/json"
+    assert orjson.loads(body) == {"text": "&lt;!here&gt; ok"}

@@ -1,0 +1,106 @@
+"""The per-object path: informer callbacks → filter → event → route → dispatcher.
+
+One :class:`EntryHandler` per configured resource entry decides whether an object
+change becomes an event; one :class:`Fanout` per informer asks its entries in config
+order and delivers the first event produced, so an object change reaches a given sink
+at most once even when entries overlap. Runs on the informer's thread: it never blocks
+(the dispatcher's ``submit`` only enqueues).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kubewatch.config import ResourceConfig
+from kubewatch.events import Event
+from kubewatch.informer import DeletedFinalStateUnknown
+from kubewatch.kevents import KubeEventAlerts
+from kubewatch.normalize import EventBuilder
+from kubewatch.routing import ObjectFilter
+
+log = logging.getLogger(__name__)
+
+
+class EntryHandler:
+    """Turns changes of one resource entry's objects into events, or into nothing.
+
+    An update is considered when the old or the new object passes the entry's filter, so
+    an object leaving the selection (a label removed) is reported once. Kubernetes Events
+    go through :class:`KubeEventAlerts` instead (their deletes are TTL expiry, never news).
+    """
+
+    def __init__(
+        self,
+        config: ResourceConfig,
+        builder: EventBuilder,
+        object_filter: ObjectFilter,
+        alerts: KubeEventAlerts | None = None,
+    ) -> None:
+        self._builder = builder
+        self._filter = object_filter
+        self._alerts = alerts
+        self._create = "create" in config.events
+        self._update = "update" in config.events
+        self._delete = "delete" in config.events
+        self._notify_existing = config.notify_existing
+
+    def added(self, obj: dict[str, Any], is_initial_list: bool) -> Event | None:
+        if not self._filter.admits(obj):
+            return None
+        if self._alerts is not None:
+            return self._alerts.observe(obj)
+        if not self._create or (is_initial_list and not self._notify_existing):
+            return None
+        return self._builder.created(obj)
+
+    def updated(self, old: dict[str, Any], new: dict[str, Any]) -> Event | None:
+        if not (self._filter.admits(new) or self._filter.admits(old)):
+            return None
+        if self._alerts is not None:
+            return self._alerts.observe(new)
+        if not self._update:
+            return None
+        return self._builder.updated(old, new)
+
+    def deleted(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> Event | None:
+        unknown = isinstance(obj, DeletedFinalStateUnknown)
+        last = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        if self._alerts is not None:
+            self._alerts.forget(last)
+            return None
+        if not self._delete:
+            return None
+        if not self._filter.admits(last):
+            return None
+        return self._builder.deleted(last, final_state_unknown=unknown)
+
+
+class Fanout:
+    """The handler registered on one informer: first entry with an event wins."""
+
+    def __init__(self, entries: Sequence[EntryHandler], deliver: Callable[[Event], None]) -> None:
+        self._entries = tuple(entries)
+        self._deliver = deliver
+
+    def on_add(self, obj: dict[str, Any], is_initial_list: bool) -> None:
+        for entry in self._entries:
+            event = entry.added(obj, is_initial_list)
+            if event is not None:
+                self._deliver(event)
+                return
+
+    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        for entry in self._entries:
+            event = entry.updated(old, new)
+            if event is not None:
+                self._deliver(event)
+                return
+
+    def on_delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
+        for entry in self._entries:
+            event = entry.deleted(obj)
+            if event is not None:
+                self._deliver(event)
+                return
