@@ -48,18 +48,26 @@ from kubewatch.patterns import PatternError, compile_name, parse_selector
 __all__ = [
     "ALL_EVENTS",
     "SINK_TYPES",
+    "CloudEventsSinkConfig",
     "Config",
     "DeliveryConfig",
     "DigestConfig",
+    "DiscordSinkConfig",
     "EventName",
     "MatchConfig",
+    "MattermostSinkConfig",
     "NamesConfig",
     "NamespacesConfig",
+    "RateLimitConfig",
     "ResourceConfig",
     "RetryConfig",
     "RouteConfig",
     "SinkConfig",
+    "SlackSinkConfig",
+    "SlackWebhookSinkConfig",
+    "SmtpSinkConfig",
     "StdoutSinkConfig",
+    "TeamsSinkConfig",
     "UpdatesConfig",
     "WatchConfig",
     "WebhookSinkConfig",
@@ -338,6 +346,13 @@ class ResourceConfig(_Model):
         return value
 
 
+class RetryConfig(_Model):
+    attempts: int = Field(5, ge=1, le=100)
+    """Attempts per event and sink, the first included."""
+    max_backoff: float = Field(30.0, gt=0)
+    """Seconds: the longest wait between two attempts (Retry-After may ask for more)."""
+
+
 class DigestConfig(_Model):
     """Burst digests: beyond ``threshold`` events within ``window``, one summary instead."""
 
@@ -347,7 +362,62 @@ class DigestConfig(_Model):
     """Seconds (or ``10s``, ``1m``) over which events are counted and then summarized."""
 
 
-class StdoutSinkConfig(_Model):
+def _rate(value: Any) -> Any:
+    """``rateLimit: 2`` is shorthand for ``{perSecond: 2}``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"perSecond": value}
+    return value
+
+
+def _digest_off(value: Any) -> Any:
+    """``digest: false`` (or ``off``) turns a chat sink's default digest off."""
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "false")):
+        return None
+    return value
+
+
+class RateLimitConfig(_Model):
+    """A token bucket: ``perSecond`` messages on average, bursts of up to ``burst``."""
+
+    per_second: float = Field(gt=0)
+    burst: int = Field(1, ge=1)
+
+
+RateLimit = Annotated[RateLimitConfig | None, BeforeValidator(_rate)]
+Digest = Annotated[DigestConfig | None, BeforeValidator(_digest_off)]
+
+
+class _SinkBase(_Model):
+    """Keys every sink has: its delivery policy (defaults from ``delivery``) and digests."""
+
+    queue_size: int | None = Field(None, ge=1)
+    """Events waiting for this sink (default: ``delivery.queueSize``)."""
+    concurrency: int | None = Field(None, ge=1, le=64)
+    """Parallel sends (default: ``delivery.workers``); one object's events stay in order."""
+    retry: RetryConfig | None = None
+    """Retry policy for this sink (default: ``delivery.retry``)."""
+    rate_limit: RateLimit = None
+    """Messages per second (``1``, or ``{perSecond: 1, burst: 5}``); default: none."""
+    digest: Digest = None
+    """Burst digests; off unless set."""
+
+
+CHAT_RATE_LIMIT = RateLimitConfig(per_second=1.0, burst=1)
+"""Slack allows about one message per second per channel; chat services are alike."""
+CHAT_DIGEST = DigestConfig(threshold=10, window=10.0)
+"""In chat, more than 10 messages in 10 s is a flood: the rest becomes one digest."""
+
+
+class _ChatSinkBase(_SinkBase):
+    """Chat sinks: rate limited and digested by default; ``template`` is the message text."""
+
+    rate_limit: RateLimit = CHAT_RATE_LIMIT
+    digest: Digest = CHAT_DIGEST
+    template: str | None = None
+    """Jinja2 text of the message (default: the summary and the changes)."""
+
+
+class StdoutSinkConfig(_SinkBase):
     """Print events to standard output."""
 
     type: Literal["stdout"]
@@ -355,14 +425,11 @@ class StdoutSinkConfig(_Model):
     """``json``: one event JSON per line; ``text``: one human line per event."""
     template: str | None = None
     """Jinja2 text for ``format: text`` (default: time and summary)."""
-    digest: DigestConfig | None = None
-    """Off unless set."""
 
 
-class WebhookSinkConfig(_Model):
-    """POST the event JSON to an HTTP(S) endpoint."""
+class _HttpSinkBase(_SinkBase):
+    """Keys of every sink that calls an HTTP(S) URL."""
 
-    type: Literal["webhook"]
     url: str
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     """Extra request headers; often credentials, hence kept out of ``repr``."""
@@ -376,12 +443,6 @@ class WebhookSinkConfig(_Model):
     """
     insecure_skip_verify: bool = False
     """Turn TLS verification off. For tests only."""
-    body_template: str | None = None
-    """Jinja2 template of the request body (JSON); default: the event JSON."""
-    markup: Literal["none", "slack", "markdown", "html"] = "none"
-    """Markup of the receiver: text from cluster objects is escaped for it in templates."""
-    digest: DigestConfig | None = None
-    """Off unless set."""
 
     @field_validator("url")
     @classmethod
@@ -440,11 +501,11 @@ class WebhookSinkConfig(_Model):
         return str(path)
 
     @model_validator(mode="after")
-    def _verify_xor_ca(self) -> WebhookSinkConfig:
+    def _verify_xor_ca(self) -> _HttpSinkBase:
         """A CA bundle with verification off is ignored: one of the two is a mistake."""
         if self.ca_file is not None and self.insecure_skip_verify:
             _fail_at(
-                "WebhookSinkConfig",
+                "HttpSinkConfig",
                 [
                     (
                         ("insecureSkipVerify",),
@@ -456,7 +517,125 @@ class WebhookSinkConfig(_Model):
         return self
 
 
-SinkConfig = Annotated[StdoutSinkConfig | WebhookSinkConfig, Field(discriminator="type")]
+class WebhookSinkConfig(_HttpSinkBase):
+    """Send the event JSON to an HTTP(S) endpoint, optionally signed."""
+
+    type: Literal["webhook"]
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    secret: str | None = Field(None, repr=False)
+    """HMAC-SHA256 signing key: adds ``X-Kubewatch-Timestamp`` / ``X-Kubewatch-Signature``."""
+    body_template: str | None = None
+    """Jinja2 template of the request body (JSON); default: the event JSON."""
+    markup: Literal["none", "slack", "markdown", "html"] = "none"
+    """Markup of the receiver: text from cluster objects is escaped for it in templates."""
+
+
+class SlackSinkConfig(_ChatSinkBase):
+    """Slack with a bot token (``chat.postMessage``; scope ``chat:write``)."""
+
+    type: Literal["slack"]
+    channel: NonBlank
+    """Channel name (``#ops``) or ID (``C0123456789``)."""
+    token: str | None = Field(None, repr=False)
+    """Bot token (``xoxb-…``); or ``tokenFile``."""
+    token_file: str | None = None
+    """File holding the token (a mounted Secret), read at start."""
+    api_url: str = "https://slack.com/api/"
+    """Web API base URL: GovSlack, a proxy, or a test server."""
+    timeout: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> SlackSinkConfig:
+        """Exactly one way to get the token, so it is never ambiguous which one is used."""
+        if (self.token is None) == (self.token_file is None):
+            key = "tokenFile" if self.token_file is not None else "token"
+            _fail_at(
+                "SlackSinkConfig",
+                [((key,), None, _fail("set exactly one of token and tokenFile"))],
+            )
+        return self
+
+
+class SlackWebhookSinkConfig(_ChatSinkBase):
+    """A Slack incoming webhook (the channel is fixed by the webhook)."""
+
+    type: Literal["slackWebhook"]
+    url: str = Field(repr=False)
+    timeout: float = Field(10.0, gt=0)
+
+
+class TeamsSinkConfig(_ChatSinkBase, _HttpSinkBase):
+    """Microsoft Teams through a Workflows webhook, as an Adaptive Card."""
+
+    type: Literal["teams"]
+
+
+class DiscordSinkConfig(_ChatSinkBase, _HttpSinkBase):
+    """A Discord channel webhook, as an embed with a colour."""
+
+    type: Literal["discord"]
+    username: str | None = None
+
+
+class MattermostSinkConfig(_ChatSinkBase, _HttpSinkBase):
+    """A Mattermost incoming webhook, as an attachment."""
+
+    type: Literal["mattermost"]
+    channel: str | None = None
+    """Override the webhook's channel (if the webhook allows it)."""
+    username: str | None = None
+
+
+class CloudEventsSinkConfig(_HttpSinkBase):
+    """CloudEvents 1.0 over HTTP."""
+
+    type: Literal["cloudevents"]
+    mode: Literal["structured", "binary"] = "structured"
+    source: str | None = None
+    """``source`` attribute (default: ``kubewatch/<cluster>``)."""
+
+
+class SmtpSinkConfig(_SinkBase):
+    """E-mail over SMTP: a text and an HTML part per event."""
+
+    type: Literal["smtp"]
+    host: NonBlank
+    port: int | None = Field(None, ge=1, le=65535)
+    """Default: 587 for ``starttls``, 465 for ``implicit``, 25 for ``none``."""
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    from_: str = Field(alias="from")
+    to: tuple[NonBlank, ...] = Field(min_length=1)
+    subject: str = "[{{ cluster }}] {{ summary }}"
+    """Jinja2 template of the subject line."""
+    template: str | None = None
+    """Jinja2 text of the plain-text part (default: summary and changes)."""
+    timeout: float = Field(30.0, gt=0)
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+
+    @model_validator(mode="after")
+    def _auth_pair(self) -> SmtpSinkConfig:
+        """A username without a password (or the reverse) cannot log in."""
+        if (self.username is None) != (self.password is None):
+            key = "password" if self.username is not None else "username"
+            _fail_at("SmtpSinkConfig", [((key,), None, _fail("username and password go together"))])
+        return self
+
+
+SinkConfig = Annotated[
+    StdoutSinkConfig
+    | WebhookSinkConfig
+    | SlackSinkConfig
+    | SlackWebhookSinkConfig
+    | TeamsSinkConfig
+    | DiscordSinkConfig
+    | MattermostSinkConfig
+    | CloudEventsSinkConfig
+    | SmtpSinkConfig,
+    Field(discriminator="type"),
+]
 
 
 class MatchConfig(_Model):
@@ -500,13 +679,6 @@ class RouteConfig(_Model):
         if not value:
             raise _fail("at least one sink is required")
         return value
-
-
-class RetryConfig(_Model):
-    attempts: int = Field(5, ge=1, le=100)
-    """Attempts per event and sink, the first included."""
-    max_backoff: float = Field(30.0, gt=0)
-    """Seconds: the longest wait between two attempts (Retry-After may ask for more)."""
 
 
 class DeliveryConfig(_Model):

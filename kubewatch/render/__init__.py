@@ -5,6 +5,7 @@ edge, for the markup the receiver interprets (:mod:`kubewatch.render.escape`);
 templates (:mod:`kubewatch.render.templates`) are Jinja2 in a sandbox, checked at load.
 """
 
+from kubewatch.render.chat import COLOURS, ChatMessage, chat_message
 from kubewatch.render.escape import MARKUPS, Markup, escape
 from kubewatch.render.templates import (
     SAMPLES,
@@ -20,14 +21,17 @@ from kubewatch.render.templates import (
 from kubewatch.render.text import changes_block, default_text, one_line
 
 __all__ = [
+    "COLOURS",
     "MARKUPS",
     "SAMPLES",
+    "ChatMessage",
     "Markup",
     "SinkRendering",
     "Template",
     "TemplateKind",
     "TemplateRenderError",
     "changes_block",
+    "chat_message",
     "compile_sink_rendering",
     "compile_sink_renderings",
     "compile_template",

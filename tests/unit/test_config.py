@@ -25,6 +25,7 @@ from kubewatch.config import (
 from kubewatch.errors import ConfigError, ConfigErrors
 
 REPO = Path(__file__).resolve().parents[2]
+ALL_TYPES = "stdout, webhook, slack, slackWebhook, teams, discord, mattermost, cloudevents, smtp"
 RES = "resources: [{kind: Pod}]\n"
 OUT = "sinks: {out: {type: stdout}}\n"
 SECRET = "s3cr3t-T0KEN-value"
@@ -74,7 +75,8 @@ ONE_ERROR = [
     pytest.param(
         RES + "sinks: {out: {type: stdout, url: 'http://x'}}\n",
         "sinks.out.url",
-        "unknown key 'url' for a stdout sink; valid keys: type, format",
+        "unknown key 'url' for a stdout sink; valid keys: queueSize, concurrency, retry, "
+        "rateLimit, digest, type, format, template",
         id="unknown-key-of-sink-type",
     ),
     pytest.param(
@@ -185,19 +187,19 @@ ONE_ERROR = [
     pytest.param(
         RES + "sinks: {audit: {type: slak}}\n",
         "sinks.audit.type",
-        "unknown sink type 'slak'; known sink types: stdout, webhook",
+        f"unknown sink type 'slak'; known sink types: {ALL_TYPES} (did you mean 'slack'?)",
         id="sink-type-unknown",
     ),
     pytest.param(
         RES + "sinks: {audit: {type: webhok, url: 'http://x'}}\n",
         "sinks.audit.type",
-        "unknown sink type 'webhok'; known sink types: stdout, webhook (did you mean 'webhook'?)",
+        f"unknown sink type 'webhok'; known sink types: {ALL_TYPES} (did you mean 'webhook'?)",
         id="sink-type-suggestion",
     ),
     pytest.param(
         RES + "sinks: {audit: {format: json}}\n",
         "sinks.audit.type",
-        "'type' is required; known sink types: stdout, webhook",
+        f"'type' is required; known sink types: {ALL_TYPES}",
         id="sink-type-missing",
     ),
     pytest.param(
@@ -823,7 +825,17 @@ sinks:
 
 
 def test_sink_types_come_from_the_union() -> None:
-    assert SINK_TYPES == ("stdout", "webhook")
+    assert SINK_TYPES == (
+        "stdout",
+        "webhook",
+        "slack",
+        "slackWebhook",
+        "teams",
+        "discord",
+        "mattermost",
+        "cloudevents",
+        "smtp",
+    )
 
 
 def test_models_still_validate_when_built_in_python() -> None:
