@@ -46,7 +46,7 @@ import enum
 import functools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import orjson
@@ -316,7 +316,9 @@ def _diff_dict(
     inode: PathTree | None,
     rnode: PathTree | None,
     out: list[Change],
+    path_of: Callable[[str, str], str] = _key_path,
 ) -> None:
+    """Diff two mappings: dicts by key, or named list items by name (``path_of``)."""
     ichildren = istar = None
     if inode is not None:
         ichildren, istar = inode.children, inode.star
@@ -336,11 +338,11 @@ def _diff_dict(
         if ov is _MISSING:
             if rchildren is not None:
                 rsub = rchildren.get(key, rstar)
-            _emit(out, _key_path(path, key), None, nv, "added", inode=isub, rnode=rsub)
+            _emit(out, path_of(path, key), None, nv, "added", inode=isub, rnode=rsub)
         elif ov != nv:
             if rchildren is not None:
                 rsub = rchildren.get(key, rstar)
-            _diff_value(ov, nv, _key_path(path, key), inode=isub, rnode=rsub, out=out)
+            _diff_value(ov, nv, path_of(path, key), inode=isub, rnode=rsub, out=out)
     if old.keys() <= new.keys():
         return
     for key, ov in old.items():
@@ -352,7 +354,7 @@ def _diff_dict(
                 continue
         if rchildren is not None:
             rsub = rchildren.get(key, rstar)
-        _emit(out, _key_path(path, key), ov, None, "removed", inode=isub, rnode=rsub)
+        _emit(out, path_of(path, key), ov, None, "removed", inode=isub, rnode=rsub)
 
 
 def _diff_value(
@@ -416,6 +418,10 @@ def _diff_list(
     rnode: PathTree | None,
     out: list[Change],
 ) -> None:
+    keyed = _keyed_pair(old, new)
+    if keyed is not None:
+        _diff_dict(*keyed, path, inode=inode, rnode=rnode, out=out, path_of=_item_path)
+        return
     ichildren = istar = None
     if inode is not None:
         ichildren, istar = inode.children, inode.star
@@ -423,39 +429,6 @@ def _diff_list(
     if rnode is not None:
         rchildren, rstar = rnode.children, rnode.star
     isub = rsub = None
-
-    keyed = _keyed_pair(old, new)
-    if keyed is not None:
-        old_items, new_items = keyed
-        for name, nitem in new_items.items():
-            oitem = old_items.get(name)
-            if oitem is nitem:
-                continue
-            if ichildren is not None:
-                isub = ichildren.get(name, istar)
-                if isub is _ALL:
-                    continue
-            if oitem is None:
-                if rchildren is not None:
-                    rsub = rchildren.get(name, rstar)
-                _emit(out, _item_path(path, name), None, nitem, "added", inode=isub, rnode=rsub)
-            elif oitem != nitem:
-                if rchildren is not None:
-                    rsub = rchildren.get(name, rstar)
-                _diff_dict(oitem, nitem, _item_path(path, name), inode=isub, rnode=rsub, out=out)
-        if old_items.keys() <= new_items.keys():
-            return
-        for name, oitem in old_items.items():
-            if name in new_items:
-                continue
-            if ichildren is not None:
-                isub = ichildren.get(name, istar)
-                if isub is _ALL:
-                    continue
-            if rchildren is not None:
-                rsub = rchildren.get(name, rstar)
-            _emit(out, _item_path(path, name), oitem, None, "removed", inode=isub, rnode=rsub)
-        return
 
     if len(old) != len(new):
         _emit(out, path, old, new, "changed", inode=inode, rnode=rnode)
