@@ -16,7 +16,7 @@ from kubewatch.patterns import compile_name
 
 log = logging.getLogger(__name__)
 
-EVENT_ONLY_KEYS = ("types", "reasons", "message", "involved_kinds")
+EVENT_ONLY_KEYS = ("types", "reasons", "message", "involved_kinds", "repeat_window")
 """ResourceConfig fields that only make sense for Kubernetes Events."""
 EVENT_GROUPS = ("", "events.k8s.io")
 
@@ -88,7 +88,7 @@ def plan_watch(config: Config, index: int, rc: ResourceConfig, resource: Resourc
     is_event = resource.kind == "Event" and resource.group in EVENT_GROUPS
     if not is_event:
         for key in EVENT_ONLY_KEYS:
-            if getattr(rc, key) is not None:
+            if key in rc.model_fields_set:
                 alias = ResourceConfig.model_fields[key].alias or key
                 raise ConfigError(
                     f"{path}.{alias}", f"applies only to kind Event, not {resource.kind}"
