@@ -54,6 +54,7 @@ __all__ = [
     "DigestConfig",
     "DiscordSinkConfig",
     "EventName",
+    "LeaderElectionConfig",
     "MatchConfig",
     "MattermostSinkConfig",
     "NamesConfig",
@@ -62,6 +63,7 @@ __all__ = [
     "ResourceConfig",
     "RetryConfig",
     "RouteConfig",
+    "ServerConfig",
     "SinkConfig",
     "SlackSinkConfig",
     "SlackWebhookSinkConfig",
@@ -705,6 +707,44 @@ class WatchConfig(_Model):
     """Seconds between discovery checks for resources that are not installed yet."""
 
 
+class ServerConfig(_Model):
+    """The HTTP server for ``/metrics``, ``/healthz`` and ``/readyz``."""
+
+    port: int | None = Field(None, ge=0, le=65535)
+    """Port to listen on (``0`` picks a free one); default: no server."""
+    address: str = "0.0.0.0"
+    """Address to bind."""
+    stall_threshold: Duration = 180.0
+    """A watch silent (no event, no bookmark, no reopen) for this long is stalled:
+    ``/readyz`` fails and the watch is replaced."""
+
+
+class LeaderElectionConfig(_Model):
+    """Several replicas, one deliverer: a ``coordination.k8s.io/v1`` Lease decides which."""
+
+    enabled: bool = False
+    lease_name: NonBlank = "kubewatch"
+    namespace: str | None = None
+    """Namespace of the Lease (default: ``$POD_NAMESPACE``, else ``default``)."""
+    lease_duration: Duration = 15.0
+    """Seconds a leader's claim lasts without renewal: the longest a handover takes."""
+    renew_deadline: Duration = 10.0
+    """Seconds the leader keeps trying to renew before it steps down."""
+    retry_period: Duration = 2.0
+    """Seconds between attempts to acquire or renew."""
+
+    @model_validator(mode="after")
+    def _timings(self) -> LeaderElectionConfig:
+        """client-go's rules: otherwise two leaders could overlap."""
+        errors: _Problems = []
+        if self.renew_deadline >= self.lease_duration:
+            errors.append((("renewDeadline",), None, _fail("must be shorter than leaseDuration")))
+        if self.retry_period >= self.renew_deadline:
+            errors.append((("retryPeriod",), None, _fail("must be shorter than renewDeadline")))
+        _fail_at("LeaderElectionConfig", errors)
+        return self
+
+
 class Config(_Model):
     cluster: NonBlank | None = None
     """Name put in every event; default: the kube context's name."""
@@ -720,6 +760,8 @@ class Config(_Model):
     """In order; without routes every event goes to every sink."""
     delivery: DeliveryConfig = DeliveryConfig()
     watch: WatchConfig = WatchConfig()
+    server: ServerConfig = ServerConfig()
+    leader_election: LeaderElectionConfig = LeaderElectionConfig()
 
     @field_validator("drop")
     @classmethod

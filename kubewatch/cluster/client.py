@@ -176,6 +176,48 @@ class ClusterClient:
             raise ApiUnreachable(f"GET {path}: response is not a JSON object")
         return doc
 
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """A write (POST, PUT, PATCH, DELETE) with a JSON body; the decoded answer.
+
+        For kubewatch's own objects (its Lease, its Events), never for watched ones.
+        """
+        method_, url, headers, _body, _post = self._api.param_serialize(
+            method,
+            path,
+            query_params=params or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            resp = self._api.rest_client.pool_manager.request(
+                method_,
+                url,
+                body=orjson.dumps(body) if body is not None else None,
+                headers=headers,
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=REQUEST_TIMEOUT),
+                preload_content=False,
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ApiUnreachable(f"{method} {path}: {_describe(e)}") from e
+        try:
+            data = resp.read()
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ApiUnreachable(f"{method} {path}: {_describe(e)}") from e
+        finally:
+            resp.release_conn()
+        if resp.status >= 300:
+            raise status_error(resp.status, data[:ERROR_BODY_LIMIT])
+        doc = orjson.loads(data) if data else {}
+        return doc if isinstance(doc, dict) else {}
+
     def list_page(
         self,
         path: str,

@@ -155,6 +155,8 @@ class Reflector:
         self.resource_version = ""
         """Last resourceVersion seen; empty until the first LIST completes."""
         self.last_activity = clock()
+        """Monotonic time of the last sign of life: a list page, a watch opened, an event or
+        a bookmark. A healthy quiet watch still reopens every one to two ``server_timeout``s."""
         self.relists = 0
         """LISTs after the first: each one follows a 410 (or a failed first watch)."""
         self.watch_restarts = 0
@@ -255,6 +257,7 @@ class Reflector:
             started = self._clock()
             timeout = self._settings.watch_timeout(self._rng)
             stream = self._lw.watch(resource_version=self.resource_version, timeout_seconds=timeout)
+            self.last_activity = self._clock()  # the server answered: alive, even if quiet
             with self._stream_lock:
                 self._stream = stream
             if self._stop.is_set():  # stop() ran between watch() and the assignment
