@@ -546,6 +546,18 @@ class SlackSinkConfig(_ChatSinkBase):
     """Web API base URL: GovSlack, a proxy, or a test server."""
     timeout: float = Field(10.0, gt=0)
 
+    @field_validator("token_file")
+    @classmethod
+    def _anchor_token_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Relative to the configuration file, like ``caFile`` (and kubeconfig paths)."""
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        base = (info.context or {}).get("base_dir") if isinstance(info.context, dict) else None
+        if not path.is_absolute() and base is not None:
+            path = Path(base) / path
+        return str(path.absolute())
+
     @model_validator(mode="after")
     def _one_token(self) -> SlackSinkConfig:
         """Exactly one way to get the token, so it is never ambiguous which one is used."""
