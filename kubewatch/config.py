@@ -621,7 +621,7 @@ class SmtpSinkConfig(_SinkBase):
     password: str | None = Field(None, repr=False)
     from_: str = Field(alias="from")
     to: tuple[NonBlank, ...] = Field(min_length=1)
-    subject: str = "[{{ cluster }}] {{ summary }}"
+    subject: str = "{{ summary }}"
     """Jinja2 template of the subject line."""
     template: str | None = None
     """Jinja2 text of the plain-text part (default: summary and changes)."""

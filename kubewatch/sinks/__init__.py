@@ -11,10 +11,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from kubewatch.config import SinkConfig, StdoutSinkConfig, WebhookSinkConfig
+from kubewatch.config import (
+    CloudEventsSinkConfig,
+    DiscordSinkConfig,
+    MattermostSinkConfig,
+    SinkConfig,
+    SlackSinkConfig,
+    SlackWebhookSinkConfig,
+    SmtpSinkConfig,
+    StdoutSinkConfig,
+    TeamsSinkConfig,
+    WebhookSinkConfig,
+)
 from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.sinks.base import Sink, SinkBase
+from kubewatch.sinks.cloudevents import CloudEventsSink
+from kubewatch.sinks.discord import DiscordSink
+from kubewatch.sinks.mattermost import MattermostSink
+from kubewatch.sinks.slack import SlackSink, SlackWebhookSink
+from kubewatch.sinks.smtp import SmtpSink
 from kubewatch.sinks.stdout import StdoutSink
+from kubewatch.sinks.teams import TeamsSink
 from kubewatch.sinks.webhook import WebhookSink
 
 __all__ = ["Sink", "SinkBase", "StdoutSink", "WebhookSink", "build_sink", "registered_configs"]
@@ -35,6 +52,13 @@ _REGISTRY: dict[type[Any], _Entry[Any]] = {
     for entry in (
         _Entry(StdoutSinkConfig, StdoutSink),
         _Entry(WebhookSinkConfig, WebhookSink),
+        _Entry(SlackSinkConfig, SlackSink),
+        _Entry(SlackWebhookSinkConfig, SlackWebhookSink),
+        _Entry(SmtpSinkConfig, SmtpSink),
+        _Entry(TeamsSinkConfig, TeamsSink),
+        _Entry(DiscordSinkConfig, DiscordSink),
+        _Entry(MattermostSinkConfig, MattermostSink),
+        _Entry(CloudEventsSinkConfig, CloudEventsSink),
     )
 }
 

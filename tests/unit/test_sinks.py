@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import hmac
 import io
+import re
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import httpx
 import orjson
@@ -30,7 +34,13 @@ from kubewatch.errors import (
 )
 from kubewatch.events import Change, Event, EventType
 from kubewatch.sinks import StdoutSink, WebhookSink, build_sink, registered_configs
-from kubewatch.sinks.webhook import EVENT_ID_HEADER, parse_retry_after
+from kubewatch.sinks.webhook import (
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    parse_retry_after,
+    sign,
+)
 
 NOW = 1_800_000_000.0
 """A fixed Unix time for the webhook's clock (2027-01-15)."""
@@ -387,29 +397,84 @@ def test_webhook_config_mistakes_name_their_key(kw: dict[str, Any], path: str) -
 # -- webhook against real local servers -------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reply:
+    """What a :class:`Receiver` answers: status, headers and body."""
+
+    status: int = 204
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as a :class:`Receiver` saw it (``headers`` keep the sender's case)."""
+
+    method: str
+    target: str
+    """Path and query, as sent."""
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """A header by case-insensitive name."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
 @dataclass
 class Receiver:
-    """A real HTTP(S) server on 127.0.0.1 recording each POST (headers, body)."""
+    """A real HTTP(S) server on 127.0.0.1 recording each request and answering ``reply``.
+
+    ``respond``, when set, decides the reply per request instead (e.g. a receiver that
+    verifies a signature and answers 401 when it does not hold).
+    """
 
     server: ThreadingHTTPServer
     scheme: str
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    status: int = 204
+    requests: list[Received] = field(default_factory=list)
+    reply: Reply = Reply()
+    respond: Callable[[Received], Reply] | None = None
+
+    @property
+    def status(self) -> int:
+        return self.reply.status
+
+    @status.setter
+    def status(self, value: int) -> None:
+        self.reply = Reply(value)
+
+    @property
+    def received(self) -> list[tuple[dict[str, str], bytes]]:
+        """(headers, body) of each request, in arrival order."""
+        return [(r.headers, r.body) for r in self.requests]
+
+    @property
+    def base(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"{self.scheme}://{host!s}:{port}"
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{self.scheme}://{host!s}:{port}/hook"
+        return f"{self.base}/hook"
 
 
-def _serve(tls: ssl.SSLContext | None) -> Iterator[Receiver]:
+def serve(tls: ssl.SSLContext | None) -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.received.append((dict(self.headers.items()), body))
-            self.send_response(state.status)
-            self.send_header("Content-Length", "0")
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            request = Received(
+                self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+            )
+            state.requests.append(request)
+            reply = state.respond(request) if state.respond is not None else state.reply
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
+            self.wfile.write(reply.body)
+
+        do_POST = do_PUT = do_PATCH = _handle
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -430,7 +495,7 @@ def _serve(tls: ssl.SSLContext | None) -> Iterator[Receiver]:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    yield from _serve(None)
+    yield from serve(None)
 
 
 @pytest.fixture(scope="module")
@@ -456,7 +521,7 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def tls_receiver(cert: tuple[Path, Path]) -> Iterator[Receiver]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*cert)
-    yield from _serve(context)
+    yield from serve(context)
 
 
 def test_webhook_posts_to_a_real_server(receiver: Receiver) -> None:
@@ -512,6 +577,170 @@ def test_tls_insecure_skip_verify(tls_receiver: Receiver) -> None:
     with WebhookSink("hook", webhook_config(tls_receiver.url, insecure_skip_verify=True)) as sink:
         sink.send(make_event())
     assert len(tls_receiver.received) == 1
+
+
+# -- webhook signing --------------------------------------------------------------------
+
+SECRET = "whsec-0123456789abcdef"
+
+# From here to the end of verify(): the README's verification snippet, verbatim, so the
+# receivers below check signatures exactly as the README tells receivers to.
+TOLERANCE = 300  # seconds either way: older (replayed) or far-future requests are refused
+
+
+def verify(
+    secret: bytes, body: bytes, timestamp: str, signature: str, now: float | None = None
+) -> bool:
+    """True when kubewatch signed exactly this body, within TOLERANCE seconds of now."""
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - sent) > TOLERANCE:
+        return False
+    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256)
+    return hmac.compare_digest("v1=" + mac.hexdigest(), signature)
+
+
+def verifying(secret: str, now: float = NOW) -> Callable[[Received], Reply]:
+    """A receiver's handler: 204 when the signature holds, 401 (naming why) when not."""
+
+    def respond(request: Received) -> Reply:
+        timestamp = request.header(TIMESTAMP_HEADER) or ""
+        signature = request.header(SIGNATURE_HEADER) or ""
+        if verify(secret.encode(), request.body, timestamp, signature, now=now):
+            return Reply(204)
+        return Reply(401, body=f"bad signature {signature} for secret {secret}".encode())
+
+    return respond
+
+
+def test_signed_webhook_verifies_at_a_real_receiver(receiver: Receiver) -> None:
+    receiver.respond = verifying(SECRET)
+    event = make_event()
+    config = webhook_config(receiver.url, secret=SECRET)
+    with WebhookSink("hook", config, clock=lambda: NOW + 0.9) as sink:
+        sink.send(event)
+    (request,) = receiver.requests
+    assert request.header(TIMESTAMP_HEADER) == str(int(NOW))
+    assert re.fullmatch(r"v1=[0-9a-f]{64}", request.header(SIGNATURE_HEADER) or "")
+    assert request.header(EVENT_ID_HEADER) == event.id
+    assert orjson.loads(request.body) == event.to_dict()
+
+
+def test_signature_covers_body_timestamp_and_key(receiver: Receiver) -> None:
+    """What the receiver's check refuses: any change to what was signed, or old news."""
+    with WebhookSink(
+        "hook", webhook_config(receiver.url, secret=SECRET), clock=lambda: NOW
+    ) as sink:
+        sink.send(make_event())
+    (request,) = receiver.requests
+    body, ts = request.body, request.header(TIMESTAMP_HEADER) or ""
+    sig = request.header(SIGNATURE_HEADER) or ""
+    key = SECRET.encode()
+    assert verify(key, body, ts, sig, now=NOW)
+    assert verify(key, body, ts, sig, now=NOW + TOLERANCE - 1)
+    assert verify(key, body, ts, sig, now=NOW - TOLERANCE + 1)  # a receiver's clock behind
+    assert not verify(key, body.replace(b'"b"', b'"c"'), ts, sig, now=NOW)  # tampered body
+    assert not verify(key, body + b" ", ts, sig, now=NOW)
+    assert not verify(key, body, str(int(NOW) + 1), sig, now=NOW)  # tampered timestamp
+    assert not verify(b"another-secret", body, ts, sig, now=NOW)
+    assert not verify(key, body, ts, sig, now=NOW + TOLERANCE + 1)  # replayed later
+    assert not verify(key, body, "soon", sig, now=NOW)
+    assert sig == sign(SECRET, ts, body)
+
+
+def test_wrong_secret_is_permanent_and_never_shown(receiver: Receiver) -> None:
+    """The receiver answers 401 quoting the secret it expected: that must not reach logs."""
+    other = "whsec-the-receivers-own-secret"
+    receiver.respond = verifying(other)
+    config = webhook_config(receiver.url, secret=SECRET)
+    with (
+        WebhookSink("hook", config, clock=lambda: NOW) as sink,
+        pytest.raises(PermanentError, match="HTTP 401") as info,
+    ):
+        sink.send(make_event())
+    assert SECRET not in str(info.value)
+
+    receiver.respond = lambda r: Reply(401, body=f"expected key {SECRET}".encode())
+    with (
+        WebhookSink("hook", config, clock=lambda: NOW) as sink,
+        pytest.raises(PermanentError) as info,
+    ):
+        sink.send(make_event())
+    assert SECRET not in str(info.value)
+    assert "<redacted>" in str(info.value)
+
+
+def test_every_attempt_is_signed_with_its_own_time(receiver: Receiver) -> None:
+    """A retry is a new attempt: a fresh timestamp, so a slow retry still verifies."""
+    times = iter([NOW, NOW + 600])
+    event = make_event()
+    with WebhookSink(
+        "hook", webhook_config(receiver.url, secret=SECRET), clock=lambda: next(times)
+    ) as sink:
+        sink.send(event)
+        sink.send(event)
+    first, second = receiver.requests
+    assert first.body == second.body
+    assert (first.header(TIMESTAMP_HEADER), second.header(TIMESTAMP_HEADER)) == (
+        str(int(NOW)),
+        str(int(NOW + 600)),
+    )
+    for request, now in ((first, NOW), (second, NOW + 600)):
+        ts, sig = request.header(TIMESTAMP_HEADER) or "", request.header(SIGNATURE_HEADER) or ""
+        assert verify(SECRET.encode(), request.body, ts, sig, now=now)
+
+
+def test_configured_headers_cannot_forge_the_signature(receiver: Receiver) -> None:
+    receiver.respond = verifying(SECRET)
+    forged = {"x-kubewatch-signature": "v1=forged", "X-Kubewatch-Timestamp": "1"}
+    config = webhook_config(receiver.url, secret=SECRET, headers=forged)
+    with WebhookSink("hook", config, clock=lambda: NOW) as sink:
+        sink.send(make_event())
+    (request,) = receiver.requests
+    names = [k.lower() for k in request.headers]
+    assert names.count("x-kubewatch-signature") == 1
+    assert names.count("x-kubewatch-timestamp") == 1
+    assert request.header(SIGNATURE_HEADER) != "v1=forged"
+
+
+def test_unsigned_webhook_sends_no_signature_headers(receiver: Receiver) -> None:
+    with WebhookSink("hook", webhook_config(receiver.url)) as sink:
+        sink.send(make_event())
+    (request,) = receiver.requests
+    assert request.header(TIMESTAMP_HEADER) is None
+    assert request.header(SIGNATURE_HEADER) is None
+
+
+def test_signature_covers_the_rendered_body_template(receiver: Receiver) -> None:
+    receiver.respond = verifying(SECRET)
+    config = webhook_config(
+        receiver.url, secret=SECRET, markup="slack", body_template='{"text": "{{ summary }}"}'
+    )
+    with WebhookSink("hook", config, clock=lambda: NOW) as sink:
+        sink.send(make_event(summary="<!here> ok"))
+    (request,) = receiver.requests
+    assert orjson.loads(request.body) == {"text": "&lt;!here&gt; ok"}
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "POST"])
+def test_webhook_method(receiver: Receiver, method: Literal["POST", "PUT", "PATCH"]) -> None:
+    receiver.respond = verifying(SECRET)
+    event = make_event()
+    config = webhook_config(receiver.url, method=method, secret=SECRET)
+    with WebhookSink("hook", config, clock=lambda: NOW) as sink:
+        sink.send(event)
+    (request,) = receiver.requests
+    assert request.method == method
+    assert request.target == "/hook"
+    assert orjson.loads(request.body) == event.to_dict()
+
+
+def test_webhook_secret_is_kept_out_of_repr() -> None:
+    config = webhook_config(secret=SECRET, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert SECRET not in repr(config)
+    assert TOKEN not in repr(config)
 
 
 # -- templates --------------------------------------------------------------------------
