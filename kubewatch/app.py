@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ListWatch, Query
 from kubewatch.cluster.discovery import ResourceTable
 from kubewatch.config import Config, ResourceConfig
-from kubewatch.delivery import Dispatcher
+from kubewatch.delivery import Dispatcher, sink_policies
 from kubewatch.errors import ApiError, ConfigError, ConfigErrors, ResolveError
 from kubewatch.events import Event
 from kubewatch.informer import ReflectorSettings, SharedInformer
@@ -79,9 +79,7 @@ class App:
         self.router = Router.build(config)
         self.namespace_labels = NamespaceLabels()
         self.dispatcher = Dispatcher(
-            build_sinks(config),
-            config.delivery,
-            digests={name: sc.digest for name, sc in config.sinks.items()},
+            build_sinks(config), config.delivery, policies=sink_policies(config)
         )
         self.started_at = datetime.now(timezone.utc)
         self.informers: dict[InformerKey, SharedInformer] = {}

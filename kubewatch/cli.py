@@ -1,13 +1,15 @@
-"""Command line: ``kubewatch run`` and ``kubewatch validate``.
+"""Command line: ``kubewatch run``, ``kubewatch validate`` and ``kubewatch test-sink``.
 
 Exit codes: 0 success (``run``: stopped by SIGTERM/SIGINT after draining), 1 a runtime
-failure (a resource is forbidden, deliveries could not be drained), 2 a configuration or
-usage mistake (nothing was started).
+failure (a resource is forbidden, deliveries could not be drained, the test event was
+not delivered), 2 a configuration or usage mistake (nothing was started).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
 import logging
 import os
 import random
@@ -15,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from types import FrameType
 
@@ -22,8 +25,18 @@ from kubewatch._version import __version__
 from kubewatch.app import App, check_config
 from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ClusterConfigError, Query
 from kubewatch.config import Config, format_errors, load_config
-from kubewatch.errors import ApiError, ConfigErrors
+from kubewatch.errors import (
+    ApiError,
+    ConfigErrors,
+    DeliveryError,
+    RateLimited,
+    RetryableError,
+)
+from kubewatch.events import Event, EventType
+from kubewatch.normalize import utc_now
 from kubewatch.plan import Plan, describe_scope
+from kubewatch.render.templates import SAMPLES
+from kubewatch.sinks import build_sink
 
 log = logging.getLogger("kubewatch")
 
@@ -38,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     if args.command == "validate":
         return validate(args)
+    if args.command == "test-sink":
+        return sink_test(args)
     raise AssertionError(args.command)
 
 
@@ -77,6 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     validate_parser.add_argument(
         "--offline", action="store_true", help="check the file only; do not contact a cluster"
     )
+    test_sink_parser = commands.add_parser(
+        "test-sink",
+        help="send one sample event to one sink, once, and say what happened",
+        description="Build only the sink NAME from the configuration and send it one sample "
+        "create event, once, without retries. No cluster is contacted. Exit 0 when the "
+        "receiver accepted it, 1 when it did not (the error says whether it would have been "
+        "retried), 2 for a configuration mistake or an unknown sink.",
+    )
+    test_sink_parser.add_argument("sink", metavar="NAME", help="a key under 'sinks:'")
+    common(test_sink_parser)
     return parser
 
 
@@ -176,6 +201,78 @@ def _plan_with_retry(config: Config, client: ClusterClient, stop: threading.Even
             stop.wait(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 30.0)
     return None
+
+
+# -- test-sink -----------------------------------------------------------------------------
+
+TEST_SINK_OBJECT = "kubewatch-test-sink"
+"""Name of the object in the sample event ``test-sink`` sends, so receivers can spot it."""
+
+
+def sample_event(cluster: str) -> Event:
+    """The sample create event of ``test-sink``: the template samples' create, renamed.
+
+    Its uid is fresh each time, so its :attr:`Event.id` is too: a receiver that
+    de-duplicates on the id does not swallow a second test.
+    """
+    sample = next(event for _, event in SAMPLES if event.type is EventType.CREATE)
+    key = f"{sample.namespace}/{TEST_SINK_OBJECT}" if sample.namespace else TEST_SINK_OBJECT
+    return dataclasses.replace(
+        sample,
+        cluster=cluster,
+        name=TEST_SINK_OBJECT,
+        uid=str(uuid.uuid4()),
+        observed_at=utc_now(),
+        labels={"app.kubernetes.io/name": TEST_SINK_OBJECT},
+        summary=f"[{cluster}] {sample.kind} {key} created (test event from kubewatch test-sink)",
+    )
+
+
+def error_class(error: DeliveryError) -> str:
+    """How ``kubewatch run`` would take ``error``: ``rate limited`` (retried after the
+    receiver's Retry-After, which the message states), ``retryable error`` (retried with
+    backoff) or ``permanent error`` (given up at once)."""
+    if isinstance(error, RateLimited):
+        return "rate limited"
+    if isinstance(error, RetryableError):
+        return "retryable error"
+    return "permanent error"
+
+
+def sink_test(args: argparse.Namespace) -> int:
+    """``kubewatch test-sink NAME``: one sample event, one attempt, the receiver's answer."""
+    try:
+        config = load_config(args.config)
+    except ConfigErrors as e:
+        print(format_errors(e, args.config), file=sys.stderr)
+        return EXIT_CONFIG
+    name: str = args.sink
+    if name not in config.sinks:
+        close = difflib.get_close_matches(name, list(config.sinks), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(
+            f"kubewatch: no sink {name!r} in {args.config}{hint}; sinks: {', '.join(config.sinks)}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    sink_config = config.sinks[name]
+    try:
+        sink = build_sink(name, sink_config)
+    except ConfigErrors as e:
+        print(format_errors(e, args.config), file=sys.stderr)
+        return EXIT_CONFIG
+    event = sample_event(config.cluster or "test")
+    with sink:
+        try:
+            sink.send(event)
+        except DeliveryError as error:
+            print(f"{name}: {error_class(error)}: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+        except Exception as error:  # a bug in the sink: say so plainly, with its type
+            print(f"{name}: unexpected error in sink: {error!r}", file=sys.stderr)
+            return EXIT_FAILURE
+    print(f"delivered to {name} ({sink_config.type})")
+    return EXIT_OK
 
 
 # -- validate ------------------------------------------------------------------------------

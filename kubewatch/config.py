@@ -365,7 +365,9 @@ class DigestConfig(_Model):
 
 
 def _rate(value: Any) -> Any:
-    """``rateLimit: 2`` is shorthand for ``{perSecond: 2}``."""
+    """``rateLimit: 2`` is shorthand for ``{perSecond: 2}``; ``off`` turns it off."""
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "false")):
+        return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return {"perSecond": value}
     return value

@@ -1,19 +1,35 @@
-"""The dispatcher: per-sink queues and worker threads, retries, drain on shutdown.
+"""The dispatcher: per-sink queues and worker threads, retries, rate limits, drain.
 
-Guarantees (for each sink independently):
+Every sink has a *lane* built from its :class:`~kubewatch.delivery.policy.SinkPolicy`:
+a bounded queue of ``queue_size`` events, ``concurrency`` worker threads, its own retry
+policy, its own token bucket (``rate_limit``) and, optionally, a digester. Guarantees
+(for each sink independently):
 
 - **Order per object.** Events with the same :attr:`Event.key` reach a sink in the order
   they were submitted (minus any dropped on overflow): one key always maps to the same
   worker, which handles its events one at a time and retries in place. There is no
   order across keys, nor across sinks.
-- **Parallel objects.** Different keys spread over ``workers`` threads; a key stuck in
-  retries delays only the keys that share its worker.
-- **Isolation.** Every sink has its own queue and threads: a slow or failing sink never
-  blocks another sink, and :meth:`Dispatcher.submit` never blocks at all.
+- **Parallel objects.** Different keys spread over the sink's ``concurrency`` threads; a
+  key stuck in retries delays only the keys that share its worker.
+- **Isolation.** Every sink has its own queue, threads and token bucket: a slow, failing
+  or rate-limited sink never blocks another sink (its retries, backoff waits and pauses
+  happen on its own threads), and :meth:`Dispatcher.submit` never blocks at all.
 - **Bounded memory.** At most ``queue_size`` events wait per sink, plus one in flight per
-  worker. On overflow the oldest waiting event of the shard is dropped, logged at
-  WARNING and counted (``dropped``). A digester adds at most ``MAX_HELD`` ids and names
-  plus one event per ``(type, kind, namespace)`` it holds (see :mod:`.digest`).
+  worker. On overflow the oldest waiting event of the shard is dropped and counted
+  (``dropped``); the WARNING about it is rate limited to one line per sink per
+  :data:`DROP_LOG_INTERVAL` (the others go to DEBUG), and the next WARNING, or close,
+  says how many were dropped since without a line of their own. A digester adds at most
+  ``MAX_HELD`` ids and names plus one event per ``(type, kind, namespace)`` it holds
+  (see :mod:`.digest`).
+- **Rate limit.** A worker takes a token from its sink's bucket before *every* attempt,
+  first attempts and retries alike, so a sink never makes more than
+  ``burst + perSecond * t`` attempts in ``t`` seconds, however many workers it has.
+- **Retry-After.** A :class:`~kubewatch.errors.RateLimited` error is always honoured:
+  the failed event waits at least its ``retry_after`` (capped at
+  :data:`~kubewatch.delivery.retry.MAX_RETRY_AFTER`), beyond ``maxBackoff`` if need be,
+  and the sink's bucket is paused for as long, so no worker of that sink attempts
+  anything before then (the receiver's limit is per sink, not per worker). Sinks without
+  ``rateLimit`` are paused the same way.
 - **At-least-once, best effort.** An event is sent until the sink accepts it, fails
   permanently, or runs out of attempts. A receiver may see an event twice (an attempt
   that timed out after the receiver got it); :attr:`Event.id` is stable for
@@ -33,13 +49,15 @@ Guarantees (for each sink independently):
   The price: while a digest is being sent (retries included), that sink sends nothing
   else. Sinks without digests have no barriers.
 - **Drain.** :meth:`Dispatcher.close` stops intake, turns held events into digests at once,
-  lets the workers finish what is queued (retries included) within a timeout, then
-  interrupts backoff waits, abandons what is left (counted as ``failed``) and closes the
-  sinks.
+  lets the workers finish what is queued (retries and rate limits included) within a
+  timeout, then interrupts backoff and token waits, abandons what is left (counted as
+  ``failed``) and closes the sinks. A rate-limited sink drains at its rate: with 1/s and
+  a 10 s timeout, about 10 queued events.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import logging
@@ -54,24 +72,27 @@ import tenacity
 
 from kubewatch.config import DeliveryConfig, DigestConfig
 from kubewatch.delivery.digest import Digester
+from kubewatch.delivery.policy import SinkPolicy, check_policies
 from kubewatch.delivery.queue import Shard, ShardedQueue
-from kubewatch.delivery.retry import RetryPolicy
-from kubewatch.errors import DeliveryError, RetryableError
+from kubewatch.delivery.ratelimit import Sleep, TokenBucket
+from kubewatch.errors import DeliveryError, RateLimited, RetryableError
 from kubewatch.events import Event
+from kubewatch.normalize import utc_now
 from kubewatch.sinks.base import Sink
 
 log = logging.getLogger("kubewatch.delivery")
 
-Sleep = Callable[[float], bool]
-"""Waits ``delay`` seconds; returns True when interrupted (shutdown), False otherwise."""
+__all__ = ["DROP_LOG_INTERVAL", "STOP_GRACE", "Dispatcher", "SinkStats", "Sleep"]
 
 
 class _Interrupted(Exception):
-    """Raised out of a backoff wait that shutdown interrupted: stop retrying."""
+    """Raised out of a backoff or token wait that shutdown interrupted: stop trying."""
 
 
-def _attempts(retrying: tenacity.Retrying) -> int:
-    return int(retrying.statistics.get("attempt_number", 1))
+DROP_LOG_INTERVAL = 1.0
+"""Seconds between two WARNING lines about one sink's overflow drops: an overloaded sink
+may drop thousands of events a second, and a line each would flood the log (and slow the
+watch thread that logs them). The rest go to DEBUG and are counted in the next line."""
 
 
 STOP_GRACE = 0.5
@@ -182,16 +203,93 @@ class _Fence:
             self._cond.notify_all()
 
 
-class _Lane:
-    """One sink with its queue, worker threads and counters, and its digester if any."""
+class _DropLog:
+    """Overflow drops of one sink, logged at WARNING at most once per DROP_LOG_INTERVAL.
 
-    def __init__(self, name: str, sink: Sink, config: DeliveryConfig) -> None:
+    The first drop of an interval gets a WARNING line naming the event; the others get a
+    DEBUG line each and are counted, and the count is reported by the next WARNING (or by
+    :meth:`flush`: a worker calls it after each event, ``close`` at the end), so the log
+    says how many were dropped even when drops stop. ``dropped`` (:class:`SinkStats`)
+    counts all of them exactly.
+    """
+
+    def __init__(self, sink: str, clock: Callable[[], float]) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._lock = threading.Lock()
+        # Invariants, under _lock: _unlogged > 0 iff _since is not None; no WARNING
+        # line about a drop before _next_line (clock seconds).
+        self._next_line = -float("inf")
+        self._unlogged = 0  # drops since the last WARNING, without a WARNING of their own
+        self._since: str | None = None  # wall time (RFC 3339) of the first of those
+
+    def _take_unlogged(self) -> str:
+        """The "; dropped N more …" suffix for the next WARNING; caller holds _lock."""
+        if not self._unlogged:
+            return ""
+        text = (
+            f"; dropped {self._unlogged} more event(s) since {self._since} (not logged one by one)"
+        )
+        self._unlogged, self._since = 0, None
+        return text
+
+    def dropped(self, event: Event) -> None:
+        more = ""
+        with self._lock:
+            now = self._clock()
+            loud = now >= self._next_line
+            if loud:
+                self._next_line = now + DROP_LOG_INTERVAL
+                more = self._take_unlogged()
+            else:
+                self._unlogged += 1
+                if self._since is None:
+                    self._since = utc_now()
+        log.log(
+            logging.WARNING if loud else logging.DEBUG,
+            "sink %r: queue full, dropped oldest event id=%s kind=%s key=%s%s",
+            self._sink,
+            event.id,
+            event.kind,
+            event.key,
+            more,
+        )
+
+    def flush(self, *, force: bool = False) -> None:
+        """Log the count of unlogged drops once the interval is over (or now, ``force``)."""
+        with self._lock:
+            if not self._unlogged:
+                return
+            now = self._clock()
+            if not force and now < self._next_line:
+                return
+            self._next_line = now + DROP_LOG_INTERVAL
+            count, since = self._unlogged, self._since
+            self._unlogged, self._since = 0, None
+        log.warning(
+            "sink %r: queue full, dropped %d event(s) since %s (not logged one by one)",
+            self._sink,
+            count,
+            since,
+        )
+
+
+class _Lane:
+    """One sink with its policy, queue, worker threads, bucket, counters and digester."""
+
+    def __init__(
+        self, name: str, sink: Sink, policy: SinkPolicy, clock: Callable[[], float], sleep: Sleep
+    ) -> None:
         self.name = name
         self.sink = sink
-        # Invariant: len(queue) <= config.queue_size; one worker thread per shard.
+        self.policy = policy
+        # Invariant: len(queue) <= policy.queue_size; one worker thread per shard.
         self.queue: ShardedQueue[_Item] = ShardedQueue(
-            config.queue_size, config.workers, key=_item_key
+            policy.queue_size, policy.concurrency, key=_item_key
         )
+        # Taken before every attempt; paused by Retry-After (unlimited without rate_limit).
+        self.bucket = TokenBucket.from_config(policy.rate_limit, clock=clock, sleep=sleep)
+        self.drops = _DropLog(name, clock)
         # Both set, or neither: the digester feeds the queue through the fence.
         self.digester: Digester | None = None
         self.fence: _Fence | None = None
@@ -244,14 +342,20 @@ class Dispatcher:
     Used as a context manager it starts on entry and closes on exit. The dispatcher owns
     the sinks it is given and closes them.
 
-    ``digests`` maps sink names to their burst digest settings (``None`` or absent: no
-    digests for that sink); ``clock`` (monotonic seconds) measures digest windows. With a
-    fake clock, drive flushes with :meth:`flush_digests`: the background flusher waits in
-    real seconds for ``deadline - clock()``.
+    ``policies`` maps sink names to their :class:`SinkPolicy` (queue size, concurrency,
+    retry, rate limit, digest); a sink without one gets ``SinkPolicy.defaults(config)``,
+    i.e. ``delivery``'s queue size, workers and retry, no rate limit and no digest.
+    ``config`` also gives ``drain_timeout``. ``digests`` is a shorthand that replaces the
+    ``digest`` of the named sinks' policies (``None``: no digests). Build the policies of
+    a configuration with :func:`~kubewatch.delivery.policy.sink_policies`.
 
-    ``sleep`` replaces the backoff wait (tests record delays instead of sleeping); it
-    should return True when interrupted. The default waits on an internal stop event
-    that ``close`` sets when its timeout runs out. ``rng`` draws the backoff jitter.
+    ``clock`` (monotonic seconds) measures digest windows, token buckets, Retry-After
+    pauses and the drop log interval. ``sleep`` replaces every wait on that clock (backoff
+    and tokens; tests pass one that advances their fake clock); it returns True when
+    interrupted. The default waits real seconds on an internal stop event that ``close``
+    sets when its timeout runs out, so a fake clock needs a matching ``sleep``. With a
+    fake clock, drive digest flushes with :meth:`flush_digests`: the background flusher
+    waits in real seconds for ``deadline - clock()``. ``rng`` draws the backoff jitter.
     """
 
     def __init__(
@@ -259,29 +363,35 @@ class Dispatcher:
         sinks: Mapping[str, Sink],
         config: DeliveryConfig,
         *,
+        policies: Mapping[str, SinkPolicy] | None = None,
         digests: Mapping[str, DigestConfig | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
-        self._policy = RetryPolicy.from_config(config.retry)
-        # Set only when close() gives up draining: wakes backoff waits, stops new attempts.
+        policies = policies or {}
+        digests = digests or {}
+        check_policies(policies, sinks, "delivery policies")
+        check_policies(digests, sinks, "digest settings")
+        # Set only when close() gives up draining: wakes backoff and token waits, stops
+        # new attempts.
         self._stop = threading.Event()
         self._sleep: Sleep = sleep if sleep is not None else self._stop.wait
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
-        self._lanes = {name: _Lane(name, sink, config) for name, sink in sinks.items()}
-        unknown = [name for name in digests or {} if name not in self._lanes]
-        if unknown:
-            raise KeyError(f"digest settings for unknown sink(s): {', '.join(unknown)}")
-        for name, digest in (digests or {}).items():
-            if digest is not None:
-                lane = self._lanes[name]
+        self._lanes: dict[str, _Lane] = {}
+        for name, sink in sinks.items():
+            policy = policies[name] if name in policies else SinkPolicy.defaults(config)
+            if name in digests:
+                policy = dataclasses.replace(policy, digest=digests[name])
+            lane = _Lane(name, sink, policy, clock, self._interruptible_sleep)
+            if policy.digest is not None:
                 lane.fence = _Fence()
                 lane.digester = Digester(
-                    name, digest, clock=clock, emit=functools.partial(self._enqueue, lane)
+                    name, policy.digest, clock=clock, emit=functools.partial(self._enqueue, lane)
                 )
+            self._lanes[name] = lane
         # Guards _state and _evicted; everything that queues does it under this lock
         # (submit, the flusher, close), so queue order is decision order and once close()
         # has flipped _state to CLOSED and closed the queues, no event can slip in. Lock
@@ -295,6 +405,10 @@ class Dispatcher:
         self._close_lock = threading.Lock()  # serializes close(); guards _close_result
         self._close_result: bool | None = None
         self._shutdown_failures = 0  # events given up because of close(); guarded by _lock
+
+    def _interruptible_sleep(self, delay: float) -> bool:
+        """Every wait of a worker (backoff, tokens): True once close() has given up."""
+        return self._sleep(delay) or self._stop.is_set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -354,6 +468,7 @@ class Dispatcher:
             # With no workers (never started) anything queued is abandoned right away.
             self._stop.set()
             for lane in self._lanes.values():
+                lane.bucket.close()  # wakes workers waiting for a token (any sleep)
                 if lane.fence is not None:
                     lane.fence.interrupt()  # workers waiting at a digest barrier give up
                 items = lane.queue.clear()
@@ -363,6 +478,8 @@ class Dispatcher:
             grace = time.monotonic() + STOP_GRACE
             for thread in threads:
                 thread.join(max(0.0, grace - time.monotonic()))
+            for lane in self._lanes.values():
+                lane.drops.flush(force=True)
             stuck = [t.name for t in threads if t.is_alive()]
             if stuck:
                 log.error("delivery: workers still busy in send after close: %s", ", ".join(stuck))
@@ -435,13 +552,7 @@ class Dispatcher:
     def _report_evicted(self, evicted: list[tuple[_Lane, Event]]) -> None:
         for lane, old in evicted:  # logged outside the lock: handlers may be slow
             lane.add(dropped=1)
-            log.warning(
-                "sink %r: queue full, dropped oldest event id=%s kind=%s key=%s",
-                lane.name,
-                old.id,
-                old.kind,
-                old.key,
-            )
+            lane.drops.dropped(old)
 
     # -- digests ---------------------------------------------------------------------
 
@@ -498,6 +609,10 @@ class Dispatcher:
         """Events waiting for ``sink`` now; informational only (never branch on it)."""
         return len(self._lanes[sink].queue)
 
+    def policy(self, sink: str) -> SinkPolicy:
+        """The effective delivery policy of ``sink``."""
+        return self._lanes[sink].policy
+
     # -- workers ---------------------------------------------------------------------
 
     def _work(self, lane: _Lane, shard: Shard[_Item]) -> None:
@@ -511,19 +626,34 @@ class Dispatcher:
                     self._deliver(lane, item.event)
             finally:
                 lane.done(item)
+                lane.drops.flush()  # the count of unlogged drops, once their second is over
 
     def _deliver(self, lane: _Lane, event: Event) -> None:
         """Send one event until accepted, given up, or interrupted by shutdown.
 
         tenacity drives the attempts: only ``RetryableError`` is retried, at most
-        ``retry.attempts`` times, waiting what :class:`RetryPolicy` says; the wait goes
-        through ``self._sleep``, which shutdown interrupts.
+        ``retry.attempts`` times (the sink's policy), waiting what its :class:`RetryPolicy`
+        says; every attempt first takes a token from the sink's bucket. A ``RateLimited``
+        error also pauses that bucket for its ``retry_after``: the sink's other workers
+        wait too. Backoff and token waits go through ``self._sleep``, which shutdown
+        interrupts.
         """
+        policy = lane.policy.retry
+        sent = 0  # attempts that reached the sink (a token wait may end before one)
+
+        def attempt() -> None:
+            nonlocal sent
+            if not lane.bucket.acquire():
+                raise _Interrupted("shutdown while waiting for a token (rate limit or Retry-After)")
+            sent += 1
+            lane.sink.send(event)
 
         def wait(state: tenacity.RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
             assert isinstance(error, RetryableError)  # the retry predicate admits no other
-            return self._policy.backoff.delay(state.attempt_number, error, self._rng)
+            if isinstance(error, RateLimited):
+                self._pause(lane, policy.backoff.retry_after(error))
+            return policy.backoff.delay(state.attempt_number, error, self._rng)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
@@ -540,35 +670,44 @@ class Dispatcher:
             )
 
         def sleep(delay: float) -> None:
-            if self._sleep(delay) or self._stop.is_set():
-                raise _Interrupted
+            if self._interruptible_sleep(delay):
+                raise _Interrupted("shutdown during backoff")
             lane.add(retried=1)
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(RetryableError),
-            stop=tenacity.stop_after_attempt(self._policy.attempts),
+            stop=tenacity.stop_after_attempt(policy.attempts),
             wait=wait,
             sleep=sleep,
             before_sleep=before_sleep,
             reraise=True,
         )
         try:
-            retrying(lane.sink.send, event)
-        except _Interrupted:
+            retrying(attempt)
+        except _Interrupted as interrupted:
             with self._lock:
                 self._shutdown_failures += 1
-            self._fail(lane, event, _attempts(retrying), "shutdown during backoff")
+            self._fail(lane, event, sent, str(interrupted))
         except RetryableError as error:
-            self._fail(lane, event, _attempts(retrying), f"gave up: {error}")
+            self._fail(lane, event, sent, f"gave up: {error}")
         except DeliveryError as error:
-            self._fail(lane, event, _attempts(retrying), str(error))
+            self._fail(lane, event, sent, str(error))
         except Exception as error:
             # A bug in the sink, not a delivery outcome: keep the worker alive.
-            self._fail(
-                lane, event, _attempts(retrying), f"unexpected error in sink: {error!r}", trace=True
-            )
+            self._fail(lane, event, sent, f"unexpected error in sink: {error!r}", trace=True)
         else:
             lane.add(delivered=1)
+
+    def _pause(self, lane: _Lane, seconds: float) -> None:
+        """Hold every worker of ``lane`` for ``seconds`` (a receiver's Retry-After)."""
+        if lane.bucket.pause(seconds):
+            log.info(
+                "sink %r: receiver asked to wait %.1fs: no attempt by any of its %d worker(s) "
+                "before then",
+                lane.name,
+                seconds,
+                len(lane.queue.shards),
+            )
 
     def _fail(
         self, lane: _Lane, event: Event, attempts: int, reason: str, *, trace: bool = False

@@ -42,12 +42,15 @@ class Backoff:
         exponent = min(retry - 1, 64)  # beyond this the cap has long been reached
         return min(self.max_backoff, self.initial * 2.0**exponent)
 
+    def retry_after(self, error: RetryableError) -> float:
+        """Seconds the receiver asked for (``RateLimited``), capped; 0.0 when it did not."""
+        if isinstance(error, RateLimited) and math.isfinite(error.retry_after):
+            return min(max(error.retry_after, 0.0), self.max_retry_after)
+        return 0.0
+
     def delay(self, retry: int, error: RetryableError, rng: random.Random) -> float:
         """Seconds to wait before retry ``retry`` after ``error``."""
-        wait = rng.uniform(0.0, self.ceiling(retry))
-        if isinstance(error, RateLimited) and math.isfinite(error.retry_after):
-            wait = max(wait, min(max(error.retry_after, 0.0), self.max_retry_after))
-        return wait
+        return max(rng.uniform(0.0, self.ceiling(retry)), self.retry_after(error))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -15,8 +16,24 @@ from typing import Any
 
 import pytest
 
-from kubewatch.config import DeliveryConfig, RetryConfig
-from kubewatch.delivery import Backoff, Dispatcher, SinkStats
+from kubewatch.config import (
+    CHAT_DIGEST,
+    CHAT_RATE_LIMIT,
+    DeliveryConfig,
+    DigestConfig,
+    RateLimitConfig,
+    RetryConfig,
+    parse_config,
+)
+from kubewatch.delivery import (
+    Backoff,
+    Dispatcher,
+    RetryPolicy,
+    SinkPolicy,
+    SinkStats,
+    sink_policies,
+)
+from kubewatch.delivery.dispatcher import DROP_LOG_INTERVAL
 from kubewatch.delivery.queue import QueueClosed, Shard, ShardedQueue, shard_capacities, shard_of
 from kubewatch.errors import DeliveryError, PermanentError, RateLimited, RetryableError
 from kubewatch.events import Event, EventType
@@ -94,13 +111,26 @@ class FakeSink(SinkBase):
 
 
 class RecordingSleep:
-    """Stands in for the backoff wait: records each delay, returns at once, never interrupted."""
+    """Stands in for every wait of the dispatcher: records each delay and moves its own
+    fake clock (``clock``) forward by it at once; never interrupted.
 
-    def __init__(self) -> None:
+    Pass both: ``Dispatcher(..., clock=sleep.clock, sleep=sleep)``. The clock is what
+    token buckets and Retry-After pauses read, so a wait always ends where it should.
+    """
+
+    def __init__(self, now: float = 1000.0) -> None:
         self.delays: list[float] = []
+        self.now = now
+        self._lock = threading.Lock()
+
+    def clock(self) -> float:
+        with self._lock:
+            return self.now
 
     def __call__(self, delay: float) -> bool:
-        self.delays.append(delay)
+        with self._lock:
+            self.delays.append(delay)
+            self.now += delay
         return False
 
 
@@ -321,7 +351,9 @@ def test_worker_threads_are_named_after_the_sink() -> None:
 def test_retry_then_success() -> None:
     sleep = RecordingSleep()
     sink = FakeSink(behaviour=fail_times(2, lambda: RetryableError("503")))
-    with Dispatcher({"s": sink}, delivery(), sleep=sleep, rng=random.Random(3)) as d:
+    with Dispatcher(
+        {"s": sink}, delivery(), clock=sleep.clock, sleep=sleep, rng=random.Random(3)
+    ) as d:
         d.submit(make_event())
     assert d.stats()["s"] == SinkStats(delivered=1, retried=2)
     assert len(sink.attempts) == 3
@@ -333,7 +365,7 @@ def test_retry_then_success() -> None:
 def test_rate_limited_delay_is_honoured_beyond_max_backoff() -> None:
     sleep = RecordingSleep()
     sink = FakeSink(behaviour=fail_times(1, lambda: RateLimited("429", 42.0)))
-    with Dispatcher({"s": sink}, delivery(max_backoff=1.0), sleep=sleep) as d:
+    with Dispatcher({"s": sink}, delivery(max_backoff=1.0), clock=sleep.clock, sleep=sleep) as d:
         d.submit(make_event())
     assert sleep.delays == [42.0]
     assert d.stats()["s"] == SinkStats(delivered=1, retried=1)
@@ -343,7 +375,7 @@ def test_permanent_error_is_not_retried(caplog: pytest.LogCaptureFixture) -> Non
     sleep = RecordingSleep()
     sink = FakeSink("hook", fail_times(1, lambda: PermanentError("HTTP 404")))
     event = make_event()
-    with Dispatcher({"hook": sink}, delivery(), sleep=sleep) as d:
+    with Dispatcher({"hook": sink}, delivery(), clock=sleep.clock, sleep=sleep) as d:
         d.submit(event)
     assert sleep.delays == []
     assert len(sink.attempts) == 1
@@ -357,7 +389,7 @@ def test_attempts_exhausted_fails(caplog: pytest.LogCaptureFixture) -> None:
     sleep = RecordingSleep()
     sink = FakeSink("hook", fail_times(99, lambda: RetryableError("HTTP 502")))
     event = make_event()
-    with Dispatcher({"hook": sink}, delivery(attempts=3), sleep=sleep) as d:
+    with Dispatcher({"hook": sink}, delivery(attempts=3), clock=sleep.clock, sleep=sleep) as d:
         d.submit(event)
     assert len(sink.attempts) == 3
     assert len(sleep.delays) == 2
@@ -375,7 +407,7 @@ def test_a_sink_bug_is_logged_and_the_worker_survives(caplog: pytest.LogCaptureF
 
     sleep = RecordingSleep()
     sink = FakeSink("s", behaviour)
-    with Dispatcher({"s": sink}, delivery(workers=1), sleep=sleep) as d:
+    with Dispatcher({"s": sink}, delivery(workers=1), clock=sleep.clock, sleep=sleep) as d:
         d.submit(make_event(rv=1))
         d.submit(make_event(rv=2))
     assert [e.resource_version for e in sink.sent] == ["2"]
@@ -390,23 +422,95 @@ def test_a_sink_bug_is_logged_and_the_worker_survives(caplog: pytest.LogCaptureF
 
 
 def test_overflow_drops_the_oldest_and_counts(caplog: pytest.LogCaptureFixture) -> None:
-    """Not started, so nothing is taken off the queue: exactly the newest 3 survive."""
+    """Not started, so nothing is taken off the queue: exactly the newest 3 survive. The
+    7 drops happen within one second: one WARNING names the first, DEBUG lines name the
+    others, and close() says how many went without a WARNING of their own."""
+    caplog.set_level(logging.DEBUG, logger="kubewatch.delivery")
+    clock = RecordingSleep()
     sink = FakeSink("s")
-    d = Dispatcher({"s": sink}, delivery(queue_size=3, workers=1))
+    d = Dispatcher({"s": sink}, delivery(queue_size=3, workers=1), clock=clock.clock)
     events = [make_event(f"ns/obj-{i}") for i in range(10)]
     for event in events:
         d.submit(event)
         assert d.depth("s") <= 3
     assert d.stats()["s"] == SinkStats(dropped=7, queued=3)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 7
-    for event, message in zip(events[:7], warnings, strict=True):
+    drops = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert [r.levelno for r in drops] == [logging.WARNING] + [logging.DEBUG] * 6
+    for event, record in zip(events[:7], drops, strict=True):
         for part in ("'s'", event.id, "ConfigMap", event.key):
-            assert part in message
+            assert part in record.getMessage()
+    caplog.clear()
     d.start()
     assert d.close()
     assert sink.sent == events[7:]
     assert d.stats()["s"] == SinkStats(delivered=3, dropped=7)
+    (summary,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert re.fullmatch(
+        r"sink 's': queue full, dropped 6 event\(s\) since \S+Z \(not logged one by one\)",
+        summary,
+    )
+
+
+def test_overflow_warnings_are_one_per_sink_per_second(caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of drops: at most one WARNING per sink per DROP_LOG_INTERVAL, each naming
+    one event and counting the drops since the previous WARNING; another sink's drops
+    have their own allowance."""
+    time_ = RecordingSleep()
+    d = Dispatcher(
+        {"a": FakeSink("a"), "b": FakeSink("b")},
+        delivery(queue_size=1, workers=1),
+        clock=time_.clock,
+    )
+    d.submit(make_event(rv=0))  # fills both queues
+    for second in range(3):
+        for i in range(100):
+            d.submit(make_event(rv=f"{second}-{i}"), ["a"])
+        time_(DROP_LOG_INTERVAL / 2)
+        d.submit(make_event(rv=f"{second}-b"), ["b"])
+        time_(DROP_LOG_INTERVAL / 2)
+    assert d.stats()["a"].dropped == 300
+    assert d.stats()["b"].dropped == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    a_lines = [m for m in warnings if m.startswith("sink 'a'")]
+    b_lines = [m for m in warnings if m.startswith("sink 'b'")]
+    assert len(a_lines) == 3
+    assert "more" not in a_lines[0]
+    assert all("; dropped 99 more event(s) since " in m for m in a_lines[1:])
+    assert len(b_lines) == 3  # half a second apart from a's, but b's own allowance
+    assert not any("more" in m for m in b_lines)
+    caplog.clear()
+    assert d.close() is False  # never started: what is queued is abandoned
+    (summary,) = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "dropped" in r.getMessage()
+    ]
+    assert summary.startswith("sink 'a': queue full, dropped 99 event(s) since ")
+
+
+def test_a_worker_reports_unlogged_drops_once_their_second_is_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Drops stop: the count of the unlogged ones is logged by the sink's worker after the
+    interval, without waiting for the next drop or for close()."""
+    time_ = RecordingSleep()
+    gate = Gate()
+    sink = FakeSink("s", gate)
+    d = Dispatcher({"s": sink}, delivery(queue_size=1, workers=1), clock=time_.clock)
+    d.start()
+    d.submit(make_event(rv=0))
+    assert gate.entered.wait(WAIT)  # the worker holds rv 0; the queue holds one more
+    for rv in range(1, 6):
+        d.submit(make_event(rv=rv))
+    assert d.stats()["s"].dropped == 4
+    time_(DROP_LOG_INTERVAL)
+    gate.opened.set()
+    assert sink.wait_sent(2)  # rv 0's worker finished it, then took the next one
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 2
+    assert "dropped 3 event(s) since" in messages[1]
+    assert d.close()
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
 
 
 def test_every_event_is_accounted_for_under_load() -> None:
@@ -422,8 +526,12 @@ def test_every_event_is_accounted_for_under_load() -> None:
             raise RetryableError("flaky")  # fails every attempt: exhausts them
 
     sink = FakeSink("s", behaviour)
+    sleep = RecordingSleep()
     d = Dispatcher(
-        {"s": sink}, delivery(queue_size=20, workers=3, attempts=2), sleep=RecordingSleep()
+        {"s": sink},
+        delivery(queue_size=20, workers=3, attempts=2),
+        clock=sleep.clock,
+        sleep=sleep,
     )
     d.start()
     over_bound: list[int] = []
@@ -522,3 +630,199 @@ def test_close_interrupts_a_backoff_wait(caplog: pytest.LogCaptureFixture) -> No
     assert d.close(timeout=0.05) is False
     assert d.stats()["s"] == SinkStats(failed=1)
     assert any("shutdown" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+# -- per-sink policies ------------------------------------------------------------------
+
+POLICY_CONFIG = """
+resources: [{kind: ConfigMap}]
+delivery: {queueSize: 500, workers: 3, retry: {attempts: 7, maxBackoff: 9}}
+sinks:
+  plain: {type: webhook, url: "http://127.0.0.1:9/a"}
+  tuned:
+    type: webhook
+    url: "http://127.0.0.1:9/b"
+    queueSize: 20
+    concurrency: 2
+    retry: {attempts: 2, maxBackoff: 1}
+    rateLimit: {perSecond: 5, burst: 10}
+    digest: {threshold: 3, window: 5s}
+  chat: {type: slackWebhook, url: "https://hooks.example/x"}
+  quiet-chat: {type: slackWebhook, url: "https://hooks.example/y", rateLimit: null, digest: off}
+"""
+
+
+def test_policy_from_config_takes_the_sinks_keys_else_delivery() -> None:
+    config = parse_config(POLICY_CONFIG)
+    policies = sink_policies(config)
+    global_retry = RetryPolicy(attempts=7, backoff=Backoff(max_backoff=9.0))
+    assert policies["plain"] == SinkPolicy(queue_size=500, concurrency=3, retry=global_retry)
+    assert policies["plain"] == SinkPolicy.defaults(config.delivery)
+    assert policies["tuned"] == SinkPolicy(
+        queue_size=20,
+        concurrency=2,
+        retry=RetryPolicy(attempts=2, backoff=Backoff(max_backoff=1.0)),
+        rate_limit=RateLimitConfig(per_second=5, burst=10),
+        digest=DigestConfig(threshold=3, window=5.0),
+    )
+    # chat sinks: one message a second and a digest unless turned off
+    assert policies["chat"] == SinkPolicy(
+        queue_size=500,
+        concurrency=3,
+        retry=global_retry,
+        rate_limit=CHAT_RATE_LIMIT,
+        digest=CHAT_DIGEST,
+    )
+    assert policies["quiet-chat"] == SinkPolicy(queue_size=500, concurrency=3, retry=global_retry)
+
+
+def test_without_policies_every_sink_gets_the_delivery_defaults() -> None:
+    """The old behaviour: delivery's queue size, workers and retry; no limit, no digest."""
+    config = delivery(queue_size=9, workers=2, attempts=3)
+    d = Dispatcher({"s": FakeSink()}, config)
+    assert d.policy("s") == SinkPolicy.defaults(config)
+    assert d.policy("s").rate_limit is None
+    assert d.policy("s").digest is None
+    assert d.close() is True
+
+
+def test_policies_for_unknown_sinks_are_an_error() -> None:
+    with pytest.raises(KeyError, match="nope"):
+        Dispatcher({"a": FakeSink()}, delivery(), policies={"nope": SinkPolicy()})
+
+
+@pytest.mark.parametrize(
+    ("queue_size", "concurrency"),
+    [pytest.param(0, 1, id="no-queue"), pytest.param(1, 0, id="no-worker")],
+)
+def test_a_policy_needs_a_queue_slot_and_a_worker(queue_size: int, concurrency: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        SinkPolicy(queue_size=queue_size, concurrency=concurrency)
+
+
+def test_each_sink_runs_its_own_number_of_workers() -> None:
+    d = Dispatcher(
+        {"one": FakeSink("one"), "three": FakeSink("three"), "default": FakeSink("default")},
+        delivery(workers=2),
+        policies={"one": SinkPolicy(concurrency=1), "three": SinkPolicy(concurrency=3)},
+    )
+    d.start()
+    names = {t.name for t in threading.enumerate() if t.name.startswith("kubewatch-sink-")}
+    assert names >= {
+        "kubewatch-sink-one-0",
+        "kubewatch-sink-three-0",
+        "kubewatch-sink-three-1",
+        "kubewatch-sink-three-2",
+        "kubewatch-sink-default-0",
+        "kubewatch-sink-default-1",
+    }
+    assert not names & {
+        "kubewatch-sink-one-1",
+        "kubewatch-sink-three-3",
+        "kubewatch-sink-default-2",
+    }
+    assert d.close()
+
+
+def test_each_sink_has_its_own_queue_size() -> None:
+    """Not started: each queue keeps exactly its own bound's worth of the newest events."""
+    small, large = FakeSink("small"), FakeSink("large")
+    d = Dispatcher(
+        {"small": small, "large": large},
+        delivery(queue_size=1000),
+        policies={"small": SinkPolicy(queue_size=2, concurrency=1), "large": SinkPolicy(5, 1)},
+    )
+    events = [make_event(f"ns/obj-{i}") for i in range(10)]
+    for event in events:
+        d.submit(event)
+    assert d.stats()["small"] == SinkStats(dropped=8, queued=2)
+    assert d.stats()["large"] == SinkStats(dropped=5, queued=5)
+    d.start()
+    assert d.close()
+    assert small.sent == events[8:]
+    assert large.sent == events[5:]
+
+
+def test_each_sink_retries_by_its_own_policy() -> None:
+    sleep = RecordingSleep()
+    always = fail_times(1000, lambda: RetryableError("HTTP 502"))
+    brief, patient = FakeSink("brief", always), FakeSink("patient", always)
+    with Dispatcher(
+        {"brief": brief, "patient": patient},
+        delivery(attempts=5),
+        policies={
+            "brief": SinkPolicy(retry=RetryPolicy(attempts=2)),
+            "patient": SinkPolicy(retry=RetryPolicy(attempts=4)),
+        },
+        clock=sleep.clock,
+        sleep=sleep,
+    ) as d:
+        d.submit(make_event())
+    assert len(brief.attempts) == 2
+    assert len(patient.attempts) == 4
+    assert d.stats()["brief"] == SinkStats(failed=1, retried=1)
+    assert d.stats()["patient"] == SinkStats(failed=1, retried=3)
+
+
+def test_digests_shorthand_replaces_the_policys_digest() -> None:
+    d = Dispatcher(
+        {"a": FakeSink("a"), "b": FakeSink("b")},
+        delivery(),
+        policies={"a": SinkPolicy(digest=DigestConfig(threshold=5))},
+        digests={"a": None, "b": DigestConfig(threshold=2)},
+    )
+    assert d.policy("a").digest is None
+    assert d.policy("b").digest == DigestConfig(threshold=2)
+    assert d.close() is True
+
+
+class BlockingSleep:
+    """A backoff wait that holds its worker until ``release`` is set, then reports an
+    interruption (as close() would); ``entered`` says some worker is waiting in it."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.delays: list[float] = []
+
+    def __call__(self, delay: float) -> bool:
+        self.delays.append(delay)
+        self.entered.set()
+        return self.release.wait(WAIT)
+
+
+def test_a_failing_sink_never_delays_a_healthy_one() -> None:
+    """The failing sink retries with long backoff (it would take hours to give up) and
+    its worker is held in its first backoff wait; meanwhile the healthy sink gets every
+    event. Proven by state, not time: when the healthy sink has all 50, the failing one
+    has given up on none and is still in the backoff of its first attempt."""
+    sleep = BlockingSleep()
+    failing = FakeSink("failing", fail_times(1000, lambda: RetryableError("HTTP 503")))
+    healthy = FakeSink("healthy")
+    d = Dispatcher(
+        {"failing": failing, "healthy": healthy},
+        delivery(),
+        policies={
+            "failing": SinkPolicy(
+                concurrency=1, retry=RetryPolicy(100, Backoff(initial=3600, max_backoff=3600))
+            ),
+            "healthy": SinkPolicy(concurrency=1),
+        },
+        sleep=sleep,
+    )
+    d.start()
+    events = [make_event(f"ns/obj-{i}") for i in range(50)]
+    for event in events:
+        d.submit(event)
+    assert healthy.wait_sent(50)
+    assert sleep.entered.wait(WAIT)
+    assert healthy.sent == events
+    assert d.stats()["healthy"] == SinkStats(delivered=50)
+    failing_stats = d.stats()["failing"]
+    assert (failing_stats.delivered, failing_stats.failed) == (0, 0)  # still retrying
+    assert failing.attempts == events[:1]  # in the backoff after its first attempt
+    assert failing_stats.queued == 49
+    assert not sleep.release.is_set()
+    sleep.release.set()  # ends the backoff as an interruption: shutdown
+    assert d.close(timeout=0) is False
+    assert d.stats()["failing"].failed == 50
