@@ -1,0 +1,852 @@
+"""The Helm chart (helm/kubewatch), rendered by the real Helm engine (helm-python-sdk).
+
+What is pinned here: lint passes; the schema rejects bad values with a message naming the
+key; the RBAC rules are exactly what the config needs, both as written out per scenario and
+as kubewatch's own planning (plan.py over captured 1.20 discovery) would use them; the kind
+table agrees with discovery for every built-in resource; the rendered config is the values'
+``config`` verbatim and passes ``kubewatch validate --offline``; the Deployment runs
+restricted. The e2e twin (tests/e2e/test_helm_install.py) sends the same scenarios to a real
+API server.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+
+from kubewatch import __version__
+from kubewatch.cluster.discovery import ResourceTable
+from kubewatch.config import SINK_TYPES, SlackSinkConfig, parse_config
+from kubewatch.plan import resolve_resources
+from kubewatch.sinks import registered_configs
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "kubewatch"
+DISCOVERY = Path(__file__).parent / "data" / "discovery-1.20.json"
+CONFIG_PATH = "/etc/kubewatch/config.yaml"
+"""Where the Deployment mounts the config; the image's CMD names the same file."""
+
+RELEASE = "kw"
+RELEASE_NS = "monitoring"
+READ = ("get", "list", "watch")
+CLUSTER = "*"
+"""The scope of a ClusterRole grant in :func:`permissions`."""
+
+Grant = tuple[str, str, str, str, str]
+"""(scope, apiGroup, resource, verb, resourceName): scope is a namespace or ``*``."""
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+@functools.cache
+def chart() -> helm.Chart:
+    return helm.Chart.load(CHART)
+
+
+def render_files(
+    values: dict[str, Any] | None = None, *, namespace: str = RELEASE_NS, name: str = RELEASE
+) -> dict[str, str]:
+    """Template path → rendered text, as ``helm template`` would write them."""
+    return chart().render(values or {}, name=name, namespace=namespace)
+
+
+def render(
+    values: dict[str, Any] | None = None, *, namespace: str = RELEASE_NS, name: str = RELEASE
+) -> list[dict[str, Any]]:
+    """Every rendered manifest (NOTES.txt aside), in a stable order."""
+    docs: list[dict[str, Any]] = []
+    for path, text in sorted(render_files(values, namespace=namespace, name=name).items()):
+        if not path.endswith("NOTES.txt"):
+            docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def kinds(docs: list[dict[str, Any]]) -> list[str]:
+    return sorted(d["kind"] for d in docs)
+
+
+def rendered_config(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(only(docs, "ConfigMap")["data"]["config.yaml"])
+    return config
+
+
+def permissions(
+    docs: list[dict[str, Any]], sa: str = f"{RELEASE}-kubewatch", release_ns: str = RELEASE_NS
+) -> set[Grant]:
+    """What the ServiceAccount ``sa`` of ``release_ns`` may do: the rules of the roles bound
+    to it, flattened. A role nobody binds grants nothing, so bindings are followed."""
+    roles = {
+        (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole")
+    }
+    grants: set[Grant] = set()
+    for b in docs:
+        if b["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        subjects = [(s["kind"], s["name"], s.get("namespace")) for s in b["subjects"]]
+        assert subjects == [("ServiceAccount", sa, release_ns)], b
+        ns = b["metadata"].get("namespace", "")
+        ref = b["roleRef"]
+        role = roles[(ref["kind"], ns if ref["kind"] == "Role" else "", ref["name"])]
+        scope = ns if b["kind"] == "RoleBinding" else CLUSTER
+        for rule in role["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        for name in rule.get("resourceNames") or [""]:
+                            grants.add((scope, group, resource, verb, name))
+    return grants
+
+
+def reads(scope: str, group: str, *resources: str) -> set[Grant]:
+    return {(scope, group, r, v, "") for r in resources for v in READ}
+
+
+def own_events(namespace: str = RELEASE_NS) -> set[Grant]:
+    """Events about kubewatch's own Pod (rbac.emitEvents, on by default)."""
+    return {(namespace, "", "events", v, "") for v in ("create", "patch")}
+
+
+def lease(namespace: str = RELEASE_NS, name: str = "kubewatch") -> set[Grant]:
+    """The leader election Lease: create it, then read and renew only that one."""
+    return {(namespace, "coordination.k8s.io", "leases", "create", "")} | {
+        (namespace, "coordination.k8s.io", "leases", v, name) for v in ("get", "update")
+    }
+
+
+def render_error(values: dict[str, Any]) -> str:
+    with pytest.raises(helm.HelmError) as info:
+        render(values)
+    return str(info.value)
+
+
+# -- scenarios (shared with tests/e2e/test_helm_install.py) -----------------------------------
+
+STDOUT = {"console": {"type": "stdout", "format": "json"}}
+
+
+def scenarios(release_ns: str, watched: tuple[str, str]) -> dict[str, dict[str, Any]]:
+    """Values for each scenario; ``watched`` names two namespaces that must exist on a cluster."""
+    a, b = watched
+    return {
+        "default": {},
+        "namespaced": {
+            "config": {
+                "namespaces": {"include": [a, b]},
+                "resources": [
+                    {"kind": "ConfigMap"},
+                    {"kind": "deploy", "namespaces": {"include": [b]}},
+                    {"kind": "Event", "types": ["Warning"]},
+                    {"kind": "StorageClass"},
+                ],
+                "sinks": STDOUT,
+            }
+        },
+        "crd": {
+            "config": {
+                "namespaces": {"include": [a]},
+                "resources": [
+                    {"kind": "Widget", "namespaceSelector": "kubewatch-e2e notin (off)"},
+                    {"kind": "Job", "apiVersion": "batch/v1"},
+                ],
+                "sinks": STDOUT,
+            },
+            "rbac": {
+                "extraRules": [
+                    {"kind": "Widget", "apiGroups": ["example.com"], "resources": ["widgets"]}
+                ]
+            },
+        },
+        "secrets": {
+            "config": {
+                "cluster": "${CLUSTER_NAME}",
+                "resources": [{"kind": "ConfigMap"}],
+                "sinks": {
+                    **STDOUT,
+                    "audit": {
+                        "type": "webhook",
+                        "url": "https://audit.example.com/kubewatch",
+                        "headers": {"Authorization": "Bearer ${AUDIT_TOKEN}"},
+                    },
+                },
+            },
+            "secretEnv": {"CLUSTER_NAME": "e2e", "AUDIT_TOKEN": "s3cr3t-audit-token"},
+            "existingSecret": "kubewatch-extra-env",
+        },
+        "replicas": {"replicaCount": 2, "config": {"leaderElection": {"enabled": True}}},
+        "metrics": {
+            "config": {
+                "resources": [{"kind": "Deployment"}],
+                "sinks": STDOUT,
+                "server": {"port": 9090},
+            },
+            "metrics": {"enabled": True, "serviceMonitor": {"enabled": True}},
+        },
+    }
+
+
+SCENARIOS = scenarios(RELEASE_NS, ("shop", "web"))
+
+
+def scenario_env(values: dict[str, Any]) -> dict[str, str]:
+    """The environment the Pod would get from secretEnv."""
+    return {str(k): str(v) for k, v in (values.get("secretEnv") or {}).items()}
+
+
+# -- lint and metadata -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_lint_passes_strict_with_each_scenario(scenario: str) -> None:
+    report = helm.lint(CHART, SCENARIOS[scenario], strict=True, namespace=RELEASE_NS)
+    assert report["errors"] == []
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert problems == []
+
+
+def test_lint_against_the_oldest_supported_kubernetes() -> None:
+    report = helm.lint(CHART, strict=True, kube_version="v1.20.2")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_chart_metadata_matches_kubewatch() -> None:
+    meta = chart().metadata
+    assert meta["apiVersion"] == "v2"
+    assert meta["name"] == "kubewatch"
+    assert meta["appVersion"] == __version__
+
+
+def test_schema_sink_types_are_kubewatchs() -> None:
+    """The schema's list of sink types is the config model's, so neither drifts."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    sink = schema["properties"]["config"]["properties"]["sinks"]["additionalProperties"]
+    assert tuple(sink["properties"]["type"]["enum"]) == SINK_TYPES
+
+
+# -- default values ----------------------------------------------------------------------------
+
+
+def test_default_values_render_a_cluster_wide_watcher() -> None:
+    docs = render()
+    assert kinds(docs) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    ]
+    assert permissions(docs) == (
+        reads(CLUSTER, "", "configmaps") | reads(CLUSTER, "apps", "deployments") | own_events()
+    )
+    role = only(docs, "ClusterRole")
+    assert role["metadata"]["name"] == f"{RELEASE_NS}-{RELEASE}-kubewatch"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": list(READ)},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": list(READ)},
+    ]
+
+
+def test_default_deployment_is_restricted_and_wired() -> None:
+    docs = render()
+    deploy = only(docs, "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert deploy["spec"]["replicas"] == 1
+    assert pod["serviceAccountName"] == f"{RELEASE}-kubewatch"
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["image"] == f"ghcr.io/kubewatch/kubewatch:{__version__}"
+    assert container["args"] == ["--log-level", "info", "run", "--config", CONFIG_PATH]
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {
+        "POD_NAME": "metadata.name",
+        "POD_NAMESPACE": "metadata.namespace",
+        "POD_UID": "metadata.uid",
+    }
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts[os.path.dirname(CONFIG_PATH)]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_volume = volumes[mounts[os.path.dirname(CONFIG_PATH)]["name"]]
+    assert config_volume["configMap"]["name"] == only(docs, "ConfigMap")["metadata"]["name"]
+    # the default config turns kubewatch's HTTP server off: nothing to probe or expose
+    assert "livenessProbe" not in container and "readinessProbe" not in container
+    assert "ports" not in container
+    assert "envFrom" not in container
+
+
+def test_default_config_is_the_values_config_verbatim() -> None:
+    docs = render()
+    assert rendered_config(docs) == chart().values["config"]
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_rendered_config_passes_kubewatch_validate(scenario: str, tmp_path: Path) -> None:
+    values = SCENARIOS[scenario]
+    config = rendered_config(render(values))
+    assert config == chart().merge_values(values)["config"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "kubewatch", "validate", "--offline", "--config", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **scenario_env(values)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "configuration is valid" in result.stdout
+
+
+def test_config_change_rolls_the_pod() -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        deploy = only(render(values), "Deployment")
+        return str(deploy["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    base = checksum({})
+    assert checksum({}) == base
+    assert checksum({"config": {"namespaces": {"exclude": ["kube-public"]}}}) != base
+
+
+# -- RBAC per scenario ------------------------------------------------------------------------
+
+
+def test_namespaced_watching_gets_roles_in_exactly_those_namespaces() -> None:
+    docs = render(SCENARIOS["namespaced"])
+    assert permissions(docs) == (
+        reads("shop", "", "configmaps", "events")
+        | reads("web", "", "configmaps", "events")
+        | reads("web", "apps", "deployments")
+        # cluster-scoped kinds cannot be granted by a Role
+        | reads(CLUSTER, "storage.k8s.io", "storageclasses")
+        | own_events()
+    )
+    roles = [d for d in docs if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == [RELEASE_NS, "shop", "web"]
+    assert {r["metadata"]["name"] for r in roles} == {f"{RELEASE}-kubewatch"}
+
+
+def test_crd_by_kind_through_extra_rules_and_namespaces_for_the_selector() -> None:
+    docs = render(SCENARIOS["crd"])
+    assert permissions(docs) == (
+        reads("shop", "example.com", "widgets")
+        | reads("shop", "batch", "jobs")
+        # the namespace selector needs namespace labels, which only a cluster-wide read gives
+        | reads(CLUSTER, "", "namespaces")
+        | own_events()
+    )
+
+
+def test_secrets_come_from_the_environment() -> None:
+    values = SCENARIOS["secrets"]
+    docs = render(values)
+    secret = only(docs, "Secret")
+    assert secret["metadata"]["name"] == f"{RELEASE}-kubewatch-env"
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert decoded == values["secretEnv"]
+    (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["envFrom"] == [
+        {"secretRef": {"name": f"{RELEASE}-kubewatch-env"}},
+        {"secretRef": {"name": "kubewatch-extra-env"}},
+    ]
+    # the config keeps the references; the values live only in the Secret
+    text = only(docs, "ConfigMap")["data"]["config.yaml"]
+    assert "${AUDIT_TOKEN}" in text and "s3cr3t" not in text
+    annotations = only(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/secret" in annotations
+    assert permissions(docs) == reads(CLUSTER, "", "configmaps") | own_events()
+
+
+def test_two_replicas_get_a_disruption_budget_and_their_lease() -> None:
+    docs = render(SCENARIOS["replicas"])
+    assert only(docs, "Deployment")["spec"]["replicas"] == 2
+    pdb = only(docs, "PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"  # the offline default Kubernetes version is recent
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"] == only(docs, "Deployment")["spec"]["selector"]
+    assert permissions(docs) == (
+        reads(CLUSTER, "", "configmaps")
+        | reads(CLUSTER, "apps", "deployments")
+        | lease()
+        | own_events()
+    )
+
+
+def test_the_lease_is_where_config_puts_it() -> None:
+    values = {
+        "config": {
+            "resources": [{"kind": "Pod"}],
+            "leaderElection": {"enabled": True, "leaseName": "kw-prod", "namespace": "locks"},
+        },
+        "rbac": {"emitEvents": False},
+    }
+    assert permissions(render(values)) == reads(CLUSTER, "", "pods") | lease("locks", "kw-prod")
+
+
+def test_more_replicas_without_leader_election_fail() -> None:
+    message = render_error({"replicaCount": 2})
+    assert "config.leaderElection.enabled" in message and "every replica" in message
+
+
+def test_metrics_probes_service_monitor_and_own_events() -> None:
+    docs = render(SCENARIOS["metrics"])
+    assert "ServiceMonitor" in kinds(docs) and "Service" in kinds(docs)
+    (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["ports"] == [{"name": "http", "containerPort": 9090, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    service = only(docs, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    monitor = only(docs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    assert selected.items() <= service["metadata"]["labels"].items()
+    assert permissions(docs) == reads(CLUSTER, "apps", "deployments") | own_events()
+
+
+def test_probes_follow_the_server_and_can_be_turned_off() -> None:
+    def container(values: dict[str, Any]) -> dict[str, Any]:
+        deploy = only(render(values), "Deployment")
+        (c,) = deploy["spec"]["template"]["spec"]["containers"]
+        return dict(c)
+
+    served = {"config": {"server": {"port": 8080}}}
+    assert container(served)["readinessProbe"]["httpGet"]["port"] == "http"
+    assert container(served)["ports"][0]["containerPort"] == 8080
+    unprobed = container({**served, "probes": {"enabled": False}})
+    assert "readinessProbe" not in unprobed and "livenessProbe" not in unprobed
+    # port 0 means "any free port": nothing could reach it
+    assert "ports" not in container({"config": {"server": {"port": 0}}})
+
+
+def test_own_events_can_be_turned_off() -> None:
+    docs = render({"rbac": {"emitEvents": False}})
+    assert "Role" not in kinds(docs)
+    assert permissions(docs) == reads(CLUSTER, "", "configmaps") | reads(
+        CLUSTER, "apps", "deployments"
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        pytest.param({"metrics": {"enabled": True}}, "set config.server.port", id="metrics"),
+        pytest.param(
+            {"metrics": {"enabled": True}, "config": {"server": {"port": 0}}},
+            "set config.server.port",
+            id="metrics-on-a-random-port",
+        ),
+        pytest.param(
+            {
+                "config": {"server": {"port": 9090}},
+                "metrics": {"serviceMonitor": {"enabled": True}},
+            },
+            "needs metrics.enabled",
+            id="monitor-without-metrics",
+        ),
+    ],
+)
+def test_features_needing_the_http_server_say_so(values: dict[str, Any], fragment: str) -> None:
+    assert fragment in render_error(values)
+
+
+def test_glob_include_means_cluster_wide() -> None:
+    values = {
+        "config": {
+            "namespaces": {"include": ["team-*", "shop"]},
+            "resources": [{"kind": "Pod"}],
+            "sinks": STDOUT,
+        }
+    }
+    assert permissions(render(values)) == reads(CLUSTER, "", "pods") | own_events()
+
+
+def test_excluded_plain_names_get_no_role() -> None:
+    values = {
+        "config": {
+            "namespaces": {"include": ["shop", "web"]},
+            "resources": [{"kind": "Pod", "namespaces": {"exclude": ["web"]}}],
+            "sinks": STDOUT,
+        },
+        "rbac": {"emitEvents": False},
+    }
+    assert permissions(render(values)) == reads("shop", "", "pods")
+
+
+def test_resource_include_outside_the_global_one_fails() -> None:
+    values = {
+        "config": {
+            "namespaces": {"include": ["shop"]},
+            "resources": [{"kind": "Pod", "namespaces": {"include": ["web"]}}],
+            "sinks": STDOUT,
+        }
+    }
+    message = render_error(values)
+    assert "config.resources[0].namespaces.include" in message
+
+
+def test_rbac_create_false_renders_no_rbac() -> None:
+    assert not {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} & set(
+        kinds(render({"rbac": {"create": False}}))
+    )
+
+
+def test_existing_service_account_is_bound() -> None:
+    docs = render({"serviceAccount": {"create": False, "name": "watcher"}})
+    assert "ServiceAccount" not in kinds(docs)
+    assert permissions(docs, sa="watcher") == (
+        reads(CLUSTER, "", "configmaps") | reads(CLUSTER, "apps", "deployments") | own_events()
+    )
+
+
+# -- RBAC agrees with kubewatch's own planning ------------------------------------------------
+
+
+@functools.cache
+def discovery() -> ResourceTable:
+    return ResourceTable.from_documents(json.loads(DISCOVERY.read_text()))
+
+
+def needed(values: dict[str, Any]) -> set[Grant]:
+    """What kubewatch does with this config: list and watch what plan.py plans over 1.20
+    discovery, read namespaces for selectors, hold its Lease, record its own Events."""
+    merged = chart().merge_values(values)
+    config = parse_config(yaml.safe_dump(merged["config"]), env=scenario_env(values))
+    plan = resolve_resources(config, discovery())
+    assert not plan.pending
+    grants: set[Grant] = set()
+    for watch in plan.watches:
+        for ns in watch.namespaces:
+            grants |= reads(ns or CLUSTER, watch.resource.group, watch.resource.plural)
+    if config.namespace_selector or any(r.namespace_selector for r in config.resources):
+        grants |= reads(CLUSTER, "", "namespaces")
+    election = config.leader_election
+    if election.enabled:
+        grants |= lease(election.namespace or RELEASE_NS, election.lease_name)
+    if merged["rbac"]["emitEvents"]:
+        grants |= own_events()
+    return grants
+
+
+PLANNED = {
+    **SCENARIOS,
+    "mixed-includes": {
+        "config": {
+            "namespaces": {"include": ["shop", "web", "ops"]},
+            "namespaceSelector": "tier=prod",
+            "resources": [
+                {"kind": "po", "namespaces": {"exclude": ["ops"]}},
+                {"kind": "deployments.apps", "namespaces": {"include": ["web", "ops"]}},
+                {"kind": "cronjob"},
+                {"kind": "ing"},
+                {"kind": "events", "apiVersion": "events.k8s.io/v1"},
+                {"kind": "Node"},
+                {"kind": "clusterroles.rbac.authorization.k8s.io"},
+                {"kind": "wd"},
+            ],
+            "sinks": STDOUT,
+        },
+        "rbac": {
+            "extraRules": [{"kind": "wd", "apiGroups": ["example.com"], "resources": ["widgets"]}]
+        },
+    },
+    "per-resource-glob": {
+        "config": {
+            "resources": [
+                {"kind": "Secret", "namespaces": {"include": ["team-*"]}},
+                {"kind": "ConfigMap", "namespaces": {"include": ["shop"]}},
+                {"kind": "Widget", "apiVersion": "example.com/v1"},
+            ],
+            "sinks": STDOUT,
+        }
+    },
+}
+
+
+@pytest.mark.parametrize("scenario", list(PLANNED))
+def test_rbac_is_exactly_what_kubewatch_plans_to_watch(scenario: str) -> None:
+    values = PLANNED[scenario]
+    assert permissions(render(values)) == needed(values)
+
+
+# -- the kind table --------------------------------------------------------------------------
+
+
+def _builtin_resources() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(group, version, APIResource) of every watchable built-in resource in 1.20 discovery."""
+    docs = json.loads(DISCOVERY.read_text())
+    for path, doc in docs.items():
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) == 2:
+            group, version = "", parts[1]
+        elif parts[0] == "apis" and len(parts) == 3:
+            group, version = parts[1], parts[2]
+        else:
+            continue
+        if "." in group and not group.endswith(".k8s.io"):
+            continue  # a CRD (example.com) in the captured data
+        for resource in doc.get("resources", []):
+            if "/" not in resource["name"] and {"list", "watch"} <= set(resource["verbs"]):
+                yield group, version, resource
+
+
+def _reference_forms() -> list[dict[str, str]]:
+    """Every way a config may name each built-in resource (what kubectl accepts)."""
+    forms: dict[str, dict[str, str]] = {}
+    for group, version, resource in _builtin_resources():
+        kind, plural = resource["kind"], resource["name"]
+        names = [kind, plural, kind.lower(), *resource.get("shortNames", [])]
+        if group:
+            names += [f"{plural}.{group}", f"{plural}.{version}.{group}"]
+        for name in names:
+            forms.setdefault(name, {"kind": name})
+        api_version = f"{group}/{version}" if group else version
+        forms.setdefault(f"{kind}@{api_version}", {"kind": kind, "apiVersion": api_version})
+    return list(forms.values())
+
+
+@pytest.mark.parametrize("reference", _reference_forms(), ids=lambda r: "@".join(r.values()))
+def test_kind_table_resolves_like_discovery(reference: dict[str, str]) -> None:
+    """Each name form resolves in the chart to the group, plural and scope kubewatch finds."""
+    values = {
+        "config": {
+            "namespaces": {"include": ["shop"]},
+            "resources": [reference],
+            "sinks": STDOUT,
+        },
+        "rbac": {"emitEvents": False},
+    }
+    resource = discovery().resolve(reference["kind"], reference.get("apiVersion"))
+    scope = "shop" if resource.namespaced else CLUSTER
+    assert permissions(render(values)) == reads(scope, resource.group, resource.plural)
+
+
+def test_kind_table_covers_the_built_in_groups() -> None:
+    table = yaml.safe_load((CHART / "files" / "kinds.yaml").read_text())["kinds"]
+    groups = {entry["group"] for entry in table}
+    for group in (
+        "",
+        "apps",
+        "batch",
+        "autoscaling",
+        "policy",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "storage.k8s.io",
+        "events.k8s.io",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+    ):
+        assert group in groups
+    seen: dict[tuple[str, str], str] = {}
+    for entry in table:
+        assert set(entry) == {"kind", "group", "plural", "namespaced", "short"}
+        for name in {entry["kind"].lower(), entry["plural"], *entry["short"]}:
+            key = (entry["group"], name)
+            assert key not in seen, f"{name} names both {seen[key]} and {entry['kind']}"
+            seen[key] = entry["kind"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "group", "plural"),
+    [
+        pytest.param({"kind": "Widget", "apiVersion": "example.com/v1"}, "example.com", "widgets"),
+        pytest.param({"kind": "NetworkPolicy", "apiVersion": "crd.projectcalico.org/v1"},
+                     "crd.projectcalico.org", "networkpolicies", id="kind-in-another-group"),
+        pytest.param({"kind": "Policy", "apiVersion": "kyverno.io/v1"}, "kyverno.io", "policies"),
+        pytest.param({"kind": "Status", "apiVersion": "x.example/v1"}, "x.example", "statuses"),
+        pytest.param({"kind": "gateways.gateway.networking.k8s.io"},
+                     "gateway.networking.k8s.io", "gateways", id="plural.group"),
+        pytest.param({"kind": "certificates.v1.cert-manager.io"},
+                     "cert-manager.io", "certificates", id="plural.version.group"),
+        pytest.param({"kind": "Widget.example.com"}, "example.com", "widgets", id="Kind.group"),
+    ],
+)  # fmt: skip
+def test_custom_resource_named_with_its_group_is_guessed(
+    reference: dict[str, str], group: str, plural: str
+) -> None:
+    values = {"config": {"resources": [reference], "sinks": STDOUT}, "rbac": {"emitEvents": False}}
+    assert permissions(render(values)) == reads(CLUSTER, group, plural)
+
+
+def test_extra_rules_override_a_guess_and_set_the_scope() -> None:
+    values = {
+        "config": {
+            "namespaces": {"include": ["shop"]},
+            "resources": [
+                {"kind": "Mouse", "apiVersion": "zoo.example/v1"},
+                {"kind": "Cage"},
+            ],
+            "sinks": STDOUT,
+        },
+        "rbac": {
+            "extraRules": [
+                {"kind": "Mouse", "apiGroups": ["zoo.example"], "resources": ["mice"]},
+                {
+                    "kind": "Cage",
+                    "apiGroups": ["zoo.example"],
+                    "resources": ["cages"],
+                    "namespaced": False,
+                },
+            ],
+            "emitEvents": False,
+        },
+    }
+    assert permissions(render(values)) == reads("shop", "zoo.example", "mice") | reads(
+        CLUSTER, "zoo.example", "cages"
+    )
+
+
+def test_unknown_bare_kind_fails_pointing_to_extra_rules() -> None:
+    values = {
+        "config": {"resources": [{"kind": "Pod"}, {"kind": "Widget"}], "sinks": STDOUT},
+    }
+    message = render_error(values)
+    assert 'config.resources[1].kind: "Widget" is not a built-in kind' in message
+    assert "rbac.extraRules" in message and "apiVersion" in message
+
+
+# -- values the chart refuses ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "fragments"),
+    [
+        pytest.param({"replicas": 2}, ["additional properties 'replicas' not allowed"],
+                     id="typo-at-top-level"),
+        pytest.param({"replicaCount": 0}, ["/replicaCount", "minimum"], id="no-replicas"),
+        pytest.param({"replicaCount": "2"}, ["/replicaCount", "want integer"], id="string-count"),
+        pytest.param({"config": {"resources": []}}, ["/config/resources", "minItems"],
+                     id="nothing-to-watch"),
+        pytest.param({"config": {"resources": [{"apiVersion": "v1"}]}},
+                     ["/config/resources/0", "missing property 'kind'"], id="resource-no-kind"),
+        pytest.param({"config": {"sinks": {"chat": {"type": "slak"}}}},
+                     ["/config/sinks/chat/type", "'slack'"], id="unknown-sink-type"),
+        pytest.param({"secretEnv": {"TOKEN": 5}}, ["/secretEnv/TOKEN", "want string"],
+                     id="secret-not-a-string"),
+        pytest.param({"secretEnv": {"TOKEN": ""}}, ["/secretEnv/TOKEN", "minLength"],
+                     id="secret-empty"),
+        pytest.param({"secretEnv": {"slack-token": "x"}}, ["'slack-token'", "pattern"],
+                     id="secret-name-not-a-variable"),
+        pytest.param({"rbac": {"extraRules": [{"kind": "W", "apiGroups": ["a"],
+                                               "resources": ["ws"], "verbs": ["*"]}]}},
+                     ["/rbac/extraRules/0", "'verbs' not allowed"], id="extra-rule-verbs"),
+        pytest.param({"rbac": {"extraRules": [{"kind": "W", "resources": ["ws"]}]}},
+                     ["/rbac/extraRules/0", "'apiGroups'"], id="extra-rule-no-group"),
+        pytest.param({"image": {"pullPolicy": "Sometimes"}}, ["/image/pullPolicy"],
+                     id="pull-policy"),
+        pytest.param({"logLevel": "verbose"}, ["/logLevel", "'debug'"], id="log-level"),
+    ],
+)  # fmt: skip
+def test_schema_rejects_bad_values_naming_the_key(
+    values: dict[str, Any], fragments: list[str]
+) -> None:
+    message = render_error(values)
+    assert "values don't meet the specifications of the schema" in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_unset_variable_in_config_fails_at_install_not_in_the_pod() -> None:
+    values = {
+        "config": {
+            "resources": [{"kind": "Pod"}],
+            "sinks": {"hook": {"type": "webhook", "url": "https://h.example/${HOOK_ID}"}},
+            "cluster": "$${LITERAL}",
+        }
+    }
+    message = render_error(values)
+    assert "config references ${HOOK_ID} but nothing sets it" in message
+    assert "LITERAL" not in message
+    render({**values, "secretEnv": {"HOOK_ID": "abc"}})
+    render({**values, "extraEnv": [{"name": "HOOK_ID", "value": "abc"}]})
+    render({**values, "existingSecret": "hooks"})  # may hold it: not knowable at render time
+
+
+# -- the README's Slack example --------------------------------------------------------------
+
+
+def test_slack_example_renders_and_validates(tmp_path: Path) -> None:
+    values = yaml.safe_load((CHART / "examples" / "slack.yaml").read_text())
+    assert "values don't meet" in render_error(values)  # the token must be set
+    values["secretEnv"]["SLACK_BOT_TOKEN"] = "xoxb-not-a-real-token"
+    docs = render(values)
+    assert permissions(docs) == (
+        reads(CLUSTER, "apps", "deployments", "statefulsets")
+        | reads(CLUSTER, "", "events")
+        | own_events()
+    )
+    config = rendered_config(docs)
+    assert config["sinks"]["slack"]["token"] == "${SLACK_BOT_TOKEN}"
+    # Helm merges maps: the chart's default console sink stays (events in the Pod's log)
+    assert set(config["sinks"]) == {"console", "slack"}
+    values["config"]["sinks"]["console"] = None
+    assert set(rendered_config(render(values))["sinks"]) == {"slack"}
+    parsed = parse_config(yaml.safe_dump(config), env=scenario_env(values))
+    assert parsed.sinks["slack"].token == "xoxb-not-a-real-token"  # type: ignore[union-attr]
+    if SlackSinkConfig in registered_configs():
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        result = subprocess.run(
+            [sys.executable, "-m", "kubewatch", "validate", "--offline", "--config", str(path)],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **scenario_env(values)},
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def test_notes_summarize_watches_and_permissions() -> None:
+    notes = render_files(SCENARIOS["namespaced"])["kubewatch/templates/NOTES.txt"]
+    assert "in namespace shop (Role kw-kubewatch)" in notes
+    assert re.search(r"cluster-wide \(ClusterRole monitoring-kw-kubewatch\):\n\s+storage", notes)
+
+
+def test_watching_the_release_namespace_merges_into_one_role() -> None:
+    values = {
+        "config": {
+            "namespaces": {"include": [RELEASE_NS]},
+            "resources": [{"kind": "ConfigMap"}],
+            "leaderElection": {"enabled": True},
+        }
+    }
+    docs = render(values)
+    assert kinds(docs).count("Role") == 1
+    assert permissions(docs) == reads(RELEASE_NS, "", "configmaps") | lease() | own_events()
