@@ -2,32 +2,46 @@
 
 It owns the lifecycle. :func:`~kubewatch.plan.resolve_resources` resolves every resource
 and ``App(...)`` compiles sinks, templates and routes before anything starts (a mistake is
-a :class:`~kubewatch.errors.ConfigErrors`, nothing runs); ``start`` opens the watches;
-``stop`` ends the watches first, then drains what is queued within
-``delivery.drainTimeout``. Resources whose CRD is not installed yet are re-checked through
-discovery every ``watch.discoveryInterval`` and watched once they appear.
+a :class:`~kubewatch.errors.ConfigErrors`, nothing runs); ``start`` opens the watches (and
+the health server, and the leader election); ``reload`` applies a new configuration while
+unchanged watches keep running; ``stop`` ends the watches first, then drains what is
+queued within ``delivery.drainTimeout``. Resources whose CRD is not installed yet are
+re-checked through discovery every ``watch.discoveryInterval`` and watched once they appear.
+
+High availability: every replica watches (its cache stays warm), only the leader delivers.
+A standby keeps the events of the last ``2 * leaseDuration`` seconds and delivers them when
+it takes over, so a handover repeats some events (receivers de-duplicate by ``id``) rather
+than losing the ones the old leader had not yet sent.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import threading
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ListWatch, Query
 from kubewatch.cluster.discovery import ResourceTable
 from kubewatch.config import Config, ResourceConfig
-from kubewatch.delivery import Dispatcher, sink_policies
+from kubewatch.delivery import Dispatcher, SinkStats
+from kubewatch.delivery.policy import sink_policies
 from kubewatch.errors import ApiError, ConfigError, ConfigErrors, ResolveError
 from kubewatch.events import Event
 from kubewatch.informer import ReflectorSettings, SharedInformer
-from kubewatch.kevents import KubeEventAlerts
-from kubewatch.normalize import EventBuilder, ResourceInfo, compact, update_trees
-from kubewatch.pipeline import EntryHandler, Fanout
+from kubewatch.leader import LeaderElector, lease_namespace
+from kubewatch.normalize import compact
+from kubewatch.observability.health import HealthServer, Heartbeats, Readiness
+from kubewatch.observability.metrics import Metrics, WatchState, seconds_since, watch_states
+from kubewatch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.plan import Plan, WatchPlan, describe_scope, plan_watch, resolve_resources
-from kubewatch.routing import NamespaceLabels, ObjectFilter, Router
+from kubewatch.recorder import EventRecorder
+from kubewatch.routing import NamespaceLabels, Router
 from kubewatch.sinks import Sink, build_sink
 
 log = logging.getLogger(__name__)
@@ -35,9 +49,15 @@ log = logging.getLogger(__name__)
 NAMESPACE_SYNC_TIMEOUT = 30.0
 """Seconds to wait for the Namespace watch before the others start: namespace selectors
 need the labels, and a resource watch that starts first would misjudge early objects."""
+HANDOVER_EVENTS = 10_000
+"""Events a standby keeps for a handover, at most: bounds its memory whatever the rate."""
+LIVENESS_TIMEOUT = 60.0
+"""Seconds a registered loop may go without a heartbeat before ``/healthz`` fails."""
 
 InformerKey = tuple[str, str | None, str | None]
 """(collection path, label selector, field selector): one informer each."""
+Groups = dict[InformerKey, list[EntryHandler]]
+Origin = tuple[WatchPlan, str | None]
 
 
 def build_sinks(config: Config) -> dict[str, Sink]:
@@ -63,47 +83,124 @@ def check_config(config: Config) -> None:
     Router.build(config)
 
 
+def default_identity() -> str:
+    """This replica's name in a Lease: the Pod name, else host and process."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+class HandoverBuffer:
+    """What a standby saw recently: ``(when, event, sinks)`` for at most ``window`` seconds
+    and :data:`HANDOVER_EVENTS` events. Invariant: entries are in arrival order and none is
+    older than ``window`` after :meth:`add` or :meth:`drain` ran."""
+
+    def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._items: deque[tuple[float, Event, tuple[str, ...]]] = deque(maxlen=HANDOVER_EVENTS)
+
+    def _prune(self, now: float) -> None:
+        while self._items and self._items[0][0] < now - self._window:
+            self._items.popleft()
+
+    def add(self, event: Event, sinks: tuple[str, ...]) -> None:
+        now = self._clock()
+        with self._lock:
+            self._prune(now)
+            self._items.append((now, event, sinks))
+
+    def drain(self) -> list[tuple[Event, tuple[str, ...]]]:
+        with self._lock:
+            self._prune(self._clock())
+            items = [(event, sinks) for _, event, sinks in self._items]
+            self._items.clear()
+        return items
+
+
 class App:
     """A running kubewatch: informers feeding one router and one dispatcher."""
 
-    def __init__(self, config: Config, client: ClusterClient, plan: Plan) -> None:
+    def __init__(
+        self,
+        config: Config,
+        client: ClusterClient,
+        plan: Plan,
+        *,
+        recorder: EventRecorder | None = None,
+    ) -> None:
         self.config = config
         self.client = client
         self.cluster = config.cluster or client.context_name
         self._plan = plan
-        self._settings = ReflectorSettings(
-            page_size=config.watch.page_size,
-            server_timeout=config.watch.server_timeout,
-            read_timeout=config.watch.read_timeout,
-        )
+        self._recorder = recorder
         self.router = Router.build(config)
         self.namespace_labels = NamespaceLabels()
-        self.dispatcher = Dispatcher(
-            build_sinks(config), config.delivery, policies=sink_policies(config)
+        self.metrics = Metrics(
+            informers=self.watch_states, sinks=self._sink_stats, leader=self._leader
         )
+        self.dispatcher = self._dispatcher(config)
         self.started_at = datetime.now(timezone.utc)
+        self.heartbeats = Heartbeats(LIVENESS_TIMEOUT)
         self.informers: dict[InformerKey, SharedInformer] = {}
+        self._fanouts: dict[InformerKey, Fanout] = {}
+        self._entries: dict[tuple[str, str, str], EntryHandler] = {}
         self._namespace_informer: SharedInformer | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._discovery_thread: threading.Thread | None = None
+        self._discovery_stop = threading.Event()
         self._rng = random.Random()
+        self._server: HealthServer | None = None
+        self._elector: LeaderElector | None = None
+        self._leading = not config.leader_election.enabled
+        self._handover = HandoverBuffer(2 * config.leader_election.lease_duration)
 
     @staticmethod
     def plan(config: Config, client: ClusterClient) -> Plan:
         """Resolve the configured resources through discovery (raises ConfigErrors)."""
         return resolve_resources(config, ResourceTable.fetch(client.get_json))
 
+    def _dispatcher(self, config: Config) -> Dispatcher:
+        return Dispatcher(
+            build_sinks(config),
+            config.delivery,
+            policies=sink_policies(config),
+            on_delivered=self._delivered,
+            on_failed=self._failed,
+        )
+
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
         self.dispatcher.start()
-        self._start_watches(self._plan.watches)
-        if self._plan.pending:
-            self._discovery_thread = threading.Thread(
-                target=self._discover_pending, name="kubewatch-discovery", daemon=True
+        server = self.config.server
+        if server.port is not None:
+            self._server = HealthServer(
+                server.address,
+                server.port,
+                metrics=self.metrics,
+                readiness=Readiness(self.watch_states, server.stall_threshold),
+                liveness=self.heartbeats,
             )
-            self._discovery_thread.start()
+            self._server.start()
+            log.info("serving /metrics, /healthz, /readyz on port %d", self._server.port)
+        election = self.config.leader_election
+        if election.enabled:
+            self._elector = LeaderElector(
+                self.client,
+                election,
+                identity=default_identity(),
+                namespace=lease_namespace(election),
+                on_started_leading=self._start_leading,
+                on_stopped_leading=self._stop_leading,
+                recorder=self._recorder,
+            )
+            self._elector.start()
+        self._start_watches(self._plan.watches)
+        self._start_discovery(self._plan.pending)
+
+    @property
+    def health_port(self) -> int | None:
+        return self._server.port if self._server is not None else None
 
     def wait_for_sync(self, timeout: float | None = None) -> bool:
         """True when every started watch has listed once (informational, for tests/CLI)."""
@@ -114,6 +211,7 @@ class App:
     def stop(self) -> bool:
         """Stop watching, then drain deliveries; True if everything queued was handled."""
         self._stopping.set()
+        self._discovery_stop.set()
         with self._lock:
             informers = list(self.informers.values())
             if self._namespace_informer is not None:
@@ -123,7 +221,19 @@ class App:
         for informer in informers:
             informer.stop(timeout=5.0)
         drained = self.dispatcher.close(self.config.delivery.drain_timeout)
-        for name, stats in self.dispatcher.stats().items():
+        self._log_stats(self.dispatcher)
+        if self._elector is not None:
+            self._elector.stop(release=True, timeout=5.0)
+        if self._recorder is not None:
+            self._recorder.close()
+        if self._server is not None:
+            self._server.stop()
+        self.client.close()
+        return drained
+
+    @staticmethod
+    def _log_stats(dispatcher: Dispatcher) -> None:
+        for name, stats in dispatcher.stats().items():
             log.info(
                 "sink %s: delivered %d, failed %d, retried %d, dropped %d, digested %d",
                 name,
@@ -133,91 +243,155 @@ class App:
                 stats.dropped,
                 stats.digested,
             )
-        self.client.close()
-        return drained
 
     # -- the per-event path ---------------------------------------------------------------
 
     def deliver(self, event: Event) -> None:
-        """Route one event and hand it to the dispatcher (never blocks)."""
+        """Count, route and hand one event to the dispatcher (never blocks)."""
+        self.metrics.observe_event(event.resource, event.type.value)
         sinks = self.router.route(event)
-        if sinks:
+        if not sinks:
+            return
+        if self._leading:
             self.dispatcher.submit(event, sinks)
+        else:
+            self._handover.add(event, sinks)
+
+    def _sink_stats(self) -> dict[str, SinkStats]:
+        return self.dispatcher.stats()  # late bound: a reload swaps the dispatcher
+
+    def _delivered(self, sink: str, event: Event) -> None:
+        self.metrics.observe_delivery(sink, seconds_since(event.observed_at))
+
+    def _failed(self, sink: str, event: Event, reason: str, permanent: bool) -> None:
+        if permanent and self._recorder is not None:
+            self._recorder.warning("SinkFailed", f"sink {sink}: {reason}")
+
+    # -- leadership -----------------------------------------------------------------------
+
+    def _leader(self) -> bool | None:
+        return None if self._elector is None else self._elector.is_leader
+
+    def _start_leading(self) -> None:
+        self._leading = True
+        pending = self._handover.drain()
+        if pending:
+            log.info(
+                "leading: delivering %d event(s) seen in the last %.0fs as a standby "
+                "(receivers may get some twice: de-duplicate by id)",
+                len(pending),
+                2 * self.config.leader_election.lease_duration,
+            )
+        for event, sinks in pending:
+            self.dispatcher.submit(event, sinks)
+
+    def _stop_leading(self) -> None:
+        self._leading = False
+
+    # -- health ---------------------------------------------------------------------------
+
+    def watch_states(self) -> list[WatchState]:
+        with self._lock:
+            informers = list(self.informers.values())
+            if self._namespace_informer is not None:
+                informers.append(self._namespace_informer)
+        return watch_states(informers)
 
     # -- watches --------------------------------------------------------------------------
 
-    def _entry(self, watch: WatchPlan) -> tuple[EntryHandler, bool]:
-        """The handler of one resource entry, and whether it needs namespace labels."""
-        rc, resource = watch.config, watch.resource
-        info = ResourceInfo(resource.kind, resource.api_version, resource.group_resource)
-        ignore, only = update_trees(rc.updates)
-        builder = EventBuilder(self.cluster, info, ignore=ignore, only=only)
-        object_filter = ObjectFilter.build(self.config, rc, self.namespace_labels)
-        alerts = (
-            KubeEventAlerts(self.cluster, info, rc, started_at=self.started_at)
-            if watch.is_kube_event
-            else None
-        )
-        return EntryHandler(
-            rc, builder, object_filter, alerts
-        ), object_filter.needs_namespace_labels
+    def _entry(self, watch: WatchPlan) -> EntryHandler:
+        """The handler of one resource entry; reused across reloads while its config,
+        resource and cluster are the same (Event repeat windows survive a reload)."""
+        key = (watch.config.model_dump_json(), watch.resource.group_resource, self.cluster)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = build_entry(
+                self.config, watch, self.cluster, self.namespace_labels, self.started_at
+            )
+            self._entries[key] = entry
+        return entry
 
-    def _start_watches(self, watches: list[WatchPlan]) -> None:
-        """Group entries by informer (handlers are fixed before an informer starts)."""
-        groups: dict[InformerKey, list[EntryHandler]] = defaultdict(list)
-        firsts: dict[InformerKey, tuple[WatchPlan, str | None]] = {}
-        needs_labels = False
+    def _groups(
+        self, watches: list[WatchPlan]
+    ) -> tuple[
+        dict[InformerKey, list[EntryHandler]], dict[InformerKey, tuple[WatchPlan, str | None]]
+    ]:
+        groups: Groups = defaultdict(list)
+        firsts: dict[InformerKey, Origin] = {}
         for watch in watches:
-            entry, needs = self._entry(watch)
-            needs_labels |= needs
+            entry = self._entry(watch)
             query = Query(watch.config.label_selector, watch.field_selector)
             for namespace in watch.namespaces:
                 key = (watch.resource.path(namespace), query.label_selector, query.field_selector)
                 groups[key].append(entry)
                 firsts.setdefault(key, (watch, namespace))
-        if needs_labels:
+        return groups, firsts
+
+    def _start_watches(self, watches: list[WatchPlan]) -> None:
+        """Group entries by informer (one informer per collection and selectors)."""
+        groups, firsts = self._groups(watches)
+        if any(needs_namespace_labels(self.config, w.config) for w in watches):
             self._start_namespace_watch()
         for key, entries in groups.items():
             watch, namespace = firsts[key]
             with self._lock:
                 if self._stopping.is_set():
                     return
-                if key in self.informers:
-                    log.warning(
-                        "resources[%d]: %s is already watched; entries added later are ignored",
-                        watch.index,
-                        describe_scope(watch, namespace),
-                    )
+                fanout = self._fanouts.get(key)
+                if fanout is not None:  # a CRD that appeared for an entry already watched
+                    fanout.set_entries([*fanout.entries, *entries])
                     continue
+                fanout = Fanout(entries, self.deliver)
                 informer = self._informer(key, describe_scope(watch, namespace), watch)
-                informer.add_handler(Fanout(entries, self.deliver))
+                informer.add_handler(fanout)
                 self.informers[key] = informer
+                self._fanouts[key] = fanout
             log.info("watching %s", informer.name)
             informer.start()
 
     def _informer(self, key: InformerKey, name: str, watch: WatchPlan) -> SharedInformer:
-        query = Query(key[1], key[2])
+        watch_config = self.config.watch
+        settings = ReflectorSettings(
+            page_size=watch_config.page_size,
+            server_timeout=watch_config.server_timeout,
+            read_timeout=watch_config.read_timeout,
+        )
         return SharedInformer(
             name,
-            ListWatch(self.client, key[0], query, self._settings.read_timeout),
+            ListWatch(self.client, key[0], Query(key[1], key[2]), settings.read_timeout),
             kind=watch.resource.kind,
             api_version=watch.resource.api_version,
-            settings=self._settings,
+            settings=settings,
             transform=compact,
             rng=self._rng,
+            on_api_error=lambda error: self._api_error(name, error),
         )
+
+    def _api_error(self, watch: str, error: ApiError) -> None:
+        if self._recorder is None:
+            return
+        if error.status == 403:
+            self._recorder.warning("WatchForbidden", f"{watch}: forbidden ({error.message})")
+        elif error.status == 404:
+            self._recorder.warning("ResourceMissing", f"{watch}: not found ({error.message})")
 
     def _start_namespace_watch(self) -> None:
         with self._lock:
             if self._namespace_informer is not None or self._plan.namespaces is None:
                 return
             resource = self._plan.namespaces
+            watch_config = self.config.watch
+            settings = ReflectorSettings(
+                page_size=watch_config.page_size,
+                server_timeout=watch_config.server_timeout,
+                read_timeout=watch_config.read_timeout,
+            )
             informer = SharedInformer(
                 "namespaces (for namespace selectors)",
-                ListWatch(self.client, resource.path(), Query(), self._settings.read_timeout),
+                ListWatch(self.client, resource.path(), Query(), settings.read_timeout),
                 kind=resource.kind,
                 api_version=resource.api_version,
-                settings=self._settings,
+                settings=settings,
                 transform=compact,
                 rng=self._rng,
             )
@@ -230,9 +404,30 @@ class App:
                 NAMESPACE_SYNC_TIMEOUT,
             )
 
-    def _discover_pending(self) -> None:
-        pending = list(self._plan.pending)
-        while pending and not self._stopping.wait(self.config.watch.discovery_interval):
+    # -- discovery of resources not installed yet -------------------------------------------
+
+    def _start_discovery(self, pending: list[tuple[int, ResourceConfig]]) -> None:
+        self._discovery_stop.set()
+        self._discovery_stop = threading.Event()
+        if not pending:
+            return
+        for index, rc in pending:
+            if self._recorder is not None:
+                self._recorder.warning(
+                    "ResourceNotInstalled",
+                    f"resources[{index}]: {rc.kind} is not served yet; watching it once it is",
+                )
+        threading.Thread(
+            target=self._discover_pending,
+            args=(list(pending), self._discovery_stop),
+            name="kubewatch-discovery",
+            daemon=True,
+        ).start()
+
+    def _discover_pending(
+        self, pending: list[tuple[int, ResourceConfig]], stop: threading.Event
+    ) -> None:
+        while pending and not stop.wait(self.config.watch.discovery_interval):
             try:
                 table = ResourceTable.fetch(self.client.get_json)
             except (ApiError, ApiUnreachable) as e:
@@ -248,8 +443,64 @@ class App:
                     still.append((index, rc))
                 except ConfigError as e:
                     log.error("%s; not watched", e)
-                    continue
                 else:
                     log.info("resources[%d]: %s is now served", index, resource.group_resource)
-            self._start_watches(found)
+            if not stop.is_set():
+                self._start_watches(found)
             pending = still
+
+    # -- reload ---------------------------------------------------------------------------
+
+    def reload(self, config: Config, plan: Plan) -> None:
+        """Apply a new, already validated configuration and its plan.
+
+        Watches whose collection and selectors did not change keep running (no relist, no
+        repeated events); their handlers are swapped. Watches no longer configured stop,
+        new ones start. Sinks and routes are rebuilt; a new dispatcher takes over and the old
+        one drains in the background. ``watch``, ``server`` and ``leaderElection`` settings
+        apply to watches started from now on and at the next start, respectively.
+        """
+        old_dispatcher = None
+        if config.sinks != self.config.sinks or config.delivery != self.config.delivery:
+            new_dispatcher = self._dispatcher(config)  # may raise ConfigErrors: nothing changed
+            new_dispatcher.start()
+            old_dispatcher, self.dispatcher = self.dispatcher, new_dispatcher
+        self.config = config
+        self.cluster = config.cluster or self.client.context_name
+        self._plan = plan
+        self.router = Router.build(config)
+        groups, _ = self._groups(plan.watches)
+        if any(needs_namespace_labels(config, w.config) for w in plan.watches):
+            self._start_namespace_watch()
+        stopped = []
+        with self._lock:
+            for key in list(self.informers):
+                if key not in groups:
+                    stopped.append(self.informers.pop(key))
+                    del self._fanouts[key]
+            for key, entries in groups.items():
+                if key in self._fanouts:
+                    self._fanouts[key].set_entries(entries)
+        for informer in stopped:
+            log.info("no longer watching %s", informer.name)
+            informer.stop(timeout=5.0)
+        new = [w for w in plan.watches if any(k not in self.informers for k in self._keys(w))]
+        self._start_watches(new)
+        self._start_discovery(plan.pending)
+        if old_dispatcher is not None:
+            threading.Thread(
+                target=self._retire, args=(old_dispatcher,), name="kubewatch-retire", daemon=True
+            ).start()
+        log.info("configuration reloaded: %d watch(es)", len(self.informers))
+
+    @staticmethod
+    def _keys(watch: WatchPlan) -> list[InformerKey]:
+        query = Query(watch.config.label_selector, watch.field_selector)
+        return [
+            (watch.resource.path(ns), query.label_selector, query.field_selector)
+            for ns in watch.namespaces
+        ]
+
+    def _retire(self, dispatcher: Dispatcher) -> None:
+        dispatcher.close(self.config.delivery.drain_timeout)
+        self._log_stats(dispatcher)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import hashlib
 import logging
 import os
 import random
@@ -22,9 +23,12 @@ from collections.abc import Sequence
 from types import FrameType
 
 from kubewatch._version import __version__
-from kubewatch.app import App, check_config
+from kubewatch.app import App, build_sinks, check_config
 from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ClusterConfigError, Query
+from kubewatch.cluster.discovery import ResourceTable
 from kubewatch.config import Config, format_errors, load_config
+from kubewatch.delivery import Dispatcher
+from kubewatch.delivery.policy import sink_policies
 from kubewatch.errors import (
     ApiError,
     ConfigErrors,
@@ -34,8 +38,12 @@ from kubewatch.errors import (
 )
 from kubewatch.events import Event, EventType
 from kubewatch.normalize import utc_now
+from kubewatch.observability.logs import setup_logging
 from kubewatch.plan import Plan, describe_scope
+from kubewatch.recorder import EventRecorder
 from kubewatch.render.templates import SAMPLES
+from kubewatch.replay import Replayer
+from kubewatch.routing import Router
 from kubewatch.sinks import build_sink
 
 log = logging.getLogger("kubewatch")
@@ -46,13 +54,15 @@ DEFAULT_CONFIG = "config.yaml"
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     if args.command == "run":
         return run(args)
     if args.command == "validate":
         return validate(args)
     if args.command == "test-sink":
         return sink_test(args)
+    if args.command == "replay":
+        return replay(args)
     raise AssertionError(args.command)
 
 
@@ -67,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("KUBEWATCH_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
         help="log verbosity on stderr (default: info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=os.environ.get("KUBEWATCH_LOG_FORMAT", "text"),
+        choices=["text", "json"],
+        help="log lines on stderr: readable text, or one JSON object per line (default: text)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -84,7 +100,32 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--context", metavar="NAME", help="kube context (default: current)")
 
-    common(commands.add_parser("run", help="watch and deliver until SIGTERM/SIGINT"))
+    run_parser = commands.add_parser(
+        "run",
+        help="watch and deliver until SIGTERM/SIGINT",
+        description="Watch and deliver until SIGTERM/SIGINT. SIGHUP, or a change of the "
+        "configuration file, reloads it: unchanged watches keep running; an invalid new "
+        "configuration is logged and the running one stays.",
+    )
+    common(run_parser)
+    run_parser.add_argument(
+        "--port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics, /healthz and /readyz on PORT (overrides server.port)",
+    )
+    replay_parser = commands.add_parser(
+        "replay",
+        help="run recorded watch events (kubectl --watch --output-watch-events -o json) "
+        "through the filters, routes and sinks",
+    )
+    replay_parser.add_argument("file", metavar="FILE", help="the capture, or - for stdin")
+    common(replay_parser)
+    replay_parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what each sink would receive instead of sending it",
+    )
     validate_parser = commands.add_parser(
         "validate", help="check the configuration and, if a cluster is reachable, the resources"
     )
@@ -105,21 +146,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
-    logging.Formatter.converter = time.gmtime
-    # urllib3 warns about every discarded pooled connection; our own lines say what matters.
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
-    # httpx logs every request at INFO; sinks log what matters (failures, retries).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-
-
 def _load(path: str) -> Config | None:
     """The config, checked as far as possible without a cluster (templates, routes)."""
     try:
@@ -138,6 +164,10 @@ def run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return EXIT_CONFIG
+    if args.port is not None:
+        config = config.model_copy(
+            update={"server": config.server.model_copy(update={"port": args.port})}
+        )
     try:
         client = ClusterClient.connect(args.kubeconfig, args.context)
     except ClusterConfigError as e:
@@ -152,6 +182,12 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    reload_requested = threading.Event()
+
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        reload_requested.set()
+
+    signal.signal(signal.SIGHUP, on_hangup)
 
     log.info("kubewatch %s: cluster %s at %s", __version__, client.context_name, client.host)
     plan = _plan_with_retry(config, client, stop)
@@ -159,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         client.close()
         return EXIT_CONFIG if not stop.is_set() else EXIT_OK
     try:
-        app = App(config, client, plan)
+        app = App(config, client, plan, recorder=EventRecorder.from_environment(client))
     except ConfigErrors as e:
         print(format_errors(e, args.config), file=sys.stderr)
         client.close()
@@ -175,13 +211,125 @@ def run(args: argparse.Namespace) -> int:
         )
     app.start()
     log.info("delivering to %s", ", ".join(config.sinks))
-    stop.wait()
+    watcher = ConfigFileWatcher(args.config)
+    app.heartbeats.register("main")
+    while not stop.wait(CONFIG_POLL_INTERVAL):
+        app.heartbeats.beat("main")
+        if watcher.changed():
+            log.info("%s changed; reloading", args.config)
+            reload_requested.set()
+        if reload_requested.is_set():
+            reload_requested.clear()
+            _reload(app, args)
     started = time.monotonic()
     drained = app.stop()
     log.info(
         "stopped in %.1fs%s",
         time.monotonic() - started,
         "" if drained else "; some queued events were not delivered",
+    )
+    return EXIT_OK
+
+
+CONFIG_POLL_INTERVAL = 1.0
+"""Seconds between checks of the configuration file (a mounted ConfigMap changes by an
+atomic symlink swap some seconds after the update: polling the content sees it)."""
+
+
+class ConfigFileWatcher:
+    """Notices when the configuration file's content changes (not just its mtime)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._digest = self._read()
+
+    def _read(self) -> bytes | None:
+        try:
+            with open(self._path, "rb") as f:
+                return hashlib.sha256(f.read()).digest()
+        except OSError:
+            return None
+
+    def changed(self) -> bool:
+        digest = self._read()
+        if digest is None or digest == self._digest:
+            return False
+        self._digest = digest
+        return True
+
+
+def _reload(app: App, args: argparse.Namespace) -> None:
+    """Load, check and plan the new configuration; apply it only if all of that worked."""
+    try:
+        config = load_config(args.config)
+        check_config(config)
+        if args.port is not None:
+            server = config.server.model_copy(update={"port": args.port})
+            config = config.model_copy(update={"server": server})
+        plan = App.plan(config, app.client)
+        app.reload(config, plan)
+    except ConfigErrors as e:
+        log.error(
+            "new configuration rejected; the running one stays:\n%s", format_errors(e, args.config)
+        )
+    except (ApiError, ApiUnreachable) as e:
+        log.error("new configuration not applied (discovery failed: %s); the running one stays", e)
+
+
+def replay(args: argparse.Namespace) -> int:
+    """Feed a capture through the same filters, routes and rendering as ``run``."""
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    table = None
+    if args.kubeconfig or args.context:
+        try:
+            client = ClusterClient.connect(args.kubeconfig, args.context)
+            table = ResourceTable.fetch(client.get_json)
+            client.close()
+        except (ClusterConfigError, ApiError, ApiUnreachable) as e:
+            log.warning("no discovery (%s); kinds are matched by name", e)
+    router = Router.build(config)
+    try:
+        sinks = build_sinks(config)
+    except ConfigErrors as e:
+        print(format_errors(e, args.config), file=sys.stderr)
+        return EXIT_CONFIG
+    dispatcher = None
+    if not args.dry_run:
+        dispatcher = Dispatcher(sinks, config.delivery, policies=sink_policies(config))
+        dispatcher.start()
+
+    def deliver(event: Event) -> None:
+        names = router.route(event)
+        if dispatcher is not None:
+            if names:
+                dispatcher.submit(event, names)
+            return
+        for name in names:
+            sink_type = config.sinks[name].type
+            print(f"--- {name} ({sink_type}) would receive:\n{sinks[name].preview(event)}")
+
+    replayer = Replayer(config, deliver, table=table)
+    try:
+        if args.file == "-":
+            stats = replayer.replay(sys.stdin.buffer)
+        else:
+            with open(args.file, "rb") as stream:
+                stats = replayer.replay(stream)
+    except OSError as e:
+        print(f"kubewatch: cannot read {args.file}: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        if dispatcher is not None:
+            dispatcher.close(config.delivery.drain_timeout)
+        for sink in sinks.values():
+            sink.close()
+    log.info(
+        "replayed %d watch event(s): %d event(s) produced, %d object(s) of unconfigured kinds",
+        stats.events,
+        stats.produced,
+        sum(stats.skipped.values()),
     )
     return EXIT_OK
 

@@ -37,10 +37,15 @@ _HASH_KEY = os.urandom(16)
 process (so a change is detected), and nothing outside it can test a guess against them."""
 
 
-def utc_now() -> str:
+def rfc3339(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds, the format of ``observedAt``."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> str:
+    """Now, as :func:`rfc3339`."""
+    return rfc3339(datetime.now(timezone.utc))
 
 
 def compact(obj: dict[str, Any]) -> dict[str, Any]:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
-from kubewatch.config import ResourceConfig
+from kubewatch.config import Config, ResourceConfig
 from kubewatch.events import Event
 from kubewatch.informer import DeletedFinalStateUnknown
 from kubewatch.kevents import KubeEventAlerts
-from kubewatch.normalize import EventBuilder
-from kubewatch.routing import ObjectFilter
+from kubewatch.normalize import EventBuilder, ResourceInfo, rfc3339, update_trees
+from kubewatch.plan import WatchPlan
+from kubewatch.routing import NamespaceLabels, ObjectFilter
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,15 @@ class Fanout:
         self._entries = tuple(entries)
         self._deliver = deliver
 
+    @property
+    def entries(self) -> tuple[EntryHandler, ...]:
+        return self._entries
+
+    def set_entries(self, entries: Sequence[EntryHandler]) -> None:
+        """Swap the entries (a config reload) while the informer keeps running: one
+        attribute assignment, so a callback sees either the old set or the new one."""
+        self._entries = tuple(entries)
+
     def on_add(self, obj: dict[str, Any], is_initial_list: bool) -> None:
         for entry in self._entries:
             event = entry.added(obj, is_initial_list)
@@ -104,3 +115,43 @@ class Fanout:
             if event is not None:
                 self._deliver(event)
                 return
+
+
+def build_entry(
+    config: Config,
+    watch: WatchPlan,
+    cluster: str,
+    namespace_labels: NamespaceLabels,
+    started_at: datetime,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> EntryHandler:
+    """The handler of one resolved resource entry, as ``kubewatch run`` and replay build it.
+
+    ``clock`` (default: the wall clock) stamps ``observedAt`` and measures Event repeat
+    windows; ``started_at`` is when Kubernetes Events start to count.
+    """
+    rc, resource = watch.config, watch.resource
+    info = ResourceInfo(resource.kind, resource.api_version, resource.group_resource)
+    ignore, only = update_trees(rc.updates)
+    if clock is None:
+        builder = EventBuilder(cluster, info, ignore=ignore, only=only)
+    else:
+        now = clock
+        builder = EventBuilder(
+            cluster, info, ignore=ignore, only=only, clock=lambda: rfc3339(now())
+        )
+    object_filter = ObjectFilter.build(config, rc, namespace_labels)
+    alerts = None
+    if watch.is_kube_event:
+        if clock is None:
+            alerts = KubeEventAlerts(cluster, info, rc, started_at=started_at)
+        else:
+            alerts = KubeEventAlerts(cluster, info, rc, started_at=started_at, clock=clock)
+    return EntryHandler(rc, builder, object_filter, alerts)
+
+
+def needs_namespace_labels(config: Config, rc: ResourceConfig) -> bool:
+    """True when a namespace selector applies to ``rc``'s objects (a Namespace watch is
+    needed live; Namespace objects in the input in a replay)."""
+    return ObjectFilter.build(config, rc, NamespaceLabels()).needs_namespace_labels

@@ -52,12 +52,11 @@ from kubewatch.errors import ConfigError, ResolveError
 from kubewatch.events import Event
 from kubewatch.informer import SharedInformer, object_key
 from kubewatch.informer.reflector import WatchStreamLike
-from kubewatch.kevents import KubeEventAlerts
-from kubewatch.normalize import EventBuilder, ResourceInfo, compact, update_trees
+from kubewatch.normalize import compact
 from kubewatch.patterns import LabelSelector, PatternError, parse_selector
-from kubewatch.pipeline import EntryHandler, Fanout
+from kubewatch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.plan import WatchPlan, describe_scope, plan_watch
-from kubewatch.routing import NamespaceLabels, ObjectFilter
+from kubewatch.routing import NamespaceLabels
 
 __all__ = [
     "DEFAULT_CLUSTER",
@@ -82,49 +81,6 @@ CHUNK_CHARS = 64 * 1024
 
 REPLAY_START = datetime.min.replace(tzinfo=timezone.utc)
 """``started_at`` of Event alerts in a replay: every Event in the input counts."""
-
-
-# --------------------------------------------------------------------------- shared wiring
-
-
-def build_entry(
-    config: Config,
-    watch: WatchPlan,
-    cluster: str,
-    namespace_labels: NamespaceLabels,
-    started_at: datetime,
-    *,
-    clock: Callable[[], datetime] | None = None,
-) -> EntryHandler:
-    """The handler of one resolved resource entry, as ``kubewatch run`` and replay build it.
-
-    ``clock`` (default: the wall clock) stamps ``observedAt`` and measures Event repeat
-    windows; ``started_at`` is when Kubernetes Events start to count.
-    """
-    rc, resource = watch.config, watch.resource
-    info = ResourceInfo(resource.kind, resource.api_version, resource.group_resource)
-    ignore, only = update_trees(rc.updates)
-    if clock is None:
-        builder = EventBuilder(cluster, info, ignore=ignore, only=only)
-    else:
-        now = clock
-        builder = EventBuilder(
-            cluster, info, ignore=ignore, only=only, clock=lambda: _rfc3339(now())
-        )
-    object_filter = ObjectFilter.build(config, rc, namespace_labels)
-    alerts = None
-    if watch.is_kube_event:
-        if clock is None:
-            alerts = KubeEventAlerts(cluster, info, rc, started_at=started_at)
-        else:
-            alerts = KubeEventAlerts(cluster, info, rc, started_at=started_at, clock=clock)
-    return EntryHandler(rc, builder, object_filter, alerts)
-
-
-def needs_namespace_labels(config: Config, rc: ResourceConfig) -> bool:
-    """True when a namespace selector applies to ``rc``'s objects (a Namespace watch is
-    needed live; Namespace objects in the input in a replay)."""
-    return ObjectFilter.build(config, rc, NamespaceLabels()).needs_namespace_labels
 
 
 # --------------------------------------------------------------------------- reading
@@ -816,9 +772,3 @@ def _latest_time(obj: dict[str, Any]) -> datetime | None:
         candidates.extend(m.get("time") for m in managed if isinstance(m, dict))
     times = [t for t in map(_parse_time, candidates) if t is not None]
     return max(times) if times else None
-
-
-def _rfc3339(dt: datetime) -> str:
-    """RFC 3339 UTC with milliseconds, the format of ``observedAt``."""
-    dt = dt.astimezone(timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

@@ -368,8 +368,14 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
+        on_delivered: Callable[[str, Event], None] | None = None,
+        on_failed: Callable[[str, Event, str, bool], None] | None = None,
     ) -> None:
         self._config = config
+        # Observers of outcomes (metrics, kubewatch's own Events); called on worker threads,
+        # must be quick and must not raise.
+        self._on_delivered = on_delivered
+        self._on_failed = on_failed
         policies = policies or {}
         digests = digests or {}
         check_policies(policies, sinks, "delivery policies")
@@ -691,12 +697,14 @@ class Dispatcher:
         except RetryableError as error:
             self._fail(lane, event, sent, f"gave up: {error}")
         except DeliveryError as error:
-            self._fail(lane, event, sent, str(error))
+            self._fail(lane, event, sent, str(error), permanent=True)
         except Exception as error:
             # A bug in the sink, not a delivery outcome: keep the worker alive.
             self._fail(lane, event, sent, f"unexpected error in sink: {error!r}", trace=True)
         else:
             lane.add(delivered=1)
+            if self._on_delivered is not None:
+                self._on_delivered(lane.name, event)
 
     def _pause(self, lane: _Lane, seconds: float) -> None:
         """Hold every worker of ``lane`` for ``seconds`` (a receiver's Retry-After)."""
@@ -710,9 +718,18 @@ class Dispatcher:
             )
 
     def _fail(
-        self, lane: _Lane, event: Event, attempts: int, reason: str, *, trace: bool = False
+        self,
+        lane: _Lane,
+        event: Event,
+        attempts: int,
+        reason: str,
+        *,
+        trace: bool = False,
+        permanent: bool = False,
     ) -> None:
         lane.add(failed=1)
+        if self._on_failed is not None:
+            self._on_failed(lane.name, event, reason, permanent)
         log.error(
             "sink %r: event id=%s kind=%s key=%s not delivered after %d attempt(s): %s",
             lane.name,

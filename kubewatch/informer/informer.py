@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kubewatch.errors import ApiError
 from kubewatch.informer.reflector import ListerWatcher, Reflector, ReflectorSettings
 from kubewatch.informer.store import Store, StoredObject, object_key
 
@@ -76,6 +77,7 @@ class SharedInformer:
         transform: Transform = strip_managed_fields,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_api_error: Callable[[ApiError], None] | None = None,
     ) -> None:
         self.name = name
         self.store = Store()
@@ -95,6 +97,7 @@ class SharedInformer:
             rng=rng,
             clock=clock,
             on_synced=self._on_listed,
+            on_api_error=on_api_error,
         )
 
     # -- lifecycle ----------------------------------------------------------------------

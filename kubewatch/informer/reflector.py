@@ -138,8 +138,10 @@ class Reflector:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_synced: Callable[[int], None] | None = None,
+        on_api_error: Callable[[ApiError], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_api_error = on_api_error
         self._lw = lister_watcher
         self._target = target
         self._kind = kind
@@ -194,6 +196,8 @@ class Reflector:
                 need_list = True
                 self.relists += 1
             except ApiError as e:
+                if self._on_api_error is not None:
+                    self._on_api_error(e)
                 self._fail(f"API error {e}")
             except ConnectionError as e:
                 self._fail(str(e))

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Protocol, TypeVar
 
+import orjson
+
 from kubewatch.events import Event
 
 _T = TypeVar("_T")
@@ -46,6 +48,11 @@ class Sink(Protocol):
         """Release connections and files; idempotent, and ``send`` fails permanently after."""
         ...
 
+    def preview(self, event: Event) -> str:
+        """What ``send`` would transmit for ``event``, as text, without sending it
+        (``kubewatch replay --dry-run``). Secrets (tokens, signatures) are not included."""
+        ...
+
     def __enter__(self: _T) -> _T: ...
 
     def __exit__(self, *exc_info: object) -> None: ...
@@ -58,6 +65,10 @@ class SinkBase:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def preview(self, event: Event) -> str:
+        """The event JSON, indented; sinks that send something else override this."""
+        return orjson.dumps(event.to_dict(), option=orjson.OPT_INDENT_2).decode()
 
     def __enter__(self: _B) -> _B:
         return self

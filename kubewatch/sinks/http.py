@@ -372,6 +372,13 @@ class HttpSink(SinkBase):
         """The request for ``event``; may raise ``PermanentError`` (unencodable event)."""
         raise NotImplementedError
 
+    def preview(self, event: Event) -> str:
+        body = self.request(event).body
+        try:
+            return orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2).decode()
+        except orjson.JSONDecodeError:
+            return body.decode("utf-8", "replace")
+
     def send(self, event: Event) -> None:
         if self.endpoint.closed:  # before rendering: a closed sink does no work
             raise PermanentError(f"{self.endpoint.label} is closed")

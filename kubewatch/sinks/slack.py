@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.error import URLError
 
+import orjson
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
@@ -330,6 +331,9 @@ class _SlackSinkBase(SinkBase):
             self._template = compile_template(
                 template_source, markup="slack", kind="text", path=f"sinks.{name}.template"
             )
+
+    def preview(self, event: Event) -> str:
+        return orjson.dumps(self.payload(event), option=orjson.OPT_INDENT_2).decode()
 
     def payload(self, event: Event) -> dict[str, Any]:
         """The message for ``event``; a failing or blank template gives the default one."""

@@ -357,6 +357,9 @@ class SmtpSink(SinkBase):
 
     # ------------------------------------------------------------------ rendering
 
+    def preview(self, event: Event) -> str:
+        return self.build_message(event).as_string()
+
     def build_message(self, event: Event) -> EmailMessage:
         """The e-mail for ``event``, exactly as :meth:`send` would send it."""
         chat = chat_message(event, "html")

@@ -61,6 +61,9 @@ class StdoutSink(SinkBase):
         self._lock = threading.Lock()
         self._closed = False  # guarded by _lock; once True, send fails permanently
 
+    def preview(self, event: Event) -> str:
+        return self._render(event)
+
     def send(self, event: Event) -> None:
         line = self._render(event) + "\n"
         with self._lock:
