@@ -153,6 +153,11 @@ class App:
         self._elector: LeaderElector | None = None
         self._leading = not config.leader_election.enabled
         self._handover = HandoverBuffer(2 * config.leader_election.lease_duration)
+        # Makes deliver's look at _leading and its handover add one step, and
+        # _start_leading's switch, drain and submit another: otherwise an event added just
+        # after the drain would wait in the buffer until the next takeover (lost), and a
+        # new event could overtake the drained ones.
+        self._leading_lock = threading.Lock()
 
     @staticmethod
     def plan(config: Config, client: ClusterClient) -> Plan:
@@ -252,10 +257,11 @@ class App:
         sinks = self.router.route(event)
         if not sinks:
             return
-        if self._leading:
-            self.dispatcher.submit(event, sinks)
-        else:
-            self._handover.add(event, sinks)
+        with self._leading_lock:
+            if not self._leading:
+                self._handover.add(event, sinks)
+                return
+        self.dispatcher.submit(event, sinks)
 
     def _sink_stats(self) -> dict[str, SinkStats]:
         return self.dispatcher.stats()  # late bound: a reload swaps the dispatcher
@@ -273,20 +279,25 @@ class App:
         return None if self._elector is None else self._elector.is_leader
 
     def _start_leading(self) -> None:
-        self._leading = True
-        pending = self._handover.drain()
-        if pending:
-            log.info(
-                "leading: delivering %d event(s) seen in the last %.0fs as a standby "
-                "(receivers may get some twice: de-duplicate by id)",
-                len(pending),
-                2 * self.config.leader_election.lease_duration,
-            )
-        for event, sinks in pending:
-            self.dispatcher.submit(event, sinks)
+        with self._leading_lock:
+            self._leading = True
+            pending = self._handover.drain()
+            if pending:
+                log.info(
+                    "leading: delivering %d event(s) seen in the last %.0fs as a standby "
+                    "(receivers may get some twice: de-duplicate by id)",
+                    len(pending),
+                    2 * self.config.leader_election.lease_duration,
+                )
+            known = set(self.dispatcher.stats())  # a reload may have removed a sink since
+            for event, sinks in pending:
+                names = tuple(name for name in sinks if name in known)
+                if names:
+                    self.dispatcher.submit(event, names)  # never blocks
 
     def _stop_leading(self) -> None:
-        self._leading = False
+        with self._leading_lock:
+            self._leading = False
 
     # -- health ---------------------------------------------------------------------------
 
@@ -327,8 +338,10 @@ class App:
                 firsts.setdefault(key, (watch, namespace))
         return groups, firsts
 
-    def _start_watches(self, watches: list[WatchPlan]) -> None:
-        """Group entries by informer (one informer per collection and selectors)."""
+    def _start_watches(self, watches: list[WatchPlan], *, replace: bool = False) -> None:
+        """Group entries by informer (one informer per collection and selectors) and start
+        the informers that do not run yet. For one that runs, ``replace`` swaps its
+        entries (a reload); otherwise these entries join it (a CRD that appeared later)."""
         groups, firsts = self._groups(watches)
         if any(needs_namespace_labels(self.config, w.config) for w in watches):
             self._start_namespace_watch()
@@ -338,8 +351,8 @@ class App:
                 if self._stopping.is_set():
                     return
                 fanout = self._fanouts.get(key)
-                if fanout is not None:  # a CRD that appeared for an entry already watched
-                    fanout.set_entries([*fanout.entries, *entries])
+                if fanout is not None:
+                    fanout.set_entries(entries if replace else [*fanout.entries, *entries])
                     continue
                 fanout = Fanout(entries, self.deliver)
                 informer = self._informer(key, describe_scope(watch, namespace), watch)
@@ -469,23 +482,16 @@ class App:
         self.cluster = config.cluster or self.client.context_name
         self._plan = plan
         self.router = Router.build(config)
-        groups, _ = self._groups(plan.watches)
-        if any(needs_namespace_labels(config, w.config) for w in plan.watches):
-            self._start_namespace_watch()
-        stopped = []
+        wanted = {key for watch in plan.watches for key in self._keys(watch)}
         with self._lock:
-            for key in list(self.informers):
-                if key not in groups:
-                    stopped.append(self.informers.pop(key))
+            stopped = [self.informers.pop(key) for key in list(self.informers) if key not in wanted]
+            for key in list(self._fanouts):
+                if key not in wanted:
                     del self._fanouts[key]
-            for key, entries in groups.items():
-                if key in self._fanouts:
-                    self._fanouts[key].set_entries(entries)
         for informer in stopped:
             log.info("no longer watching %s", informer.name)
             informer.stop(timeout=5.0)
-        new = [w for w in plan.watches if any(k not in self.informers for k in self._keys(w))]
-        self._start_watches(new)
+        self._start_watches(plan.watches, replace=True)
         self._start_discovery(plan.pending)
         if old_dispatcher is not None:
             threading.Thread(
