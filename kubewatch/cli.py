@@ -1,8 +1,9 @@
-"""Command line: ``kubewatch run``, ``kubewatch validate`` and ``kubewatch test-sink``.
+"""Command line: ``kubewatch run``, ``validate``, ``test-sink`` and ``replay``.
 
-Exit codes: 0 success (``run``: stopped by SIGTERM/SIGINT after draining), 1 a runtime
-failure (a resource is forbidden, deliveries could not be drained, the test event was
-not delivered), 2 a configuration or usage mistake (nothing was started).
+Exit codes: 0 success (``run``: stopped by SIGTERM/SIGINT; events it could not deliver
+within the drain timeout are logged), 1 a runtime failure (``validate``: a resource
+cannot be listed; ``test-sink``: the receiver refused), 2 a configuration or usage
+mistake (nothing was started).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from kubewatch.errors import (
 )
 from kubewatch.events import Event, EventType
 from kubewatch.normalize import utc_now
-from kubewatch.observability.logs import setup_logging
+from kubewatch.observability.logs import register_secret, setup_logging
 from kubewatch.plan import Plan, describe_scope
 from kubewatch.recorder import EventRecorder
 from kubewatch.render.templates import SAMPLES
@@ -146,10 +147,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+SECRET_KEYS = ("token", "password", "secret", "url")
+"""Sink keys whose values are credentials (webhook URLs embed tokens): never logged."""
+
+
+def register_config_secrets(config: Config) -> None:
+    """Tell the log redactor every credential in the config: a last line of defence."""
+    for sink in config.sinks.values():
+        for key in SECRET_KEYS:
+            value = getattr(sink, key, None)
+            if isinstance(value, str):
+                register_secret(value)
+        for value in (getattr(sink, "headers", None) or {}).values():
+            register_secret(value)
+
+
 def _load(path: str) -> Config | None:
     """The config, checked as far as possible without a cluster (templates, routes)."""
     try:
         config = load_config(path)
+        register_config_secrets(config)
         check_config(config)
     except ConfigErrors as e:
         print(format_errors(e, path), file=sys.stderr)
@@ -189,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGHUP, on_hangup)
 
+    for secret in client.credentials():
+        register_secret(secret)
     log.info("kubewatch %s: cluster %s at %s", __version__, client.context_name, client.host)
     plan = _plan_with_retry(config, client, stop)
     if plan is None:
@@ -215,11 +234,13 @@ def run(args: argparse.Namespace) -> int:
     app.heartbeats.register("main")
     while not stop.wait(CONFIG_POLL_INTERVAL):
         app.heartbeats.beat("main")
-        if watcher.changed():
-            log.info("%s changed; reloading", args.config)
-            reload_requested.set()
         if reload_requested.is_set():
             reload_requested.clear()
+            watcher.changed()  # this reload reads the file as it is now: not again
+            log.info("SIGHUP received; reloading %s", args.config)
+            _reload(app, args)
+        elif watcher.changed():
+            log.info("%s changed; reloading", args.config)
             _reload(app, args)
     started = time.monotonic()
     drained = app.stop()
@@ -262,6 +283,7 @@ def _reload(app: App, args: argparse.Namespace) -> None:
     """Load, check and plan the new configuration; apply it only if all of that worked."""
     try:
         config = load_config(args.config)
+        register_config_secrets(config)
         check_config(config)
         if args.port is not None:
             server = config.server.model_copy(update={"port": args.port})

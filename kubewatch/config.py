@@ -391,6 +391,36 @@ RateLimit = Annotated[RateLimitConfig | None, BeforeValidator(_rate)]
 Digest = Annotated[DigestConfig | None, BeforeValidator(_digest_off)]
 
 
+def _base_path(value: str, info: ValidationInfo) -> Path:
+    """A path from the config, relative to the config file's folder (like kubeconfig)."""
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base_dir") if isinstance(info.context, dict) else None
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path.absolute()
+
+
+def _readable_bundle(value: str | None, info: ValidationInfo) -> str | None:
+    """A missing or broken CA bundle would fail every delivery; find out at start."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise _fail("must not be empty (leave caFile out to use the system's CAs)")
+    path = _base_path(value, info)
+    shown = repr(str(path))
+    if not path.exists():
+        raise _fail(f"file {shown} does not exist", value=shown)
+    if not path.is_file():
+        raise _fail(f"{shown} is not a file", value=shown)
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except PermissionError:
+        raise _fail(f"file {shown} is not readable", value=shown) from None
+    except (ssl.SSLError, OSError, ValueError):
+        raise _fail(f"file {shown} is not a PEM certificate bundle", value=shown) from None
+    return str(path)
+
+
 class _SinkBase(_Model):
     """Keys every sink has: its delivery policy (defaults from ``delivery``) and digests."""
 
@@ -478,31 +508,7 @@ class _HttpSinkBase(_SinkBase):
         _fail_at("headers", errors)
         return value
 
-    @field_validator("ca_file")
-    @classmethod
-    def _readable_bundle(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """A missing or broken CA bundle would fail every delivery; find out at start."""
-        if value is None:
-            return None
-        if not value.strip():
-            raise _fail("must not be empty (leave caFile out to use the system's CAs)")
-        path = Path(value).expanduser()
-        base = (info.context or {}).get("base_dir") if isinstance(info.context, dict) else None
-        if not path.is_absolute() and base is not None:
-            path = Path(base) / path
-        path = path.absolute()
-        shown = repr(str(path))
-        if not path.exists():
-            raise _fail(f"file {shown} does not exist", value=shown)
-        if not path.is_file():
-            raise _fail(f"{shown} is not a file", value=shown)
-        try:
-            ssl.create_default_context(cafile=str(path))
-        except PermissionError:
-            raise _fail(f"file {shown} is not readable", value=shown) from None
-        except (ssl.SSLError, OSError, ValueError):
-            raise _fail(f"file {shown} is not a PEM certificate bundle", value=shown) from None
-        return str(path)
+    _ca_file = field_validator("ca_file")(_readable_bundle)
 
     @model_validator(mode="after")
     def _verify_xor_ca(self) -> _HttpSinkBase:
@@ -552,13 +558,7 @@ class SlackSinkConfig(_ChatSinkBase):
     @classmethod
     def _anchor_token_file(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Relative to the configuration file, like ``caFile`` (and kubeconfig paths)."""
-        if value is None:
-            return None
-        path = Path(value).expanduser()
-        base = (info.context or {}).get("base_dir") if isinstance(info.context, dict) else None
-        if not path.is_absolute() and base is not None:
-            path = Path(base) / path
-        return str(path.absolute())
+        return None if value is None else str(_base_path(value, info))
 
     @model_validator(mode="after")
     def _one_token(self) -> SlackSinkConfig:
@@ -629,7 +629,10 @@ class SmtpSinkConfig(_SinkBase):
     """Jinja2 text of the plain-text part (default: summary and changes)."""
     timeout: float = Field(30.0, gt=0)
     ca_file: str | None = None
+    """PEM bundle to verify the server's certificate, relative to the config file."""
     insecure_skip_verify: bool = False
+
+    _ca_file = field_validator("ca_file")(_readable_bundle)
 
     @model_validator(mode="after")
     def _auth_pair(self) -> SmtpSinkConfig:
@@ -730,7 +733,7 @@ class ServerConfig(_Model):
     """Address to bind."""
     stall_threshold: Duration = 180.0
     """A watch silent (no event, no bookmark, no reopen) for this long is stalled:
-    ``/readyz`` fails and the watch is replaced."""
+    ``/readyz`` fails until it is active again (``watch.readTimeout`` replaces it)."""
 
 
 class LeaderElectionConfig(_Model):
@@ -790,6 +793,19 @@ class Config(_Model):
             ],
         )
         return value
+
+    @model_validator(mode="after")
+    def _stall_after_reopen(self) -> Config:
+        """A quiet, healthy watch shows life only when it reopens; a shorter stall
+        threshold would make /readyz flap on a healthy cluster."""
+        quiet = min(2 * self.watch.server_timeout, 0.9 * self.watch.read_timeout)
+        if self.server.stall_threshold <= quiet:
+            message = (
+                f"must be longer than {quiet:g}s, the longest a healthy quiet watch goes "
+                "between reopens (min(2 x watch.serverTimeout, 0.9 x watch.readTimeout))"
+            )
+            _fail_at("Config", [(("server", "stallThreshold"), None, _fail(message))])
+        return self
 
     @model_validator(mode="after")
     def _routes_name_sinks(self) -> Config:

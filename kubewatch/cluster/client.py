@@ -131,6 +131,15 @@ class ClusterClient:
     def close(self) -> None:
         self._api.close()
 
+    def credentials(self) -> list[str]:
+        """Bearer token and client key passphrase-like values, for the log redactor."""
+        keys = self._api.configuration.api_key or {}
+        out = []
+        for value in keys.values():
+            if isinstance(value, str):
+                out.append(value.removeprefix("Bearer ").strip())
+        return [v for v in out if v]
+
     # -- requests -----------------------------------------------------------------------
 
     def _request(self, path: str, params: list[tuple[str, str]], read_timeout: float) -> Any:
@@ -276,17 +285,29 @@ class WatchStream:
         self._closed = False
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        pending = b""
+        # The pieces of a line not finished yet, joined once when its newline arrives:
+        # re-joining the whole unfinished line at every chunk would be quadratic in a
+        # large object cut into small chunks (a re-chunking proxy, a slow link).
+        pending: list[bytes] = []
         try:
             for chunk in self._chunks():
-                lines = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
-                pending = lines.pop()
+                if b"\n" not in chunk:
+                    if chunk:
+                        pending.append(chunk)
+                    continue
+                lines = chunk.split(b"\n")
+                if pending:
+                    pending.append(lines[0])
+                    lines[0] = b"".join(pending)
+                tail = lines.pop()
+                pending = [tail] if tail else []
                 for line in lines:
                     event = decode_line(line, self._path)
                     if event is not None:
                         yield event
-            if pending.strip():
-                event = decode_line(pending, self._path)
+            rest = b"".join(pending)
+            if rest.strip():
+                event = decode_line(rest, self._path)
                 if event is not None:
                     yield event
         except urllib3.exceptions.ReadTimeoutError as e:
@@ -317,8 +338,10 @@ class WatchStream:
             return
         self._closed = True
         # shutdown() unblocks a read in another thread (urllib3 >= 2.3); it refuses when
-        # the stream already ended and the connection went back to the pool.
-        with contextlib.suppress(OSError, urllib3.exceptions.HTTPError, RuntimeError):
+        # the stream already ended and the connection went back to the pool
+        # (RuntimeError), or when urllib3 closed the response itself, e.g. after a
+        # connection cut mid-stream ("Response ended prematurely": ValueError).
+        with contextlib.suppress(OSError, urllib3.exceptions.HTTPError, RuntimeError, ValueError):
             shutdown = getattr(self._response, "shutdown", None)
             if shutdown is not None:
                 shutdown()
