@@ -1,9 +1,12 @@
 """Watch events per second through the whole pipeline, on one core, to a null sink.
 
-Decode (orjson, per JSON line) → Reflector → Store (compact) → diff → Event → dispatcher
-→ null sink, for ~5 KiB Pods with a realistic mix of updates: status-only churn (not
-reported), an image change, a label change. In the same run, a baseline consumes the same
-lines with the kubernetes client's ``watch.Watch`` and its typed models (``V1Pod``).
+Decode (orjson, per JSON line) → Reflector → Store (compact) → diff → Event → the same
+per-event path as ``kubewatch run`` (``Fanout`` → ``EntryHandler`` with its filter → metrics
+→ ``Router`` → ``Dispatcher`` with the default 4 workers and the delivery metric) → null
+sink, for ~5 KiB Pods with a realistic mix of updates: status-only churn (not reported), an
+image change, a label change. In the same run, a baseline consumes the same lines with the
+kubernetes client's ``watch.Watch`` and its typed models (``V1Pod``). The process is pinned
+to one core (``sched_setaffinity``), so the dispatcher's threads share it with the watch.
 
     python bench/throughput.py [--pods 2000] [--events 40000]
 
@@ -16,17 +19,34 @@ import argparse
 import copy
 import os
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from kubernetes import watch
 
 from kubewatch.cluster.client import decode_line
-from kubewatch.config import DeliveryConfig
-from kubewatch.delivery import Dispatcher
+from kubewatch.cluster.discovery import ResourceType
+from kubewatch.config import Config
+from kubewatch.delivery import Dispatcher, sink_policies
 from kubewatch.events import Event
 from kubewatch.informer import SharedInformer
-from kubewatch.normalize import EventBuilder, ResourceInfo, compact
+from kubewatch.normalize import compact
+from kubewatch.observability.metrics import Metrics, seconds_since
+from kubewatch.pipeline import Fanout, build_entry
+from kubewatch.plan import WatchPlan
+from kubewatch.routing import NamespaceLabels, Router
+
+PODS = ResourceType(
+    group="",
+    version="v1",
+    kind="Pod",
+    plural="pods",
+    singular="pod",
+    namespaced=True,
+    short_names=("po",),
+    verbs=frozenset({"list", "watch"}),
+)
 
 
 def make_pod(i: int) -> dict[str, Any]:
@@ -205,32 +225,50 @@ class NullSink:
         pass
 
 
-class Handler:
-    def __init__(self, builder: EventBuilder, dispatcher: Dispatcher) -> None:
-        self.builder = builder
-        self.dispatcher = dispatcher
-        self.updates = 0
+class Pipeline:
+    """What ``App`` wires for one informer: its Fanout, then ``App.deliver``'s steps."""
 
-    def on_add(self, obj: dict[str, Any], is_initial_list: bool) -> None:
-        pass
+    def __init__(self, queue_size: int) -> None:
+        self.config = Config.model_validate(
+            {
+                "cluster": "bench",
+                "resources": [{"kind": "Pod"}],
+                "sinks": {"devnull": {"type": "stdout"}},
+                "delivery": {"queueSize": queue_size},
+            }
+        )
+        self.sink = NullSink()
+        self.metrics = Metrics()
+        self.router = Router.build(self.config)
+        self.dispatcher = Dispatcher(
+            {"devnull": self.sink},
+            self.config.delivery,
+            policies=sink_policies(self.config),
+            on_delivered=self._delivered,
+        )
+        plan = WatchPlan(0, self.config.resources[0], PODS, (None,), None)
+        entry = build_entry(
+            self.config, plan, "bench", NamespaceLabels(), datetime.now(timezone.utc)
+        )
+        self.fanout = Fanout([entry], self.deliver)
+        self.reported = 0
 
-    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        event = self.builder.updated(old, new)
-        if event is not None:
-            self.updates += 1
-            self.dispatcher.submit(event)
+    def deliver(self, event: Event) -> None:  # App.deliver, leader
+        self.reported += 1
+        self.metrics.observe_event(event.resource, event.type.value)
+        sinks = self.router.route(event)
+        if sinks:
+            self.dispatcher.submit(event, sinks)
 
-    def on_delete(self, obj: object) -> None:
-        pass
+    def _delivered(self, sink: str, event: Event) -> None:  # App._delivered
+        self.metrics.observe_delivery(sink, seconds_since(event.observed_at))
 
 
 def run_pipeline(objects: list[dict[str, Any]], lines: list[bytes]) -> tuple[float, int, int]:
-    sink = NullSink()
-    dispatcher = Dispatcher({"null": sink}, DeliveryConfig(queue_size=len(lines) + 1, workers=1))
-    dispatcher.start()
+    pipeline = Pipeline(queue_size=len(lines) + 1)
+    pipeline.dispatcher.start()
     informer = SharedInformer("pods", None, kind="Pod", api_version="v1", transform=compact)  # type: ignore[arg-type]
-    handler = Handler(EventBuilder("bench", ResourceInfo("Pod", "v1", "pods")), dispatcher)
-    informer.add_handler(handler)
+    informer.add_handler(pipeline.fanout)
     informer.replace_begin()
     for pod in copy.deepcopy(objects):
         informer.replace_item(pod)
@@ -245,10 +283,11 @@ def run_pipeline(objects: list[dict[str, Any]], lines: list[bytes]) -> tuple[flo
 
     started = time.perf_counter()
     consumed = informer.reflector._consume(stream())
-    dispatcher.close(timeout=60)
+    pipeline.dispatcher.close(timeout=60)
     elapsed = time.perf_counter() - started
-    assert consumed == len(lines) and sink.count == handler.updates
-    return elapsed, handler.updates, informer.store.nbytes()
+    stats = pipeline.dispatcher.stats()["devnull"]
+    assert consumed == len(lines) and pipeline.sink.count == pipeline.reported, stats
+    return elapsed, pipeline.reported, informer.store.nbytes()
 
 
 def run_baseline(lines: list[bytes]) -> float:

@@ -718,7 +718,7 @@ class WatchConfig(_Model):
     server_timeout: int = Field(60, ge=1)
     """``timeoutSeconds`` asked of the server: each watch picks between this and twice it,
     capped at 90% of ``read_timeout``, then reopens from its resourceVersion (cheap)."""
-    page_size: int = Field(500, ge=1)
+    page_size: int = Field(200, ge=1)
     """``limit`` of each LIST page: bounds memory during a (re)list."""
     discovery_interval: float = Field(30.0, gt=0)
     """Seconds between discovery checks for resources that are not installed yet."""

@@ -73,7 +73,7 @@ class ReflectorTarget(Protocol):
 class ReflectorSettings:
     """How a Reflector lists and watches; times in seconds."""
 
-    page_size: int = 500
+    page_size: int = 200
     """``limit`` per LIST page: bounds what one response holds in memory."""
     server_timeout: int = 60
     """Each WATCH asks the server to end it after a time in [this, twice this), capped below

@@ -805,7 +805,7 @@ def test_defaults() -> None:
     assert (w.read_timeout, w.server_timeout, w.page_size, w.discovery_interval) == (
         90.0,
         60,
-        500,
+        200,
         30.0,
     )
 
