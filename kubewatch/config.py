@@ -351,8 +351,9 @@ class ResourceConfig(_Model):
 class RetryConfig(_Model):
     attempts: int = Field(5, ge=1, le=100)
     """Attempts per event and sink, the first included."""
-    max_backoff: float = Field(30.0, gt=0)
-    """Seconds: the longest wait between two attempts (Retry-After may ask for more)."""
+    max_backoff: Duration = 30.0
+    """Seconds (or ``30s``): the longest wait between two attempts (Retry-After may ask
+    for more)."""
 
 
 class DigestConfig(_Model):
@@ -424,7 +425,7 @@ def _readable_bundle(value: str | None, info: ValidationInfo) -> str | None:
 class _SinkBase(_Model):
     """Keys every sink has: its delivery policy (defaults from ``delivery``) and digests."""
 
-    queue_size: int | None = Field(None, ge=1)
+    queue_size: int | None = Field(None, ge=1, le=10_000_000)
     """Events waiting for this sink (default: ``delivery.queueSize``)."""
     concurrency: int | None = Field(None, ge=1, le=64)
     """Parallel sends (default: ``delivery.workers``); one object's events stay in order."""
@@ -701,7 +702,7 @@ class RouteConfig(_Model):
 
 
 class DeliveryConfig(_Model):
-    queue_size: int = Field(10_000, ge=1)
+    queue_size: int = Field(10_000, ge=1, le=10_000_000)
     """Events waiting per sink; when full, the oldest is dropped (logged and counted)."""
     workers: int = Field(4, ge=1, le=64)
     """Parallel sends per sink; events of one object always go through the same worker."""
@@ -972,7 +973,7 @@ def format_path(parts: tuple[PathPart, ...] | list[PathPart]) -> str:
         elif isinstance(p, str) and re.fullmatch(r"[A-Za-z0-9_-]+", p):
             out += f".{p}" if out else p
         else:
-            out += f"[{json.dumps(str(p))}]"
+            out += f"[{json.dumps(str(p), ensure_ascii=False)}]"
     return out
 
 

@@ -51,8 +51,11 @@ policy, its own token bucket (``rate_limit``) and, optionally, a digester. Guara
 - **Drain.** :meth:`Dispatcher.close` stops intake, turns held events into digests at once,
   lets the workers finish what is queued (retries and rate limits included) within a
   timeout, then interrupts backoff and token waits, abandons what is left (counted as
-  ``failed``) and closes the sinks. A rate-limited sink drains at its rate: with 1/s and
-  a 10 s timeout, about 10 queued events.
+  ``failed``) and closes the sinks. An event still in a ``send`` that outlives the
+  drain and :data:`STOP_GRACE` is counted as ``failed`` too (outcome unknown: the
+  receiver may have it); if that send returns later, it is logged, not counted again.
+  A rate-limited sink drains at its rate: with 1/s and a 10 s timeout, about 10 queued
+  events.
 """
 
 from __future__ import annotations
@@ -301,6 +304,11 @@ class _Lane:
         self._failed = 0
         self._retried = 0
         self._dropped = 0
+        # The event each worker thread is sending (thread ident -> event), and the workers
+        # whose event close() counted as failed because they were still in send when it
+        # gave up: their own outcome, if it ever comes, is not counted again.
+        self._sending: dict[int, Event] = {}
+        self._written_off: set[int] = set()
 
     def add(
         self, *, delivered: int = 0, failed: int = 0, retried: int = 0, dropped: int = 0
@@ -310,6 +318,33 @@ class _Lane:
             self._failed += failed
             self._retried += retried
             self._dropped += dropped
+
+    def sending(self, event: Event) -> None:
+        """The calling worker starts delivering ``event``."""
+        with self._lock:
+            self._sending[threading.get_ident()] = event
+
+    def settle(self, *, delivered: int = 0, failed: int = 0) -> bool:
+        """Count the outcome of the calling worker's event; False (nothing counted) when
+        close() has already counted it as failed."""
+        worker = threading.get_ident()
+        with self._lock:
+            self._sending.pop(worker, None)
+            if worker in self._written_off:
+                self._written_off.discard(worker)
+                return False
+            self._delivered += delivered
+            self._failed += failed
+            return True
+
+    def write_off(self) -> list[Event]:
+        """Count every event still being sent as failed (close() stops waiting for them)."""
+        with self._lock:
+            events = list(self._sending.values())
+            self._written_off.update(self._sending)
+            self._sending.clear()
+            self._failed += len(events)
+            return events
 
     def stats(self) -> SinkStats:
         digester = self.digester
@@ -489,6 +524,8 @@ class Dispatcher:
             stuck = [t.name for t in threads if t.is_alive()]
             if stuck:
                 log.error("delivery: workers still busy in send after close: %s", ", ".join(stuck))
+                for lane in self._lanes.values():
+                    self._write_off(lane)
             for lane in self._lanes.values():
                 try:
                     lane.sink.close()
@@ -629,6 +666,7 @@ class Dispatcher:
                 if self._stop.is_set():  # close() gave up: no new attempts
                     self._abandon(lane, [item.event])
                 else:
+                    lane.sending(item.event)
                     self._deliver(lane, item.event)
             finally:
                 lane.done(item)
@@ -702,7 +740,15 @@ class Dispatcher:
             # A bug in the sink, not a delivery outcome: keep the worker alive.
             self._fail(lane, event, sent, f"unexpected error in sink: {error!r}", trace=True)
         else:
-            lane.add(delivered=1)
+            if not lane.settle(delivered=1):
+                log.warning(
+                    "sink %r: event id=%s key=%s was accepted after shutdown gave up on it "
+                    "(counted as failed)",
+                    lane.name,
+                    event.id,
+                    event.key,
+                )
+                return
             if self._on_delivered is not None:
                 self._on_delivered(lane.name, event)
 
@@ -727,7 +773,8 @@ class Dispatcher:
         trace: bool = False,
         permanent: bool = False,
     ) -> None:
-        lane.add(failed=1)
+        if not lane.settle(failed=1):  # close() counted it already, and said so
+            return
         if self._on_failed is not None:
             self._on_failed(lane.name, event, reason, permanent)
         log.error(
@@ -739,6 +786,23 @@ class Dispatcher:
             attempts,
             reason,
             exc_info=trace,
+        )
+
+    def _write_off(self, lane: _Lane) -> None:
+        """Count the events ``lane``'s workers are still sending as failed: close() does
+        not wait for them any longer, and the final counters must add up."""
+        events = lane.write_off()
+        if not events:
+            return
+        with self._lock:
+            self._shutdown_failures += len(events)
+        log.error(
+            "sink %r: shutdown: %d event(s) still in send given up, outcome unknown: the "
+            "receiver may have them (first id=%s key=%s)",
+            lane.name,
+            len(events),
+            events[0].id,
+            events[0].key,
         )
 
     def _abandon(self, lane: _Lane, events: list[Event]) -> None:

@@ -60,9 +60,7 @@ class Store:
         # bytes(memoryview(...)): an exact-size copy; orjson may hand back its growth
         # buffer (measured: 4.1 KB held for 2.6 KB of JSON per Pod with orjson 3.8).
         data = bytes(memoryview(orjson.dumps(obj)))
-        stored = StoredObject(
-            str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), data
-        )
+        stored = StoredObject(str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), data)
         with self._lock:
             previous = self._items.get(key)
             self._items[key] = stored
