@@ -444,6 +444,7 @@ CLI_CASES: list[tuple[str, bytes, list[str]]] = [
         [
             "cluster",
             "resources[0].kind",
+            "sinks.out.queueSize",
             "delivery.workers",
             "delivery.retry.attempts",
             "delivery.retry.maxBackoff",
