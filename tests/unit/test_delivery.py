@@ -613,6 +613,11 @@ def test_close_times_out_on_a_stuck_sink(caplog: pytest.LogCaptureFixture) -> No
     assert sink.closed == 1
     assert any("abandoned" in r.getMessage() for r in caplog.records)
     gate.opened.set()
+    # Let the released worker finish (it logs the late outcome) before the test's log
+    # capture goes away.
+    for thread in threading.enumerate():
+        if thread.name.startswith("kubewatch-sink-"):
+            thread.join(WAIT)
 
 
 def test_close_interrupts_a_backoff_wait(caplog: pytest.LogCaptureFixture) -> None:

@@ -566,6 +566,11 @@ def test_close_timeout_abandons_a_digest_stuck_behind_its_barrier() -> None:
     assert d.close(timeout=0.05) is False  # the digest waits for p0, stuck in send
     assert d.stats()["audit"] == SinkStats(failed=2, digested=4)  # p0 in send, the digest
     gate.opened.set()
+    # Let the released worker finish (it logs the late outcome) before the test's log
+    # capture goes away.
+    for thread in threading.enumerate():
+        if thread.name.startswith("kubewatch-sink-"):
+            thread.join(WAIT)
 
 
 def test_every_event_is_accounted_for_and_ordered_across_digests() -> None:
