@@ -122,7 +122,7 @@ ISSUE_CASES = [
 
 @pytest.mark.parametrize(("event", "sinks"), ISSUE_CASES)
 def test_issue_example(event: Event, sinks: tuple[str, ...]) -> None:
-    """The configuration from the issue, event by event."""
+    """The routing example of the README, event by event."""
     assert Router.build(config(ISSUE_EXAMPLE)).route(event) == sinks
 
 
