@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ListWatch, Query
-from kubewatch.cluster.discovery import ResourceTable
+from kubewatch.cluster.discovery import ResourceTable, ResourceType
 from kubewatch.config import Config, ResourceConfig
 from kubewatch.delivery import Dispatcher, SinkStats
 from kubewatch.delivery.policy import sink_policies
@@ -355,14 +355,15 @@ class App:
                     fanout.set_entries(entries if replace else [*fanout.entries, *entries])
                     continue
                 fanout = Fanout(entries, self.deliver)
-                informer = self._informer(key, describe_scope(watch, namespace), watch)
+                informer = self._informer(key, describe_scope(watch, namespace), watch.resource)
                 informer.add_handler(fanout)
                 self.informers[key] = informer
                 self._fanouts[key] = fanout
             log.info("watching %s", informer.name)
             informer.start()
 
-    def _informer(self, key: InformerKey, name: str, watch: WatchPlan) -> SharedInformer:
+    def _informer(self, key: InformerKey, name: str, resource: ResourceType) -> SharedInformer:
+        """One informer on the collection ``key``, with the current ``watch`` settings."""
         watch_config = self.config.watch
         settings = ReflectorSettings(
             page_size=watch_config.page_size,
@@ -372,8 +373,8 @@ class App:
         return SharedInformer(
             name,
             ListWatch(self.client, key[0], Query(key[1], key[2]), settings.read_timeout),
-            kind=watch.resource.kind,
-            api_version=watch.resource.api_version,
+            kind=resource.kind,
+            api_version=resource.api_version,
             settings=settings,
             transform=compact,
             rng=self._rng,
@@ -393,20 +394,8 @@ class App:
             if self._namespace_informer is not None or self._plan.namespaces is None:
                 return
             resource = self._plan.namespaces
-            watch_config = self.config.watch
-            settings = ReflectorSettings(
-                page_size=watch_config.page_size,
-                server_timeout=watch_config.server_timeout,
-                read_timeout=watch_config.read_timeout,
-            )
-            informer = SharedInformer(
-                "namespaces (for namespace selectors)",
-                ListWatch(self.client, resource.path(), Query(), settings.read_timeout),
-                kind=resource.kind,
-                api_version=resource.api_version,
-                settings=settings,
-                transform=compact,
-                rng=self._rng,
+            informer = self._informer(
+                (resource.path(), None, None), "namespaces (for namespace selectors)", resource
             )
             informer.add_handler(self.namespace_labels)
             self._namespace_informer = informer

@@ -65,7 +65,7 @@ from typing import Any
 
 from kubewatch.config import ResourceConfig
 from kubewatch.events import Event, EventType, InvolvedObject, KubeEventInfo
-from kubewatch.normalize import ResourceInfo
+from kubewatch.normalize import ResourceInfo, parse_time, rfc3339
 
 __all__ = ["MESSAGE_CHARS", "KubeEventAlerts", "summarize_event"]
 
@@ -257,7 +257,7 @@ class KubeEventAlerts:
             name=str(meta.get("name", "")),
             uid=str(meta.get("uid", "")),
             resource_version=str(meta.get("resourceVersion", "")),
-            observed_at=_rfc3339(now),
+            observed_at=rfc3339(now),
             labels=dict(meta.get("labels") or {}),
             changes=(),
             summary=summarize_event(self.cluster, reading.info),
@@ -320,8 +320,8 @@ def _read(obj: Mapping[str, Any]) -> _Reading:
             or obj.get("reportingComponent")
             or _mapping(obj.get("deprecatedSource")).get("component")
         ),
-        first_seen=_rfc3339(first_seen) if first_seen else None,
-        last_seen=_rfc3339(last_seen) if last_seen else None,
+        first_seen=rfc3339(first_seen) if first_seen else None,
+        last_seen=rfc3339(last_seen) if last_seen else None,
     )
     return _Reading(_identity(meta), info, first_seen, last_seen)
 
@@ -349,39 +349,13 @@ def _count(*candidates: Any) -> int:
     return 1
 
 
-_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)")
-
-
 def _first_time(*candidates: Any) -> datetime | None:
     """The first candidate that is an RFC 3339 time (``Time`` or ``MicroTime``)."""
     for value in candidates:
-        parsed = _parse_time(value)
+        parsed = parse_time(value)
         if parsed is not None:
             return parsed
     return None
-
-
-def _parse_time(value: Any) -> datetime | None:
-    """RFC 3339 → aware UTC datetime; anything else → ``None``. Fractions of any length
-    (Python 3.10's ``fromisoformat`` takes only 3 or 6 digits, and no ``Z``)."""
-    if not isinstance(value, str):
-        return None
-    m = _TIME.fullmatch(value.strip())
-    if m is None:
-        return None
-    base, fraction, zone = m.groups()
-    micros = (fraction or "0")[:6].ljust(6, "0")
-    offset = "+00:00" if zone in ("Z", "z") else zone
-    try:
-        return datetime.fromisoformat(f"{base}.{micros}{offset}").astimezone(timezone.utc)
-    except ValueError:  # 2024-02-30 and the like
-        return None
-
-
-def _rfc3339(dt: datetime) -> str:
-    """RFC 3339 UTC with milliseconds, the format of ``observedAt``."""
-    dt = dt.astimezone(timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def _aware(dt: datetime, what: str) -> datetime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,6 +42,27 @@ def rfc3339(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds, the format of ``observedAt``."""
     moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """RFC 3339 (Kubernetes ``Time`` or ``MicroTime``) → aware UTC datetime; anything else
+    → ``None``. Fractions of any length (Python 3.10's ``fromisoformat`` takes only 3 or 6
+    digits, and no ``Z``)."""
+    if not isinstance(value, str):
+        return None
+    m = _TIME.fullmatch(value.strip())
+    if m is None:
+        return None
+    base, fraction, zone = m.groups()
+    micros = (fraction or "0")[:6].ljust(6, "0")
+    offset = "+00:00" if zone in ("Z", "z") else zone
+    try:
+        return datetime.fromisoformat(f"{base}.{micros}{offset}").astimezone(timezone.utc)
+    except ValueError:  # 2024-02-30 and the like
+        return None
 
 
 def utc_now() -> str:

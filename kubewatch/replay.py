@@ -52,7 +52,7 @@ from kubewatch.errors import ConfigError, ResolveError
 from kubewatch.events import Event
 from kubewatch.informer import SharedInformer, object_key
 from kubewatch.informer.reflector import WatchStreamLike
-from kubewatch.normalize import compact
+from kubewatch.normalize import compact, parse_time
 from kubewatch.patterns import LabelSelector, PatternError, parse_selector
 from kubewatch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.plan import WatchPlan, describe_scope, plan_watch
@@ -737,24 +737,6 @@ class Replayer:
         self._now = _latest_time(obj) or self._now
 
 
-_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    m = _TIME.fullmatch(value.strip())
-    if m is None:
-        return None
-    base, fraction, zone = m.groups()
-    micros = (fraction or "0")[:6].ljust(6, "0")
-    offset = "+00:00" if zone in ("Z", "z") else zone
-    try:
-        return datetime.fromisoformat(f"{base}.{micros}{offset}").astimezone(timezone.utc)
-    except ValueError:
-        return None
-
-
 def _latest_time(obj: dict[str, Any]) -> datetime | None:
     """The latest timestamp an object carries: when it was last written, at the earliest."""
     meta = obj.get("metadata")
@@ -770,5 +752,5 @@ def _latest_time(obj: dict[str, Any]) -> datetime | None:
     managed = meta.get("managedFields")
     if isinstance(managed, list):
         candidates.extend(m.get("time") for m in managed if isinstance(m, dict))
-    times = [t for t in map(_parse_time, candidates) if t is not None]
+    times = [t for t in map(parse_time, candidates) if t is not None]
     return max(times) if times else None
