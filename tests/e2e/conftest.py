@@ -156,35 +156,48 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
+def write_config(path: Path, config: dict[str, Any]) -> None:
+    """Replace the file in one step: kubewatch's config watcher never reads half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config))
+    os.replace(tmp, path)
+
+
 class Kubewatch:
     """``python -m kubewatch run`` in a subprocess; stdout JSON lines are collected."""
 
     def __init__(
-        self, config: dict[str, Any], tmp: Path, env: dict[str, str] | None = None
+        self,
+        config: dict[str, Any],
+        tmp: Path,
+        env: dict[str, str] | None = None,
+        kubeconfig: str | None = None,
     ) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
         self.config_path = tmp / "config.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
+        write_config(self.config_path, config)
         self.stderr_path = tmp / "kubewatch.stderr"
         self._stdout_lines: list[str] = []
         self._lock = threading.Lock()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kubewatch",
-                "--log-level",
-                "debug",
-                "run",
-                "--config",
-                str(self.config_path),
-                "--kubeconfig",
-                str(KUBECONFIG),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=self.stderr_path.open("w"),
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
+        with self.stderr_path.open("w") as stderr:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "kubewatch",
+                    "--log-level",
+                    "debug",
+                    "run",
+                    "--config",
+                    str(self.config_path),
+                    "--kubeconfig",
+                    kubeconfig or str(KUBECONFIG),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env={**os.environ, **(env or {})},
+            )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -217,6 +230,7 @@ class Kubewatch:
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused one could not drain
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
@@ -243,7 +257,6 @@ def start_kubewatch(tmp_path: Path) -> Iterator[Callable[..., Kubewatch]]:
 
     yield start
     for kw in started:
-        kw.resume()
         kw.stop()
 
 

@@ -18,14 +18,12 @@ directory so that two can run in one test.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -40,7 +38,7 @@ import yaml
 from kubernetes import client as k8s
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import KUBECONFIG, Receiver, base_config, wait_for
+from tests.e2e.conftest import KUBECONFIG, Kubewatch, Receiver, base_config, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -53,67 +51,8 @@ PORT_LINE = re.compile(r"serving /metrics, /healthz, /readyz on port (\d+)")
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def write_config(path: Path, config: dict[str, Any]) -> None:
-    """Replace the file in one step: the config watcher never reads half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config))
-    os.replace(tmp, path)
-
-
-class Daemon:
-    """``python -m kubewatch run`` in its own directory, with any kubeconfig; stdout lines
-    (the stdout sink's JSON) collected, stderr (the log) in a file."""
-
-    def __init__(
-        self,
-        config: dict[str, Any],
-        directory: Path,
-        env: dict[str, str] | None = None,
-        kubeconfig: str | None = None,
-    ) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.config_path = directory / "config.yaml"
-        write_config(self.config_path, config)
-        self.stderr_path = directory / "kubewatch.stderr"
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-        with self.stderr_path.open("w") as stderr:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "kubewatch",
-                    "--log-level",
-                    "debug",
-                    "run",
-                    "--config",
-                    str(self.config_path),
-                    "--kubeconfig",
-                    kubeconfig or str(KUBECONFIG),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                env={**os.environ, **(env or {})},
-            )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._lock:
-                self._lines.append(line)
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        with self._lock:
-            lines = list(self._lines)
-        return [json.loads(line) for line in lines if line.strip()]
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
+class Daemon(Kubewatch):
+    """A kubewatch process in its own directory, with its health server's helpers."""
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -125,9 +64,6 @@ class Daemon:
             f"{count} x {text!r} in the log",
         )
         assert self.alive(), f"kubewatch exited:\n{self.stderr}"
-
-    def wait_synced(self, watches: int, timeout: float = 30.0) -> None:
-        self.wait_log(": synced,", watches, timeout)
 
     @property
     def port(self) -> int:
@@ -148,17 +84,6 @@ class Daemon:
         status, body = self.get("/metrics")
         assert status == 200, body
         return body
-
-    def stop(self, timeout: float = 15.0) -> int:
-        if self.alive():
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.alive():
-                self.proc.kill()
-            self._reader.join(5)
 
 
 @pytest.fixture
