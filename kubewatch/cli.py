@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="serve /metrics, /healthz and /readyz on PORT (overrides server.port)",
     )
+    run_parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="keep the spool of undelivered events and the watch checkpoint in DIR "
+        "(overrides state.path)",
+    )
     replay_parser = commands.add_parser(
         "replay",
         help="run recorded watch events (kubectl --watch --output-watch-events -o json) "
@@ -185,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
         config = config.model_copy(
             update={"server": config.server.model_copy(update={"port": args.port})}
         )
+    if args.state_dir is not None:
+        config = with_state_dir(config, args.state_dir)
     try:
         client = ClusterClient.connect(args.kubeconfig, args.context)
     except ClusterConfigError as e:
@@ -279,6 +287,11 @@ class ConfigFileWatcher:
         return True
 
 
+def with_state_dir(config: Config, path: str) -> Config:
+    """``config`` with ``state.path`` replaced by ``--state-dir``."""
+    return config.model_copy(update={"state": config.state.model_copy(update={"path": path})})
+
+
 def _reload(app: App, args: argparse.Namespace) -> None:
     """Load, check and plan the new configuration; apply it only if all of that worked."""
     try:
@@ -288,6 +301,8 @@ def _reload(app: App, args: argparse.Namespace) -> None:
         if args.port is not None:
             server = config.server.model_copy(update={"port": args.port})
             config = config.model_copy(update={"server": server})
+        if args.state_dir is not None:
+            config = with_state_dir(config, args.state_dir)
         plan = App.plan(config, app.client)
         app.reload(config, plan)
     except ConfigErrors as e:

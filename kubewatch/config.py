@@ -349,11 +349,12 @@ class ResourceConfig(_Model):
 
 
 class RetryConfig(_Model):
-    attempts: int = Field(5, ge=1, le=100)
-    """Attempts per event and sink, the first included."""
+    attempts: int | None = Field(None, ge=1, le=100)
+    """Attempts per event and sink, the first included. Default: no limit; an event is
+    retried until it is delivered, refused for good, or older than ``delivery.maxAge``."""
     max_backoff: Duration = 30.0
-    """Seconds (or ``30s``): the longest wait between two attempts (Retry-After may ask
-    for more)."""
+    """Seconds (or ``30s``): the longest pause of a failing sink between two probes
+    (Retry-After may ask for more)."""
 
 
 class DigestConfig(_Model):
@@ -709,6 +710,17 @@ class DeliveryConfig(_Model):
     retry: RetryConfig = RetryConfig()
     drain_timeout: float = Field(10.0, ge=0)
     """Seconds allowed on shutdown to deliver what is already queued."""
+    max_age: Duration = 3600.0
+    """An event not delivered this long after kubewatch saw it fails for good (counted
+    as expired, logged): a sink that was down longer gets no stale news."""
+
+
+class StateConfig(_Model):
+    """Durable state: the spool of undelivered events and the watch checkpoint."""
+
+    path: NonBlank | None = None
+    """Directory for ``state.db`` (SQLite, WAL). Default: none, state in memory only, so a
+    restart loses queued events and the changes made while kubewatch was down."""
 
 
 class WatchConfig(_Model):
@@ -780,6 +792,7 @@ class Config(_Model):
     watch: WatchConfig = WatchConfig()
     server: ServerConfig = ServerConfig()
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
+    state: StateConfig = StateConfig()
 
     @field_validator("drop")
     @classmethod

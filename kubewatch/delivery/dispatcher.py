@@ -720,7 +720,11 @@ class Dispatcher:
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(RetryableError),
-            stop=tenacity.stop_after_attempt(policy.attempts),
+            stop=(
+                tenacity.stop_never
+                if policy.attempts is None
+                else tenacity.stop_after_attempt(policy.attempts)
+            ),
             wait=wait,
             sleep=sleep,
             before_sleep=before_sleep,

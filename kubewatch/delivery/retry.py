@@ -59,7 +59,8 @@ class RetryPolicy:
     ``backoff``. Only ``RetryableError`` is retried: ``PermanentError``, a bare
     ``DeliveryError`` and unexpected exceptions are not."""
 
-    attempts: int = 5
+    attempts: int | None = None
+    """``None``: no limit (the dispatcher's ``maxAge`` ends the attempts)."""
     backoff: Backoff = Backoff()
 
     @classmethod

@@ -800,8 +800,9 @@ def test_defaults() -> None:
         False,
     )
     d, w = config.delivery, config.watch
-    assert (d.queue_size, d.workers, d.drain_timeout) == (10_000, 4, 10.0)
-    assert (d.retry.attempts, d.retry.max_backoff) == (5, 30.0)
+    assert (d.queue_size, d.workers, d.drain_timeout, d.max_age) == (10_000, 4, 10.0, 3600.0)
+    assert (d.retry.attempts, d.retry.max_backoff) == (None, 30.0)
+    assert config.state.path is None
     assert (w.read_timeout, w.server_timeout, w.page_size, w.discovery_interval) == (
         90.0,
         60,
