@@ -125,6 +125,9 @@ class Event:
     digest: DigestInfo | None = None
     """Set on a burst digest: this one event stands for ``digest.count`` events of
     ``type`` and ``kind`` (in ``namespace`` when they share one); ``name`` is empty."""
+    while_down: bool = False
+    """The change happened while kubewatch was not running: found at start by comparing
+    the first list with the checkpoint of what was last reported."""
 
     @property
     def id(self) -> str:
@@ -164,5 +167,46 @@ class Event:
             "finalStateUnknown": self.final_state_unknown,
             "k8sEvent": self.k8s_event.to_dict() if self.k8s_event else None,
             "digest": self.digest.to_dict() if self.digest else None,
+            "whileDown": self.while_down,
             "summary": self.summary,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        """The inverse of :meth:`to_dict` (the spool keeps events in that form)."""
+        k8s = data.get("k8sEvent")
+        digest = data.get("digest")
+        return cls(
+            type=EventType(data["type"]),
+            cluster=data["cluster"],
+            kind=data["kind"],
+            api_version=data["apiVersion"],
+            resource=data["resource"],
+            namespace=data["namespace"],
+            name=data["name"],
+            uid=data["uid"],
+            resource_version=data["resourceVersion"],
+            observed_at=data["observedAt"],
+            labels=dict(data.get("labels") or {}),
+            changes=tuple(
+                Change(c["path"], c["old"], c["new"], c["op"]) for c in data.get("changes") or ()
+            ),
+            summary=data.get("summary", ""),
+            final_state_unknown=bool(data.get("finalStateUnknown")),
+            k8s_event=None
+            if k8s is None
+            else KubeEventInfo(
+                type=k8s["type"],
+                reason=k8s["reason"],
+                message=k8s["message"],
+                count=k8s["count"],
+                involved=InvolvedObject(**k8s["involvedObject"]),
+                source=k8s.get("source", ""),
+                first_seen=k8s.get("firstSeen"),
+                last_seen=k8s.get("lastSeen"),
+            ),
+            digest=None
+            if digest is None
+            else DigestInfo(digest["count"], tuple(digest["ids"]), tuple(digest["names"])),
+            while_down=bool(data.get("whileDown")),
+        )

@@ -65,6 +65,7 @@ CONTRACT_FIELDS = {
     "finalStateUnknown",
     "k8sEvent",
     "digest",
+    "whileDown",
     "summary",
 }
 
