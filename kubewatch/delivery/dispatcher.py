@@ -64,14 +64,14 @@ import dataclasses
 import enum
 import functools
 import logging
+import math
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-
-import tenacity
+from typing import Protocol
 
 from kubewatch.config import DeliveryConfig, DigestConfig
 from kubewatch.delivery.digest import Digester
@@ -85,7 +85,15 @@ from kubewatch.sinks.base import Sink
 
 log = logging.getLogger("kubewatch.delivery")
 
-__all__ = ["DROP_LOG_INTERVAL", "STOP_GRACE", "Dispatcher", "SinkStats", "Sleep"]
+__all__ = [
+    "DROP_LOG_INTERVAL",
+    "SINK_DOWN_AFTER",
+    "STOP_GRACE",
+    "Dispatcher",
+    "Journal",
+    "SinkStats",
+    "Sleep",
+]
 
 
 class _Interrupted(Exception):
@@ -96,6 +104,21 @@ DROP_LOG_INTERVAL = 1.0
 """Seconds between two WARNING lines about one sink's overflow drops: an overloaded sink
 may drop thousands of events a second, and a line each would flood the log (and slow the
 watch thread that logs them). The rest go to DEBUG and are counted in the next line."""
+
+
+SINK_DOWN_AFTER = 3
+"""Failed attempts in a row after which a sink counts as down (a WARNING, the
+``SinkDown`` Event, ``kubewatch_sink_up`` 0): one blip is not an outage."""
+
+
+class Journal(Protocol):
+    """Where the events owed to sinks are kept durably (the spool): the dispatcher says
+    when one leaves (delivered, failed for good, expired, dropped, folded into a digest)
+    and adds the digests it makes. Called on dispatcher threads; must be quick."""
+
+    def put(self, event: Event, sinks: Iterable[str]) -> None: ...
+
+    def settle(self, sink: str, event_id: str) -> None: ...
 
 
 STOP_GRACE = 0.5
@@ -121,6 +144,10 @@ class SinkStats:
     """Events folded into burst digests (not sent one by one)."""
     held: int = 0
     """Events held now for the current window's digests; informational only."""
+    expired: int = 0
+    """Events given up because they were older than ``delivery.maxAge`` (also in failed)."""
+    up: bool = True
+    """False while the sink is down (:data:`SINK_DOWN_AFTER` failed attempts in a row)."""
 
 
 class _State(enum.Enum):
@@ -138,6 +165,8 @@ class _Item:
     """Digests queued before this item; for a digest, its own number (0, 1, …)."""
     barrier: bool = False
     """True for a digest: it waits for everything queued before it, and the reverse."""
+    expires: float = math.inf
+    """Dispatcher-clock time after which the event fails as expired (``maxAge``)."""
 
 
 class _Fence:
@@ -304,6 +333,20 @@ class _Lane:
         self._failed = 0
         self._retried = 0
         self._dropped = 0
+        self._expired = 0
+        # Consecutive failed attempts of the sink (any worker), reset by a success; the
+        # monotonic time it went down (SINK_DOWN_AFTER of them), None while up.
+        self._failures = 0
+        self._down_since: float | None = None
+        self._clock = clock
+        # Digests and the spool: ids of the events held by the digester in the open
+        # window (they leave the spool once their digest is queued, which is spooled
+        # itself); the event being added now, and whether the digester passed it on.
+        self.held_ids: list[str] = []
+        self.lone_ids: set[str] = set()
+        self.adding: Event | None = None
+        self.passed = False
+        self.flushed = False
         # The event each worker thread is sending (thread ident -> event), and the workers
         # whose event close() counted as failed because they were still in send when it
         # gave up: their own outcome, if it ever comes, is not counted again.
@@ -311,13 +354,49 @@ class _Lane:
         self._written_off: set[int] = set()
 
     def add(
-        self, *, delivered: int = 0, failed: int = 0, retried: int = 0, dropped: int = 0
+        self,
+        *,
+        delivered: int = 0,
+        failed: int = 0,
+        retried: int = 0,
+        dropped: int = 0,
+        expired: int = 0,
     ) -> None:
         with self._lock:
             self._delivered += delivered
             self._failed += failed
             self._retried += retried
             self._dropped += dropped
+            self._expired += expired
+
+    def failed_attempt(self, reason: str) -> tuple[int, bool]:
+        """One more failed attempt in a row: (failures in a row, whether the sink just
+        went down)."""
+        with self._lock:
+            self._failures += 1
+            went_down = self._down_since is None and self._failures >= SINK_DOWN_AFTER
+            if went_down:
+                self._down_since = self._clock()
+            return self._failures, went_down
+
+    def succeeded(self) -> float | None:
+        """An attempt succeeded; the seconds the sink was down, if it was."""
+        with self._lock:
+            self._failures = 0
+            since, self._down_since = self._down_since, None
+        return None if since is None else max(0.0, self._clock() - since)
+
+    def folded(self) -> list[str]:
+        """After a digester call: ids of the events a flush folded into digests (they
+        leave the spool); then notes the event being added if the digester held it."""
+        ids: list[str] = []
+        if self.flushed:
+            ids = [i for i in self.held_ids if i not in self.lone_ids]
+            self.held_ids, self.lone_ids, self.flushed = [], set(), False
+        if self.adding is not None and not self.passed:
+            self.held_ids.append(self.adding.id)
+        self.adding, self.passed = None, False
+        return ids
 
     def sending(self, event: Event) -> None:
         """The calling worker starts delivering ``event``."""
@@ -358,6 +437,8 @@ class _Lane:
                 queued=len(self.queue),
                 digested=digested,
                 held=held,
+                expired=self._expired,
+                up=self._down_since is None,
             )
 
     def done(self, item: _Item) -> None:
@@ -405,8 +486,12 @@ class Dispatcher:
         rng: random.Random | None = None,
         on_delivered: Callable[[str, Event], None] | None = None,
         on_failed: Callable[[str, Event, str, bool], None] | None = None,
+        on_sink_state: Callable[[str, bool, str], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._config = config
+        self._journal = journal
+        self._on_sink_state = on_sink_state
         # Observers of outcomes (metrics, kubewatch's own Events); called on worker threads,
         # must be quick and must not raise.
         self._on_delivered = on_delivered
@@ -446,6 +531,9 @@ class Dispatcher:
         self._close_lock = threading.Lock()  # serializes close(); guards _close_result
         self._close_result: bool | None = None
         self._shutdown_failures = 0  # events given up because of close(); guarded by _lock
+        # The event submit() is queueing and its age (under _lock), for its expiry.
+        self._adding: Event | None = None
+        self._age = 0.0
 
     def _interruptible_sleep(self, delay: float) -> bool:
         """Every wait of a worker (backoff, tokens): True once close() has given up."""
@@ -497,6 +585,7 @@ class Dispatcher:
                 for lane in self._lanes.values():
                     if lane.digester is not None:
                         lane.digester.flush(force=True)
+                        self._settle_folded(lane)
                     lane.queue.close()  # workers exit once their shard is empty
                 evicted = self._take_evicted()
             self._wake.set()  # the flusher sees CLOSED and exits
@@ -549,9 +638,13 @@ class Dispatcher:
 
     # -- intake ----------------------------------------------------------------------
 
-    def submit(self, event: Event, sink_names: Iterable[str] | None = None) -> None:
+    def submit(
+        self, event: Event, sink_names: Iterable[str] | None = None, *, age: float = 0.0
+    ) -> None:
         """Queue ``event`` for the named sinks (None: all), through the sink's digester if
         it has one. Never blocks: a full queue drops its oldest event instead. O(sinks).
+        ``age``: seconds the event already waited (one recovered from the spool), counted
+        against ``delivery.maxAge``; a digest restored from the spool skips the digester.
         Raises RuntimeError after ``close`` and KeyError for an unknown sink name (before
         queueing anything)."""
         if sink_names is None:
@@ -566,14 +659,18 @@ class Dispatcher:
         with self._lock:
             if self._state is _State.CLOSED:
                 raise RuntimeError("dispatcher is closed")
+            self._adding, self._age = event, age
             for lane in lanes:
-                if lane.digester is None:
+                if lane.digester is None or event.digest is not None:
                     self._enqueue(lane, event)
                     continue
                 before = lane.digester.deadline()
+                lane.adding = event
                 lane.digester.add(event)
+                self._settle_folded(lane)
                 after = lane.digester.deadline()
                 wake = wake or (after is not None and after != before)
+            self._adding, self._age = None, 0.0
             evicted = self._take_evicted()
         if wake:  # a window started digesting: the flusher may be asleep with no deadline
             self._wake.set()
@@ -581,11 +678,32 @@ class Dispatcher:
 
     def _enqueue(self, lane: _Lane, event: Event) -> None:
         """Put ``event`` in ``lane``'s queue (the digester's ``emit``); caller holds _lock."""
-        item = lane.fence.tag(event) if lane.fence is not None else _Item(event)
+        if lane.digester is not None:
+            if event is lane.adding:
+                lane.passed = True
+            else:  # a window's flush: a digest (owed from now on) or a lone held event
+                lane.flushed = True
+                if event.digest is not None and self._journal is not None:
+                    self._journal.put(event, (lane.name,))
+                elif event.digest is None:
+                    lane.lone_ids.add(event.id)
+        age = self._age if event is self._adding else 0.0
+        expires = self._clock() + self._config.max_age - age
+        if lane.fence is not None:
+            item = dataclasses.replace(lane.fence.tag(event), expires=expires)
+        else:
+            item = _Item(event, expires=expires)
         old = lane.queue.put(item)
         if old is not None:
             lane.done(old)
             self._evicted.append((lane, old.event))
+
+    def _settle_folded(self, lane: _Lane) -> None:
+        """After a digester call: events folded into a queued digest leave the spool."""
+        folded = lane.folded()
+        if folded and self._journal is not None:
+            for event_id in folded:
+                self._journal.settle(lane.name, event_id)
 
     def _take_evicted(self) -> list[tuple[_Lane, Event]]:
         """The evictions not yet reported; caller holds _lock."""
@@ -595,6 +713,8 @@ class Dispatcher:
     def _report_evicted(self, evicted: list[tuple[_Lane, Event]]) -> None:
         for lane, old in evicted:  # logged outside the lock: handlers may be slow
             lane.add(dropped=1)
+            if self._journal is not None:
+                self._journal.settle(lane.name, old.id)
             lane.drops.dropped(old)
 
     # -- digests ---------------------------------------------------------------------
@@ -619,6 +739,7 @@ class Dispatcher:
         for lane in self._lanes.values():
             if lane.digester is not None:
                 lane.digester.flush(now)
+                self._settle_folded(lane)
                 if (deadline := lane.digester.deadline()) is not None:
                     deadlines.append(deadline)
         return min(deadlines, default=None)
@@ -667,98 +788,121 @@ class Dispatcher:
                     self._abandon(lane, [item.event])
                 else:
                     lane.sending(item.event)
-                    self._deliver(lane, item.event)
+                    self._deliver(lane, item.event, item.expires)
             finally:
                 lane.done(item)
                 lane.drops.flush()  # the count of unlogged drops, once their second is over
 
-    def _deliver(self, lane: _Lane, event: Event) -> None:
-        """Send one event until accepted, given up, or interrupted by shutdown.
+    def _deliver(self, lane: _Lane, event: Event, expires: float) -> None:
+        """Send one event until accepted, refused for good, expired, or interrupted.
 
-        tenacity drives the attempts: only ``RetryableError`` is retried, at most
-        ``retry.attempts`` times (the sink's policy), waiting what its :class:`RetryPolicy`
-        says; every attempt first takes a token from the sink's bucket. A ``RateLimited``
-        error also pauses that bucket for its ``retry_after``: the sink's other workers
-        wait too. Backoff and token waits go through ``self._sleep``, which shutdown
+        A retryable failure pauses the whole sink (its bucket: no worker of it attempts
+        anything meanwhile) for a backoff that grows with the sink's consecutive failures,
+        up to ``maxBackoff`` (or the receiver's ``Retry-After``); the event is then tried
+        again, so an outage costs probes, not each event's attempts. The event fails for
+        good on a permanent error, once ``retry.attempts`` are spent (when set), or when it
+        is older than ``delivery.maxAge``. Waits go through ``self._sleep``, which shutdown
         interrupts.
         """
         policy = lane.policy.retry
-        sent = 0  # attempts that reached the sink (a token wait may end before one)
-
-        def attempt() -> None:
-            nonlocal sent
-            if not lane.bucket.acquire():
-                raise _Interrupted("shutdown while waiting for a token (rate limit or Retry-After)")
-            sent += 1
-            lane.sink.send(event)
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            assert isinstance(error, RetryableError)  # the retry predicate admits no other
-            if isinstance(error, RateLimited):
-                self._pause(lane, policy.backoff.retry_after(error))
-            return policy.backoff.delay(state.attempt_number, error, self._rng)
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            delay = state.next_action.sleep if state.next_action else 0.0
-            log.info(
-                "sink %r: attempt %d for event id=%s kind=%s key=%s failed, retry in %.2fs: %s",
-                lane.name,
-                state.attempt_number,
-                event.id,
-                event.kind,
-                event.key,
-                delay,
-                error,
-            )
-
-        def sleep(delay: float) -> None:
-            if self._interruptible_sleep(delay):
-                raise _Interrupted("shutdown during backoff")
-            lane.add(retried=1)
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(RetryableError),
-            stop=(
-                tenacity.stop_never
-                if policy.attempts is None
-                else tenacity.stop_after_attempt(policy.attempts)
-            ),
-            wait=wait,
-            sleep=sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        try:
-            retrying(attempt)
-        except _Interrupted as interrupted:
-            with self._lock:
-                self._shutdown_failures += 1
-            self._fail(lane, event, sent, str(interrupted))
-        except RetryableError as error:
-            self._fail(lane, event, sent, f"gave up: {error}")
-        except DeliveryError as error:
-            self._fail(lane, event, sent, str(error), permanent=True)
-        except Exception as error:
-            # A bug in the sink, not a delivery outcome: keep the worker alive.
-            self._fail(lane, event, sent, f"unexpected error in sink: {error!r}", trace=True)
-        else:
-            if not lane.settle(delivered=1):
-                log.warning(
-                    "sink %r: event id=%s key=%s was accepted after shutdown gave up on it "
-                    "(counted as failed)",
-                    lane.name,
-                    event.id,
-                    event.key,
+        attempts = 0  # attempts that reached the sink
+        while True:
+            if self._clock() > expires:
+                lane.add(expired=1)
+                self._fail(
+                    lane,
+                    event,
+                    attempts,
+                    f"expired: not delivered within delivery.maxAge "
+                    f"({self._config.max_age:g}s) of being seen",
                 )
                 return
-            if self._on_delivered is not None:
-                self._on_delivered(lane.name, event)
+            if not lane.bucket.acquire() or self._stop.is_set():
+                with self._lock:
+                    self._shutdown_failures += 1
+                self._fail(lane, event, attempts, "shutdown before delivery", final=False)
+                return
+            attempts += 1
+            if attempts > 1:
+                lane.add(retried=1)
+            try:
+                lane.sink.send(event)
+            except RetryableError as error:
+                if policy.attempts is not None and attempts >= policy.attempts:
+                    self._sink_failed(lane, error)
+                    self._fail(lane, event, attempts, f"gave up: {error}")
+                    return
+                delay = self._sink_failed(lane, error)
+                log.info(
+                    "sink %r: attempt %d for event id=%s kind=%s key=%s failed, retry in %.2fs: %s",
+                    lane.name,
+                    attempts,
+                    event.id,
+                    event.kind,
+                    event.key,
+                    delay,
+                    error,
+                )
+            except DeliveryError as error:
+                self._fail(lane, event, attempts, str(error), permanent=True)
+                return
+            except Exception as error:
+                # A bug in the sink, not a delivery outcome: keep the worker alive.
+                self._fail(
+                    lane, event, attempts, f"unexpected error in sink: {error!r}", trace=True
+                )
+                return
+            else:
+                self._sink_up(lane)
+                if not lane.settle(delivered=1):
+                    log.warning(
+                        "sink %r: event id=%s key=%s was accepted after shutdown gave up on it "
+                        "(counted as failed)",
+                        lane.name,
+                        event.id,
+                        event.key,
+                    )
+                    return
+                if self._journal is not None:
+                    self._journal.settle(lane.name, event.id)
+                if self._on_delivered is not None:
+                    self._on_delivered(lane.name, event)
+                return
 
-    def _pause(self, lane: _Lane, seconds: float) -> None:
-        """Hold every worker of ``lane`` for ``seconds`` (a receiver's Retry-After)."""
-        if lane.bucket.pause(seconds):
+    def _sink_failed(self, lane: _Lane, error: RetryableError) -> float:
+        """Pause ``lane`` after a failed attempt; returns the pause. Says once when the
+        sink is down (:data:`SINK_DOWN_AFTER` failures in a row)."""
+        backoff = lane.policy.retry.backoff
+        failures, went_down = lane.failed_attempt(str(error))
+        ceiling = backoff.ceiling(failures)
+        # Equal jitter: at least half the ceiling, so a down sink is not probed in a loop.
+        delay = max(self._rng.uniform(ceiling / 2, ceiling), backoff.retry_after(error))
+        self._pause(lane, delay, quiet=not isinstance(error, RateLimited))
+        if went_down:
+            log.warning(
+                "sink %r is down (%d attempts in a row failed, last: %s); its events are kept "
+                "and it is probed with backoff up to %.0fs",
+                lane.name,
+                failures,
+                error,
+                backoff.max_backoff,
+            )
+            if self._on_sink_state is not None:
+                self._on_sink_state(lane.name, False, str(error))
+        return delay
+
+    def _sink_up(self, lane: _Lane) -> None:
+        down_for = lane.succeeded()
+        if down_for is None:
+            return
+        log.warning("sink %r is up again after %.1fs down", lane.name, down_for)
+        if self._on_sink_state is not None:
+            self._on_sink_state(lane.name, True, "")
+
+    def _pause(self, lane: _Lane, seconds: float, *, quiet: bool = False) -> None:
+        """Hold every worker of ``lane`` for ``seconds`` (a receiver's Retry-After, or
+        the backoff of a failing sink: ``quiet``, logged with the attempt instead)."""
+        if lane.bucket.pause(seconds) and not quiet:
             log.info(
                 "sink %r: receiver asked to wait %.1fs: no attempt by any of its %d worker(s) "
                 "before then",
@@ -776,9 +920,14 @@ class Dispatcher:
         *,
         trace: bool = False,
         permanent: bool = False,
+        final: bool = True,
     ) -> None:
+        """Count ``event`` as failed; ``final``: its outcome is settled (it leaves the
+        spool), else shutdown interrupted it and it stays owed for the next start."""
         if not lane.settle(failed=1):  # close() counted it already, and said so
             return
+        if final and self._journal is not None:
+            self._journal.settle(lane.name, event.id)
         if self._on_failed is not None:
             self._on_failed(lane.name, event, reason, permanent)
         log.error(

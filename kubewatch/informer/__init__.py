@@ -2,6 +2,7 @@
 
 from kubewatch.informer.informer import (
     DeletedFinalStateUnknown,
+    InformerCheckpoint,
     ResourceEventHandler,
     SharedInformer,
     strip_managed_fields,
@@ -11,6 +12,7 @@ from kubewatch.informer.store import Store, StoredObject, object_key
 
 __all__ = [
     "DeletedFinalStateUnknown",
+    "InformerCheckpoint",
     "ListerWatcher",
     "Reflector",
     "ReflectorSettings",

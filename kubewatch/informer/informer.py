@@ -47,6 +47,22 @@ class DeletedFinalStateUnknown:
     obj: dict[str, Any]
 
 
+class InformerCheckpoint(Protocol):
+    """Where an informer keeps what its handlers were last told (durable state).
+
+    The informer writes after its handlers ran for a change (so whatever they queued comes
+    first); at start it seeds its Store from ``load`` and reconciles its first list against
+    it as a relist. ``load`` returns None for a collection that was never listed."""
+
+    def load(self) -> list[tuple[str, str, str, bytes]] | None: ...
+
+    def put(self, key: str, uid: str, resource_version: str, data: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def synced(self) -> None: ...
+
+
 class ResourceEventHandler(Protocol):
     def on_add(self, obj: dict[str, Any], is_initial_list: bool) -> None: ...
 
@@ -78,9 +94,12 @@ class SharedInformer:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_api_error: Callable[[ApiError], None] | None = None,
+        checkpoint: InformerCheckpoint | None = None,
     ) -> None:
         self.name = name
         self.store = Store()
+        self._checkpoint = checkpoint
+        self._recovering = False  # the first list is reconciled against a checkpoint
         self._transform = transform
         self._handlers: list[ResourceEventHandler] = []
         self._synced = threading.Event()
@@ -111,6 +130,7 @@ class SharedInformer:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(f"{self.name}: already started")
+        self._seed()
         self._thread = threading.Thread(
             target=self.reflector.run, name=f"kubewatch-watch-{self.name}", daemon=True
         )
@@ -121,6 +141,28 @@ class SharedInformer:
         self.reflector.stop()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def _seed(self) -> None:
+        """Fill the Store from the checkpoint: the first list is then a relist."""
+        if self._checkpoint is None:
+            return
+        rows = self._checkpoint.load()
+        if rows is None:
+            return
+        self.store.load((key, StoredObject(uid, rv, data)) for key, uid, rv, data in rows)
+        self._initial = False
+        self._recovering = True
+        log.info(
+            "%s: %d object(s) from the checkpoint; reporting changes made meanwhile",
+            self.name,
+            len(rows),
+        )
+
+    @property
+    def recovering(self) -> bool:
+        """True while the first list is compared with the checkpoint: what the handlers
+        hear meanwhile happened while kubewatch was down."""
+        return self._recovering
 
     @property
     def has_synced(self) -> bool:
@@ -134,6 +176,9 @@ class SharedInformer:
         if not self._synced.is_set():
             log.info("%s: synced, %d objects", self.name, count)
         self._initial = False
+        self._recovering = False
+        if self._checkpoint is not None:
+            self._checkpoint.synced()
         self._synced.set()
 
     # -- ReflectorTarget ------------------------------------------------------------------
@@ -150,6 +195,7 @@ class SharedInformer:
             self._add(obj, self._initial)
         else:
             self._changed(key, previous, stored, obj)
+        self._record(key, previous, stored)
 
     def replace_end(self) -> None:
         listed, self._listed = self._listed, set()
@@ -158,6 +204,8 @@ class SharedInformer:
                 gone = self.store.delete(key)
                 if gone is not None:
                     self._delete(DeletedFinalStateUnknown(key, gone.decode()))
+                    if self._checkpoint is not None:
+                        self._checkpoint.delete(key)
 
     def watch_event(self, event_type: str, obj: dict[str, Any]) -> None:
         obj = self._transform(obj)
@@ -165,12 +213,27 @@ class SharedInformer:
         if event_type == "DELETED":
             self.store.delete(key)
             self._delete(obj)
+            if self._checkpoint is not None:
+                self._checkpoint.delete(key)
             return
         previous, stored = self.store.put(key, obj)
         if previous is None:
             self._add(obj, False)
         else:
             self._changed(key, previous, stored, obj)
+        self._record(key, previous, stored)
+
+    def _record(self, key: str, previous: StoredObject | None, stored: StoredObject) -> None:
+        """Checkpoint ``stored`` once the handlers have had it (unless nothing changed)."""
+        if self._checkpoint is None:
+            return
+        if (
+            previous is not None
+            and previous.uid == stored.uid
+            and previous.resource_version == stored.resource_version
+        ):
+            return
+        self._checkpoint.put(key, stored.uid, stored.resource_version, stored.data)
 
     def _changed(
         self, key: str, previous: StoredObject, stored: StoredObject, obj: dict[str, Any]

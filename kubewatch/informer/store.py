@@ -9,7 +9,7 @@ handler needs the old state (updates and deletes).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,11 @@ class Store:
             previous = self._items.get(key)
             self._items[key] = stored
         return previous, stored
+
+    def load(self, objects: Iterable[tuple[str, StoredObject]]) -> None:
+        """Add ``(key, object)`` pairs as they are (a checkpoint's bytes)."""
+        with self._lock:
+            self._items.update(objects)
 
     def delete(self, key: str) -> StoredObject | None:
         """Forget ``key``; return what was stored, if anything."""

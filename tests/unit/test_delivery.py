@@ -393,7 +393,7 @@ def test_attempts_exhausted_fails(caplog: pytest.LogCaptureFixture) -> None:
         d.submit(event)
     assert len(sink.attempts) == 3
     assert len(sleep.delays) == 2
-    assert d.stats()["hook"] == SinkStats(failed=1, retried=2)
+    assert d.stats()["hook"] == SinkStats(failed=1, retried=2, up=False)  # 3 in a row: down
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     message = record.getMessage()
     for part in ("'hook'", event.id, "ConfigMap", "default/app", "3 attempt(s)", "HTTP 502"):
@@ -766,7 +766,7 @@ def test_each_sink_retries_by_its_own_policy() -> None:
     assert len(brief.attempts) == 2
     assert len(patient.attempts) == 4
     assert d.stats()["brief"] == SinkStats(failed=1, retried=1)
-    assert d.stats()["patient"] == SinkStats(failed=1, retried=3)
+    assert d.stats()["patient"] == SinkStats(failed=1, retried=3, up=False)
 
 
 def test_digests_shorthand_replaces_the_policys_digest() -> None:

@@ -223,8 +223,9 @@ class _MaxRandom(random.Random):
 
 
 def test_every_attempt_takes_a_token_retries_included() -> None:
-    """1 per second, one worker: the retry of the first event waits for its token after
-    its (shorter) backoff, and the next event waits for the one after."""
+    """1 per second, one worker: the failure pauses the sink for its backoff (0.5 s, during
+    which no token accrues, as with Retry-After), then the retry waits for its token, and
+    the next event for the one after."""
     time_ = RecordingSleep(T0)
     fail_once = fail_times(1, lambda: RetryableError("503"))
 
@@ -244,9 +245,9 @@ def test_every_attempt_takes_a_token_retries_included() -> None:
     ) as d:
         d.submit(make_event("ns/a"))
         d.submit(make_event("ns/b"))
-    assert sink.times == [("ns/a", T0), ("ns/a", T0 + 1.0), ("ns/b", T0 + 2.0)]
-    # backoff 0.5 (first retry's ceiling), then the token wait for the rest of the second
-    assert time_.delays[:2] == [0.5, 0.5]
+    assert sink.times == [("ns/a", T0), ("ns/a", T0 + 1.5), ("ns/b", T0 + 2.5)]
+    # the pause of 0.5 (first retry's ceiling), then a whole token's wait
+    assert time_.delays[:2] == [1.5, 1.0]
     assert d.stats()["chat"] == SinkStats(delivered=2, retried=1)
 
 

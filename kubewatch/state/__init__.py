@@ -1,0 +1,55 @@
+"""Durable state (``state.path``): the spool of undelivered events and the checkpoint.
+
+:func:`open_state` opens both over one SQLite database; without a state directory there is
+no :class:`State` and kubewatch keeps everything in memory, as the start-up log says.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kubewatch.state.checkpoint import Checkpoint, CollectionCheckpoint
+from kubewatch.state.db import DB_FILE, StateDB
+from kubewatch.state.spool import Spool
+
+log = logging.getLogger("kubewatch.state")
+
+__all__ = [
+    "DB_FILE",
+    "Checkpoint",
+    "CollectionCheckpoint",
+    "Spool",
+    "State",
+    "StateDB",
+    "open_state",
+]
+
+
+@dataclass(frozen=True)
+class State:
+    db: StateDB
+    spool: Spool
+    checkpoint: Checkpoint
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.checkpoint.mark_alive()
+        self.db.close(timeout)
+
+
+def open_state(directory: str | None) -> State | None:
+    """The state under ``directory``; None without one, or when it cannot be opened at
+    all (an ERROR says why; kubewatch then runs with state in memory, never a crash loop)."""
+    if directory is None:
+        log.warning(
+            "no state.path: queued events and changes made while kubewatch is down are lost "
+            "on restart (set state.path or --state-dir to keep them)"
+        )
+        return None
+    try:
+        db = StateDB.open(directory)
+    except OSError as e:
+        log.error("state: cannot open %s (%s); running with state in memory only", directory, e)
+        return None
+    log.info("state: %s", db.path)
+    return State(db, Spool(db), Checkpoint(db))
