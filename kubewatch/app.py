@@ -24,6 +24,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ListWatch, Query
@@ -35,14 +36,21 @@ from kubewatch.errors import ApiError, ConfigError, ConfigErrors, ResolveError
 from kubewatch.events import Event
 from kubewatch.informer import ReflectorSettings, SharedInformer
 from kubewatch.leader import LeaderElector, lease_namespace
-from kubewatch.normalize import compact
+from kubewatch.normalize import compact, parse_time
 from kubewatch.observability.health import HealthServer, Heartbeats, Readiness
-from kubewatch.observability.metrics import Metrics, WatchState, seconds_since, watch_states
+from kubewatch.observability.metrics import (
+    Metrics,
+    StateView,
+    WatchState,
+    seconds_since,
+    watch_states,
+)
 from kubewatch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.plan import Plan, WatchPlan, describe_scope, plan_watch, resolve_resources
 from kubewatch.recorder import EventRecorder
 from kubewatch.routing import NamespaceLabels, Router
 from kubewatch.sinks import Sink, build_sink
+from kubewatch.state import State, open_state
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,9 @@ HANDOVER_EVENTS = 10_000
 """Events a standby keeps for a handover, at most: bounds its memory whatever the rate."""
 LIVENESS_TIMEOUT = 60.0
 """Seconds a registered loop may go without a heartbeat before ``/healthz`` fails."""
+ALIVE_INTERVAL = 30.0
+"""Seconds between two notes in the state of when this run was last up: after a crash,
+Kubernetes Events since then count as news (the start-time rule of Event alerts)."""
 
 InformerKey = tuple[str, str | None, str | None]
 """(collection path, label selector, field selector): one informer each."""
@@ -81,6 +92,10 @@ def check_config(config: Config) -> None:
     for sink in build_sinks(config).values():
         sink.close()
     Router.build(config)
+
+
+def _recovering(informer: SharedInformer) -> Callable[[], bool]:
+    return lambda: informer.recovering
 
 
 def default_identity() -> str:
@@ -117,6 +132,39 @@ class HandoverBuffer:
         return items
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """The router and the dispatcher that go with it: swapped together by a reload, so an
+    event is never routed by one configuration and delivered by another's sinks."""
+
+    router: Router
+    dispatcher: Dispatcher
+
+
+def _sum_stats(parts: list[dict[str, SinkStats]]) -> dict[str, SinkStats]:
+    """Counters of several dispatchers added up per sink (the last one says ``up``)."""
+    total: dict[str, SinkStats] = {}
+    for stats in parts:
+        for name, s in stats.items():
+            t = total.get(name)
+            total[name] = (
+                s
+                if t is None
+                else SinkStats(
+                    delivered=t.delivered + s.delivered,
+                    failed=t.failed + s.failed,
+                    retried=t.retried + s.retried,
+                    dropped=t.dropped + s.dropped,
+                    queued=t.queued + s.queued,
+                    digested=t.digested + s.digested,
+                    held=t.held + s.held,
+                    expired=t.expired + s.expired,
+                    up=s.up,
+                )
+            )
+    return total
+
+
 class App:
     """A running kubewatch: informers feeding one router and one dispatcher."""
 
@@ -133,17 +181,32 @@ class App:
         self.cluster = config.cluster or client.context_name
         self._plan = plan
         self._recorder = recorder
-        self.router = Router.build(config)
+        self.state: State | None = open_state(config.state.path)
+        self._recovered = {"spool": 0, "while_down": 0}
+        self.lost = 0
+        """Events the last ``stop`` could neither deliver nor keep (no durable state)."""
+        self._unspooled: list[tuple[str, Event]] = []  # recovered, for when we lead
         self.namespace_labels = NamespaceLabels()
         self.metrics = Metrics(
-            informers=self.watch_states, sinks=self._sink_stats, leader=self._leader
+            informers=self.watch_states,
+            sinks=self._sink_stats,
+            leader=self._leader,
+            state=self._state_view,
         )
-        self.dispatcher = self._dispatcher(config)
+        self._route = _Route(Router.build(config), self._dispatcher(config))
+        # Dispatchers a reload replaced: final counters of the finished ones, and the ones
+        # still draining (so /metrics counters stay cumulative across reloads).
+        self._retired: dict[str, SinkStats] = {}
+        self._retiring: list[Dispatcher] = []
         self.started_at = datetime.now(timezone.utc)
+        previous = self.state.checkpoint.previous_run() if self.state is not None else None
+        if previous is not None:  # Events since the last run was seen up are news
+            self.started_at = min(self.started_at, datetime.fromtimestamp(previous, timezone.utc))
         self.heartbeats = Heartbeats(LIVENESS_TIMEOUT)
         self.informers: dict[InformerKey, SharedInformer] = {}
         self._fanouts: dict[InformerKey, Fanout] = {}
         self._entries: dict[tuple[str, str, str], EntryHandler] = {}
+        self._previous_entries: dict[tuple[str, str, str], EntryHandler] = {}
         self._namespace_informer: SharedInformer | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -153,16 +216,25 @@ class App:
         self._elector: LeaderElector | None = None
         self._leading = not config.leader_election.enabled
         self._handover = HandoverBuffer(2 * config.leader_election.lease_duration)
-        # Makes deliver's look at _leading and its handover add one step, and
-        # _start_leading's switch, drain and submit another: otherwise an event added just
-        # after the drain would wait in the buffer until the next takeover (lost), and a
-        # new event could overtake the drained ones.
+        # Makes deliver's look at _leading and _route and its submit one step, and
+        # _start_leading's switch, drain and submit another, and a reload's swap and hand
+        # over a third: otherwise an event added just after a drain would wait in the
+        # buffer until the next takeover (lost), a new event could overtake drained or
+        # handed-over ones, or reach a dispatcher that no longer takes events.
         self._leading_lock = threading.Lock()
 
     @staticmethod
     def plan(config: Config, client: ClusterClient) -> Plan:
         """Resolve the configured resources through discovery (raises ConfigErrors)."""
         return resolve_resources(config, ResourceTable.fetch(client.get_json))
+
+    @property
+    def router(self) -> Router:
+        return self._route.router
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._route.dispatcher
 
     def _dispatcher(self, config: Config) -> Dispatcher:
         return Dispatcher(
@@ -171,11 +243,15 @@ class App:
             policies=sink_policies(config),
             on_delivered=self._delivered,
             on_failed=self._failed,
+            on_sink_state=self._sink_state,
+            journal=self.state.spool if self.state is not None else None,
         )
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.state is not None:
+            self._recover()
         self.dispatcher.start()
         server = self.config.server
         if server.port is not None:
@@ -202,6 +278,56 @@ class App:
             self._elector.start()
         self._start_watches(self._plan.watches)
         self._start_discovery(self._plan.pending)
+        if self.state is not None:
+            threading.Thread(target=self._note_alive, name="kubewatch-alive", daemon=True).start()
+
+    def _recover(self) -> None:
+        """Queue what the last run left undelivered; forget checkpoints no longer watched."""
+        assert self.state is not None
+        gone = self.state.checkpoint.prune(
+            self._collection(key) for watch in self._plan.watches for key in self._keys(watch)
+        )
+        if gone:
+            log.info("state: forgot the checkpoint of %d unwatched collection(s)", len(gone))
+        recovered = self.state.spool.recover()
+        self._recovered["spool"] = len(recovered)
+        if not recovered:
+            return
+        log.info(
+            "state: %d undelivered event(s) from the last run%s",
+            len(recovered),
+            "" if self._leading else "; delivered if this replica leads",
+        )
+        with self._leading_lock:
+            if self._leading:
+                self._resubmit(recovered)
+            else:
+                self._unspooled = recovered
+
+    def _resubmit(self, items: list[tuple[str, Event]]) -> None:
+        """Queue recovered ``(sink, event)`` pairs, oldest first; caller holds the lock."""
+        assert self.state is not None
+        dispatcher = self.dispatcher
+        known = set(dispatcher.stats())
+        now = time.time()
+        orphans = 0
+        for sink, event in items:
+            if sink not in known:
+                self.state.spool.settle(sink, event.id)
+                orphans += 1
+                continue
+            seen = parse_time(event.observed_at)
+            age = now - seen.timestamp() if seen is not None else 0.0
+            dispatcher.submit(event, (sink,), age=max(0.0, age))
+        if orphans:
+            log.warning(
+                "state: %d spooled event(s) for sinks no longer configured dropped", orphans
+            )
+
+    def _note_alive(self) -> None:
+        while not self._stopping.wait(ALIVE_INTERVAL):
+            if self.state is not None:
+                self.state.checkpoint.mark_alive()
 
     @property
     def health_port(self) -> int | None:
@@ -225,8 +351,25 @@ class App:
             informer.reflector.stop()
         for informer in informers:
             informer.stop(timeout=5.0)
-        drained = self.dispatcher.close(self.config.delivery.drain_timeout)
-        self._log_stats(self.dispatcher)
+        dispatcher = self.dispatcher
+        drained = dispatcher.close(self.config.delivery.drain_timeout)
+        self._log_stats(dispatcher)
+        self.lost = 0
+        if self.state is not None:
+            kept = sum(self.state.spool.depth().values())
+            if not self.state.db.healthy:
+                self.lost = dispatcher.abandoned
+            elif kept:
+                log.info("state: %d event(s) kept in the spool for the next start", kept)
+            self.state.close()
+        else:
+            self.lost = dispatcher.abandoned
+        if self.lost:
+            log.error(
+                "%d event(s) were not delivered and are lost (no durable state: set "
+                "state.path or --state-dir to keep them)",
+                self.lost,
+            )
         if self._elector is not None:
             self._elector.stop(release=True, timeout=5.0)
         if self._recorder is not None:
@@ -252,19 +395,53 @@ class App:
     # -- the per-event path ---------------------------------------------------------------
 
     def deliver(self, event: Event) -> None:
-        """Count, route and hand one event to the dispatcher (never blocks)."""
+        """Count, route, spool and hand one event to the dispatcher (never blocks)."""
         self.metrics.observe_event(event.resource, event.type.value)
-        sinks = self.router.route(event)
+        if event.while_down:
+            self._recovered["while_down"] += 1  # informer threads: a GIL-atomic-enough count
+        route = self._route
+        sinks = route.router.route(event)
         if not sinks:
             return
         with self._leading_lock:
+            if self._route is not route:  # a reload swapped them since: route again
+                route = self._route
+                sinks = route.router.route(event)
+                if not sinks:
+                    return
             if not self._leading:
                 self._handover.add(event, sinks)
                 return
-        self.dispatcher.submit(event, sinks)
+            if self.state is not None:
+                self.state.spool.put(event, sinks)
+            route.dispatcher.submit(event, sinks)
 
     def _sink_stats(self) -> dict[str, SinkStats]:
-        return self.dispatcher.stats()  # late bound: a reload swaps the dispatcher
+        with self._lock:
+            retiring = [d.stats() for d in self._retiring]
+            retired = dict(self._retired)
+        return _sum_stats([retired, *retiring, self.dispatcher.stats()])
+
+    def _state_view(self) -> StateView | None:
+        state = self.state
+        if state is None:
+            return None
+        committed = state.db.last_commit
+        return StateView(
+            spooled=state.spool.depth(),
+            oldest_age_seconds=state.spool.oldest_age(),
+            checkpoint_age_seconds=None if committed is None else max(0.0, time.time() - committed),
+            recovered=dict(self._recovered),
+            healthy=state.db.healthy,
+        )
+
+    def _sink_state(self, sink: str, up: bool, reason: str) -> None:
+        if self._recorder is None:
+            return
+        if up:
+            self._recorder.normal("SinkUp", f"sink {sink} is delivering again")
+        else:
+            self._recorder.warning("SinkDown", f"sink {sink} is down: {reason}")
 
     def _delivered(self, sink: str, event: Event) -> None:
         self.metrics.observe_delivery(sink, seconds_since(event.observed_at))
@@ -289,10 +466,15 @@ class App:
                     len(pending),
                     2 * self.config.leader_election.lease_duration,
                 )
+            if self._unspooled:
+                self._resubmit(self._unspooled)
+                self._unspooled = []
             known = set(self.dispatcher.stats())  # a reload may have removed a sink since
             for event, sinks in pending:
                 names = tuple(name for name in sinks if name in known)
                 if names:
+                    if self.state is not None:
+                        self.state.spool.put(event, names)
                     self.dispatcher.submit(event, names)  # never blocks
 
     def _stop_leading(self) -> None:
@@ -314,12 +496,12 @@ class App:
         """The handler of one resource entry; reused across reloads while its config,
         resource and cluster are the same (Event repeat windows survive a reload)."""
         key = (watch.config.model_dump_json(), watch.resource.group_resource, self.cluster)
-        entry = self._entries.get(key)
+        entry = self._entries.get(key) or self._previous_entries.pop(key, None)
         if entry is None:
             entry = build_entry(
                 self.config, watch, self.cluster, self.namespace_labels, self.started_at
             )
-            self._entries[key] = entry
+        self._entries[key] = entry
         return entry
 
     def _groups(
@@ -338,32 +520,54 @@ class App:
                 firsts.setdefault(key, (watch, namespace))
         return groups, firsts
 
-    def _start_watches(self, watches: list[WatchPlan], *, replace: bool = False) -> None:
+    def _start_watches(
+        self,
+        watches: list[WatchPlan],
+        *,
+        replace: bool = False,
+        cancelled: threading.Event | None = None,
+    ) -> None:
         """Group entries by informer (one informer per collection and selectors) and start
         the informers that do not run yet. For one that runs, ``replace`` swaps its
-        entries (a reload); otherwise these entries join it (a CRD that appeared later)."""
+        entries (a reload); otherwise these entries join it (a CRD that appeared later).
+        ``cancelled`` (a discovery pass's stop, which a reload sets under ``_lock``) stops
+        it from adding watches a newer configuration no longer wants."""
         groups, firsts = self._groups(watches)
         if any(needs_namespace_labels(self.config, w.config) for w in watches):
             self._start_namespace_watch()
         for key, entries in groups.items():
             watch, namespace = firsts[key]
             with self._lock:
-                if self._stopping.is_set():
+                if self._stopping.is_set() or (cancelled is not None and cancelled.is_set()):
                     return
                 fanout = self._fanouts.get(key)
                 if fanout is not None:
                     fanout.set_entries(entries if replace else [*fanout.entries, *entries])
                     continue
-                fanout = Fanout(entries, self.deliver)
-                informer = self._informer(key, describe_scope(watch, namespace), watch.resource)
+                informer = self._informer(
+                    key,
+                    describe_scope(watch, namespace),
+                    watch.resource,
+                    checkpoint=self.state is not None,
+                )
+                fanout = Fanout(entries, self.deliver, while_down=_recovering(informer))
                 informer.add_handler(fanout)
                 self.informers[key] = informer
                 self._fanouts[key] = fanout
             log.info("watching %s", informer.name)
             informer.start()
 
-    def _informer(self, key: InformerKey, name: str, resource: ResourceType) -> SharedInformer:
-        """One informer on the collection ``key``, with the current ``watch`` settings."""
+    @staticmethod
+    def _collection(key: InformerKey) -> str:
+        """The checkpoint's name of the collection ``key``."""
+        path, labels, fields = key
+        return f"{path}?labelSelector={labels or ''}&fieldSelector={fields or ''}"
+
+    def _informer(
+        self, key: InformerKey, name: str, resource: ResourceType, *, checkpoint: bool = False
+    ) -> SharedInformer:
+        """One informer on the collection ``key``, with the current ``watch`` settings;
+        ``checkpoint``: kept in the durable state (a restart reports what changed)."""
         watch_config = self.config.watch
         settings = ReflectorSettings(
             page_size=watch_config.page_size,
@@ -379,6 +583,11 @@ class App:
             transform=compact,
             rng=self._rng,
             on_api_error=lambda error: self._api_error(name, error),
+            checkpoint=(
+                self.state.checkpoint.collection(self._collection(key))
+                if checkpoint and self.state is not None
+                else None
+            ),
         )
 
     def _api_error(self, watch: str, error: ApiError) -> None:
@@ -447,8 +656,7 @@ class App:
                     log.error("%s; not watched", e)
                 else:
                     log.info("resources[%d]: %s is now served", index, resource.group_resource)
-            if not stop.is_set():
-                self._start_watches(found)
+            self._start_watches(found, cancelled=stop)
             pending = still
 
     # -- reload ---------------------------------------------------------------------------
@@ -462,15 +670,25 @@ class App:
         one drains in the background. ``watch``, ``server`` and ``leaderElection`` settings
         apply to watches started from now on and at the next start, respectively.
         """
+        with self._lock:  # no discovery pass of the old configuration starts watches now
+            self._discovery_stop.set()
+        router = Router.build(config)
         old_dispatcher = None
+        new_dispatcher = None
         if config.sinks != self.config.sinks or config.delivery != self.config.delivery:
             new_dispatcher = self._dispatcher(config)  # may raise ConfigErrors: nothing changed
-            new_dispatcher.start()
-            old_dispatcher, self.dispatcher = self.dispatcher, new_dispatcher
+        with self._leading_lock:
+            old = self._route
+            self._route = _Route(router, new_dispatcher or old.dispatcher)
+            if new_dispatcher is not None:
+                old_dispatcher = old.dispatcher
+                with self._lock:
+                    self._retiring.append(old_dispatcher)
+                self._take_over(old_dispatcher, new_dispatcher)
         self.config = config
         self.cluster = config.cluster or self.client.context_name
         self._plan = plan
-        self.router = Router.build(config)
+        self._previous_entries, self._entries = self._entries, {}
         wanted = {key for watch in plan.watches for key in self._keys(watch)}
         with self._lock:
             stopped = [self.informers.pop(key) for key in list(self.informers) if key not in wanted]
@@ -481,10 +699,14 @@ class App:
             log.info("no longer watching %s", informer.name)
             informer.stop(timeout=5.0)
         self._start_watches(plan.watches, replace=True)
+        self._previous_entries = {}  # entries of resources no longer configured: pruned
         self._start_discovery(plan.pending)
         if old_dispatcher is not None:
             threading.Thread(
-                target=self._retire, args=(old_dispatcher,), name="kubewatch-retire", daemon=True
+                target=self._retire,
+                args=(old_dispatcher, new_dispatcher),
+                name="kubewatch-retire",
+                daemon=True,
             ).start()
         log.info("configuration reloaded: %d watch(es)", len(self.informers))
 
@@ -496,6 +718,28 @@ class App:
             for ns in watch.namespaces
         ]
 
-    def _retire(self, dispatcher: Dispatcher) -> None:
-        dispatcher.close(self.config.delivery.drain_timeout)
-        self._log_stats(dispatcher)
+    def _take_over(self, old: Dispatcher, new: Dispatcher) -> None:
+        """Move what ``old`` has queued to ``new``, in order; caller holds the lock."""
+        known = set(new.stats())
+        orphans = 0
+        for sink, items in old.hand_over().items():
+            for event, age in items:
+                if sink in known:
+                    new.submit(event, (sink,), age=age)
+                    continue
+                orphans += 1
+                if self.state is not None:
+                    self.state.spool.settle(sink, event.id)
+        if orphans:
+            log.warning("reload: %d queued event(s) for removed sinks dropped", orphans)
+
+    def _retire(self, old: Dispatcher, new: Dispatcher | None) -> None:
+        """Let ``old`` finish its sends in flight, then start ``new``: no newer event of
+        an object overtakes one still being sent by the old configuration's sinks."""
+        old.close(self.config.delivery.drain_timeout)
+        self._log_stats(old)
+        with self._lock:
+            self._retired = _sum_stats([self._retired, old.stats()])
+            self._retiring.remove(old)
+        if new is not None:
+            new.start()

@@ -49,7 +49,8 @@ from kubewatch.sinks import build_sink
 
 log = logging.getLogger("kubewatch")
 
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_LOST = 0, 1, 2, 3
+"""EXIT_LOST: stopped with events neither delivered nor kept (no durable state)."""
 DEFAULT_CONFIG = "config.yaml"
 
 
@@ -257,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
         time.monotonic() - started,
         "" if drained else "; some queued events were not delivered",
     )
-    return EXIT_OK
+    return EXIT_LOST if app.lost else EXIT_OK
 
 
 CONFIG_POLL_INTERVAL = 1.0

@@ -9,6 +9,7 @@ at most once even when entries overlap. Runs on the informer's thread: it never 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -80,11 +81,26 @@ class EntryHandler:
 
 
 class Fanout:
-    """The handler registered on one informer: first entry with an event wins."""
+    """The handler registered on one informer: first entry with an event wins.
 
-    def __init__(self, entries: Sequence[EntryHandler], deliver: Callable[[Event], None]) -> None:
+    ``while_down`` (the informer's ``recovering``) says whether a change comes from the
+    first list compared with a checkpoint: its event is then marked ``whileDown``."""
+
+    def __init__(
+        self,
+        entries: Sequence[EntryHandler],
+        deliver: Callable[[Event], None],
+        *,
+        while_down: Callable[[], bool] | None = None,
+    ) -> None:
         self._entries = tuple(entries)
         self._deliver = deliver
+        self._while_down = while_down
+
+    def _emit(self, event: Event) -> None:
+        if self._while_down is not None and self._while_down():
+            event = dataclasses.replace(event, while_down=True)
+        self._deliver(event)
 
     @property
     def entries(self) -> tuple[EntryHandler, ...]:
@@ -99,21 +115,21 @@ class Fanout:
         for entry in self._entries:
             event = entry.added(obj, is_initial_list)
             if event is not None:
-                self._deliver(event)
+                self._emit(event)
                 return
 
     def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         for entry in self._entries:
             event = entry.updated(old, new)
             if event is not None:
-                self._deliver(event)
+                self._emit(event)
                 return
 
     def on_delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
         for entry in self._entries:
             event = entry.deleted(obj)
             if event is not None:
-                self._deliver(event)
+                self._emit(event)
                 return
 
 

@@ -624,6 +624,46 @@ class Dispatcher:
                 self._close_result = not stuck and self._shutdown_failures == 0
             return self._close_result
 
+    def hand_over(self) -> dict[str, list[tuple[Event, float]]]:
+        """Stop intake and give up every queued event to a successor (a config reload).
+
+        Digest windows are flushed first; what is queued comes out per sink, in an order
+        that keeps each object's events and every digest barrier in place, as
+        ``(event, age)`` (``age`` for :meth:`submit`). Sends in flight go on: ``close``
+        afterwards waits for them (call it before the successor starts, so that no newer
+        event of an object overtakes one still in flight here). Handed-over events are
+        counted by the successor, not here.
+        """
+        taken: dict[str, list[tuple[Event, float]]] = {}
+        with self._lock:
+            if self._state is _State.CLOSED:
+                return taken
+            self._state = _State.CLOSED
+            now = self._clock()
+            for lane in self._lanes.values():
+                if lane.digester is not None:
+                    lane.digester.flush(force=True)
+                    self._settle_folded(lane)
+                items = lane.queue.clear()
+                lane.queue.close()
+                for item in items:
+                    lane.done(item)
+                items.sort(key=lambda item: (item.epoch, item.barrier))  # stable: per shard
+                taken[lane.name] = [
+                    (item.event, max(0.0, self._config.max_age - (item.expires - now)))
+                    for item in items
+                ]
+            evicted = self._take_evicted()
+        self._wake.set()
+        self._report_evicted(evicted)
+        return taken
+
+    @property
+    def abandoned(self) -> int:
+        """Events ``close`` gave up on (never attempted, interrupted, or still in send)."""
+        with self._lock:
+            return self._shutdown_failures
+
     def __enter__(self) -> Dispatcher:
         self.start()
         return self

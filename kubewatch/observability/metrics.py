@@ -40,6 +40,8 @@ __all__ = [
     "SinkSource",
     "SinkStatsLike",
     "StateCollector",
+    "StateSource",
+    "StateView",
     "WatchSource",
     "WatchState",
     "seconds_since",
@@ -156,11 +158,34 @@ class SinkStatsLike(Protocol):
     @property
     def held(self) -> int: ...
 
+    @property
+    def expired(self) -> int: ...
+
+    @property
+    def up(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StateView:
+    """A snapshot of the durable state (``state.path``) for metrics."""
+
+    spooled: Mapping[str, int]
+    """Events owed now, per sink."""
+    oldest_age_seconds: float | None
+    checkpoint_age_seconds: float | None
+    """Seconds since the last commit of the spool and checkpoint; None before the first."""
+    recovered: Mapping[str, int]
+    """Events recovered at start, by kind: ``spool`` (undelivered), ``while_down``."""
+    healthy: bool
+    """False once a write failed and the state fell back to memory."""
+
 
 WatchSource = Callable[[], Iterable[WatchState]]
 """Called at scrape time: the current state of every watch."""
 SinkSource = Callable[[], Mapping[str, SinkStatsLike]]
 """Called at scrape time: sink name → counters (``Dispatcher.stats``)."""
+StateSource = Callable[[], StateView | None]
+"""Called at scrape time: the durable state, or None without ``state.path``."""
 LeaderSource = Callable[[], bool | None]
 """Called at scrape time: this replica leads (True), waits (False), or no election (None)."""
 
@@ -174,6 +199,10 @@ def _no_sinks() -> Mapping[str, SinkStatsLike]:
 
 
 def _no_election() -> bool | None:
+    return None
+
+
+def _no_state() -> StateView | None:
     return None
 
 
@@ -200,6 +229,11 @@ _SINK_COUNTERS = (
         "kubewatch_events_digested",
         "Events folded into burst digests instead of being sent one by one (count).",
     ),
+    (
+        "expired",
+        "kubewatch_events_expired",
+        "Events given up because they were older than delivery.maxAge (count; also failed).",
+    ),
 )
 
 
@@ -215,11 +249,13 @@ class StateCollector:
         informers: WatchSource = _no_watches,
         sinks: SinkSource = _no_sinks,
         leader: LeaderSource = _no_election,
+        state: StateSource = _no_state,
         version: str = __version__,
     ) -> None:
         self._informers = informers
         self._sinks = sinks
         self._leader = leader
+        self._state = state
         self._version = version
 
     def describe(self) -> Iterable[Metric]:
@@ -237,6 +273,7 @@ class StateCollector:
         yield from self._collect_leader()
         yield from self._collect_watches()
         yield from self._collect_sinks()
+        yield from self._collect_state()
 
     def _collect_leader(self) -> Iterator[Metric]:
         try:
@@ -308,10 +345,61 @@ class StateCollector:
             "Events held now for the current burst window's digest of a sink (events).",
             labels=["sink"],
         )
+        up = GaugeMetricFamily(
+            "kubewatch_sink_up",
+            "0 while a sink is down (several attempts in a row failed; its events are kept "
+            "and it is probed with backoff), else 1 (boolean).",
+            labels=["sink"],
+        )
         for sink, counters in stats.items():
             depth.add_metric([sink], counters.queued)
             held.add_metric([sink], counters.held)
-        yield from (depth, held)
+            up.add_metric([sink], 1 if counters.up else 0)
+        yield from (depth, held, up)
+
+    def _collect_state(self) -> Iterator[Metric]:
+        try:
+            view = self._state()
+        except Exception:
+            log.exception("metrics: reading the state failed; left out of this scrape")
+            return
+        if view is None:  # no state.path: no state metrics
+            return
+        spooled = GaugeMetricFamily(
+            "kubewatch_spool_events",
+            "Events in the durable spool owed to a sink, queued or in flight (events).",
+            labels=["sink"],
+        )
+        for sink, count in view.spooled.items():
+            spooled.add_metric([sink], count)
+        yield spooled
+        if view.oldest_age_seconds is not None:
+            yield GaugeMetricFamily(
+                "kubewatch_spool_oldest_event_age_seconds",
+                "Seconds since the oldest event in the spool was seen; absent when empty.",
+                value=view.oldest_age_seconds,
+            )
+        if view.checkpoint_age_seconds is not None:
+            yield GaugeMetricFamily(
+                "kubewatch_checkpoint_age_seconds",
+                "Seconds since the spool and checkpoint were last committed to disk.",
+                value=view.checkpoint_age_seconds,
+            )
+        recovered = CounterMetricFamily(
+            "kubewatch_events_recovered",
+            "Events recovered at start: spool (undelivered by the last run) or while_down "
+            "(changes made while kubewatch was down) (count).",
+            labels=["recovery"],
+        )
+        for kind in ("spool", "while_down"):
+            recovered.add_metric([kind], view.recovered.get(kind, 0))
+        yield recovered
+        yield GaugeMetricFamily(
+            "kubewatch_state_healthy",
+            "1 while the state is written to disk, 0 after a write failed and it fell back "
+            "to memory (boolean).",
+            value=1 if view.healthy else 0,
+        )
 
 
 class Metrics:
@@ -328,6 +416,7 @@ class Metrics:
         informers: WatchSource = _no_watches,
         sinks: SinkSource = _no_sinks,
         leader: LeaderSource = _no_election,
+        state: StateSource = _no_state,
         version: str = __version__,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -346,7 +435,9 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(
-            StateCollector(informers=informers, sinks=sinks, leader=leader, version=version)
+            StateCollector(
+                informers=informers, sinks=sinks, leader=leader, state=state, version=version
+            )
         )
 
     def observe_event(self, resource: str, type: str) -> None:
