@@ -354,7 +354,7 @@ class App:
                 if fanout is not None:
                     fanout.set_entries(entries if replace else [*fanout.entries, *entries])
                     continue
-                fanout = Fanout(entries, self.deliver)
+                fanout = Fanout(entries, self.deliver, hold=self.namespace_labels.hold)
                 informer = self._informer(key, describe_scope(watch, namespace), watch.resource)
                 informer.add_handler(fanout)
                 self.informers[key] = informer
