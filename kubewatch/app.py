@@ -31,6 +31,7 @@ from kubewatch.cluster.discovery import ResourceTable, ResourceType
 from kubewatch.config import Config, ResourceConfig
 from kubewatch.delivery import Dispatcher, SinkStats
 from kubewatch.delivery.policy import sink_policies
+from kubewatch.delivery.supervise import WorkerStats
 from kubewatch.errors import ApiError, ConfigError, ConfigErrors, ResolveError
 from kubewatch.events import Event
 from kubewatch.informer import ReflectorSettings, SharedInformer
@@ -38,6 +39,7 @@ from kubewatch.leader import LeaderElector, lease_namespace
 from kubewatch.normalize import compact
 from kubewatch.observability.health import HealthServer, Heartbeats, Readiness
 from kubewatch.observability.metrics import Metrics, WatchState, seconds_since, watch_states
+from kubewatch.observability.ratelog import RateLimitedLog
 from kubewatch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.plan import Plan, WatchPlan, describe_scope, plan_watch, resolve_resources
 from kubewatch.recorder import EventRecorder
@@ -91,13 +93,22 @@ def default_identity() -> str:
 class HandoverBuffer:
     """What a standby saw recently: ``(when, event, sinks)`` for at most ``window`` seconds
     and :data:`HANDOVER_EVENTS` events. Invariant: entries are in arrival order and none is
-    older than ``window`` after :meth:`add` or :meth:`drain` ran."""
+    older than ``window`` after :meth:`add` or :meth:`drain` ran. An event pushed out by
+    the bound (not by age) is counted in :attr:`dropped` and logged, rate limited."""
 
     def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._window = window
         self._clock = clock
         self._lock = threading.Lock()
         self._items: deque[tuple[float, Event, tuple[str, ...]]] = deque(maxlen=HANDOVER_EVENTS)
+        self._dropped = 0  # under _lock
+        self._drop_log = RateLimitedLog(log)
+
+    @property
+    def dropped(self) -> int:
+        """Events pushed out unsent because the buffer was full (a takeover misses them)."""
+        with self._lock:
+            return self._dropped
 
     def _prune(self, now: float) -> None:
         while self._items and self._items[0][0] < now - self._window:
@@ -107,7 +118,16 @@ class HandoverBuffer:
         now = self._clock()
         with self._lock:
             self._prune(now)
+            full = len(self._items) == self._items.maxlen
+            if full:
+                self._dropped += 1
             self._items.append((now, event, sinks))
+        if full:
+            self._drop_log(
+                "standby: handover buffer full (%d events), oldest event dropped: a takeover "
+                "will not deliver it",
+                HANDOVER_EVENTS,
+            )
 
     def drain(self) -> list[tuple[Event, tuple[str, ...]]]:
         with self._lock:
@@ -136,11 +156,17 @@ class App:
         self.router = Router.build(config)
         self.namespace_labels = NamespaceLabels()
         self.metrics = Metrics(
-            informers=self.watch_states, sinks=self._sink_stats, leader=self._leader
+            informers=self.watch_states,
+            sinks=self._sink_stats,
+            leader=self._leader,
+            handover_dropped=self._handover_dropped,
+            namespace_hold=self.namespace_labels.hold.stats,
+            workers=self._worker_stats,
         )
         self.dispatcher = self._dispatcher(config)
         self.started_at = datetime.now(timezone.utc)
         self.heartbeats = Heartbeats(LIVENESS_TIMEOUT)
+        self.heartbeats.add_check(self._workers_alive)
         self.informers: dict[InformerKey, SharedInformer] = {}
         self._fanouts: dict[InformerKey, Fanout] = {}
         self._entries: dict[tuple[str, str, str], EntryHandler] = {}
@@ -265,6 +291,15 @@ class App:
 
     def _sink_stats(self) -> dict[str, SinkStats]:
         return self.dispatcher.stats()  # late bound: a reload swaps the dispatcher
+
+    def _worker_stats(self) -> dict[str, WorkerStats]:
+        return self.dispatcher.worker_stats()
+
+    def _workers_alive(self) -> tuple[bool, list[str]]:
+        return self.dispatcher.workers_alive()
+
+    def _handover_dropped(self) -> int:
+        return self._handover.dropped
 
     def _delivered(self, sink: str, event: Event) -> None:
         self.metrics.observe_delivery(sink, seconds_since(event.observed_at))
