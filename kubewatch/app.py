@@ -32,6 +32,7 @@ from kubewatch.cluster.discovery import ResourceTable, ResourceType
 from kubewatch.config import Config, ResourceConfig
 from kubewatch.delivery import Dispatcher, SinkStats
 from kubewatch.delivery.policy import sink_policies
+from kubewatch.delivery.supervise import WorkerStats
 from kubewatch.errors import ApiError, ConfigError, ConfigErrors, ResolveError
 from kubewatch.events import Event
 from kubewatch.informer import ReflectorSettings, SharedInformer
@@ -45,6 +46,7 @@ from kubewatch.observability.metrics import (
     seconds_since,
     watch_states,
 )
+from kubewatch.observability.ratelog import RateLimitedLog
 from kubewatch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.plan import Plan, WatchPlan, describe_scope, plan_watch, resolve_resources
 from kubewatch.recorder import EventRecorder
@@ -106,13 +108,22 @@ def default_identity() -> str:
 class HandoverBuffer:
     """What a standby saw recently: ``(when, event, sinks)`` for at most ``window`` seconds
     and :data:`HANDOVER_EVENTS` events. Invariant: entries are in arrival order and none is
-    older than ``window`` after :meth:`add` or :meth:`drain` ran."""
+    older than ``window`` after :meth:`add` or :meth:`drain` ran. An event pushed out by
+    the bound (not by age) is counted in :attr:`dropped` and logged, rate limited."""
 
     def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._window = window
         self._clock = clock
         self._lock = threading.Lock()
         self._items: deque[tuple[float, Event, tuple[str, ...]]] = deque(maxlen=HANDOVER_EVENTS)
+        self._dropped = 0  # under _lock
+        self._drop_log = RateLimitedLog(log)
+
+    @property
+    def dropped(self) -> int:
+        """Events pushed out unsent because the buffer was full (a takeover misses them)."""
+        with self._lock:
+            return self._dropped
 
     def _prune(self, now: float) -> None:
         while self._items and self._items[0][0] < now - self._window:
@@ -122,7 +133,16 @@ class HandoverBuffer:
         now = self._clock()
         with self._lock:
             self._prune(now)
+            full = len(self._items) == self._items.maxlen
+            if full:
+                self._dropped += 1
             self._items.append((now, event, sinks))
+        if full:
+            self._drop_log(
+                "standby: handover buffer full (%d events), oldest event dropped: a takeover "
+                "will not deliver it",
+                HANDOVER_EVENTS,
+            )
 
     def drain(self) -> list[tuple[Event, tuple[str, ...]]]:
         with self._lock:
@@ -192,6 +212,9 @@ class App:
             sinks=self._sink_stats,
             leader=self._leader,
             state=self._state_view,
+            handover_dropped=self._handover_dropped,
+            namespace_hold=self.namespace_labels.hold.stats,
+            workers=self._worker_stats,
         )
         self._route = _Route(Router.build(config), self._dispatcher(config))
         # Dispatchers a reload replaced: final counters of the finished ones, and the ones
@@ -203,6 +226,7 @@ class App:
         if previous is not None:  # Events since the last run was seen up are news
             self.started_at = min(self.started_at, datetime.fromtimestamp(previous, timezone.utc))
         self.heartbeats = Heartbeats(LIVENESS_TIMEOUT)
+        self.heartbeats.add_check(self._workers_alive)
         self.informers: dict[InformerKey, SharedInformer] = {}
         self._fanouts: dict[InformerKey, Fanout] = {}
         self._entries: dict[tuple[str, str, str], EntryHandler] = {}
@@ -443,6 +467,15 @@ class App:
         else:
             self._recorder.warning("SinkDown", f"sink {sink} is down: {reason}")
 
+    def _worker_stats(self) -> dict[str, WorkerStats]:
+        return self.dispatcher.worker_stats()
+
+    def _workers_alive(self) -> tuple[bool, list[str]]:
+        return self.dispatcher.workers_alive()
+
+    def _handover_dropped(self) -> int:
+        return self._handover.dropped
+
     def _delivered(self, sink: str, event: Event) -> None:
         self.metrics.observe_delivery(sink, seconds_since(event.observed_at))
 
@@ -550,7 +583,12 @@ class App:
                     watch.resource,
                     checkpoint=self.state is not None,
                 )
-                fanout = Fanout(entries, self.deliver, while_down=_recovering(informer))
+                fanout = Fanout(
+                    entries,
+                    self.deliver,
+                    hold=self.namespace_labels.hold,
+                    while_down=_recovering(informer),
+                )
                 informer.add_handler(fanout)
                 self.informers[key] = informer
                 self._fanouts[key] = fanout

@@ -10,6 +10,7 @@ at most once even when entries overlap. Runs on the informer's thread: it never 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -20,6 +21,7 @@ from kubewatch.events import Event
 from kubewatch.informer import DeletedFinalStateUnknown
 from kubewatch.kevents import KubeEventAlerts
 from kubewatch.normalize import EventBuilder, ResourceInfo, rfc3339, update_trees
+from kubewatch.nshold import NamespaceHold
 from kubewatch.plan import WatchPlan
 from kubewatch.routing import NamespaceLabels, ObjectFilter
 
@@ -48,6 +50,11 @@ class EntryHandler:
         self._update = "update" in config.events
         self._delete = "delete" in config.events
         self._notify_existing = config.notify_existing
+
+    @property
+    def needs_namespace_labels(self) -> bool:
+        """True when a namespace selector judges this entry's objects."""
+        return self._filter.needs_namespace_labels
 
     def added(self, obj: dict[str, Any], is_initial_list: bool) -> Event | None:
         if not self._filter.admits(obj):
@@ -83,54 +90,103 @@ class EntryHandler:
 class Fanout:
     """The handler registered on one informer: first entry with an event wins.
 
+    With a ``hold`` and an entry whose namespace selector needs namespace labels, a
+    change of an object in a namespace the Namespace watch has not reported yet is held
+    and judged once it has (see :mod:`kubewatch.nshold`), so a Namespace and its objects
+    applied together lose nothing to the race between the two watches.
+
     ``while_down`` (the informer's ``recovering``) says whether a change comes from the
-    first list compared with a checkpoint: its event is then marked ``whileDown``."""
+    first list compared with a checkpoint: its event is then marked ``whileDown``.
+    """
 
     def __init__(
         self,
         entries: Sequence[EntryHandler],
         deliver: Callable[[Event], None],
         *,
+        hold: NamespaceHold | None = None,
         while_down: Callable[[], bool] | None = None,
     ) -> None:
-        self._entries = tuple(entries)
         self._deliver = deliver
+        self._hold_for = hold
         self._while_down = while_down
+        self._state = self._with_hold(entries)
 
-    def _emit(self, event: Event) -> None:
-        if self._while_down is not None and self._while_down():
-            event = dataclasses.replace(event, while_down=True)
-        self._deliver(event)
+    def _with_hold(
+        self, entries: Sequence[EntryHandler]
+    ) -> tuple[tuple[EntryHandler, ...], NamespaceHold | None]:
+        entries = tuple(entries)
+        needs = any(e.needs_namespace_labels for e in entries)
+        return entries, self._hold_for if needs else None
 
     @property
     def entries(self) -> tuple[EntryHandler, ...]:
-        return self._entries
+        return self._state[0]
 
     def set_entries(self, entries: Sequence[EntryHandler]) -> None:
         """Swap the entries (a config reload) while the informer keeps running: one
         attribute assignment, so a callback sees either the old set or the new one."""
-        self._entries = tuple(entries)
+        self._state = self._with_hold(entries)
+
+    def _down(self) -> bool:
+        """Asked when the informer reports a change (a held change keeps its answer)."""
+        return self._while_down is not None and self._while_down()
 
     def on_add(self, obj: dict[str, Any], is_initial_list: bool) -> None:
-        for entry in self._entries:
-            event = entry.added(obj, is_initial_list)
-            if event is not None:
-                self._emit(event)
-                return
+        hold, down = self._state[1], self._down()
+        initial = is_initial_list
+        if hold is not None and _held(hold, obj, functools.partial(self._add, obj, initial, down)):
+            return
+        self._add(obj, initial, down)
 
     def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        for entry in self._entries:
-            event = entry.updated(old, new)
-            if event is not None:
-                self._emit(event)
-                return
+        hold, down = self._state[1], self._down()
+        if hold is not None and _held(hold, new, functools.partial(self._update, old, new, down)):
+            return
+        self._update(old, new, down)
 
     def on_delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
-        for entry in self._entries:
+        hold, down = self._state[1], self._down()
+        last = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+        if hold is not None and _held(hold, last, functools.partial(self._delete, obj, down)):
+            return
+        self._delete(obj, down)
+
+    def _emit(self, event: Event, while_down: bool) -> None:
+        if while_down:
+            event = dataclasses.replace(event, while_down=True)
+        self._deliver(event)
+
+    def _add(self, obj: dict[str, Any], is_initial_list: bool, while_down: bool = False) -> None:
+        for entry in self._state[0]:
+            event = entry.added(obj, is_initial_list)
+            if event is not None:
+                self._emit(event, while_down)
+                return
+
+    def _update(self, old: dict[str, Any], new: dict[str, Any], while_down: bool = False) -> None:
+        for entry in self._state[0]:
+            event = entry.updated(old, new)
+            if event is not None:
+                self._emit(event, while_down)
+                return
+
+    def _delete(
+        self, obj: dict[str, Any] | DeletedFinalStateUnknown, while_down: bool = False
+    ) -> None:
+        for entry in self._state[0]:
             event = entry.deleted(obj)
             if event is not None:
-                self._emit(event)
+                self._emit(event, while_down)
                 return
+
+
+def _held(hold: NamespaceHold, obj: dict[str, Any], run: Callable[[], None]) -> bool:
+    """True when ``hold`` took the change ``run`` of ``obj`` (its namespace is not known)."""
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    if not namespace:  # cluster-scoped: no namespace condition applies
+        return False
+    return hold.defer(namespace, obj, run)
 
 
 def build_entry(

@@ -11,7 +11,8 @@ hands over, before an event is built:
   admit the object's namespace (an empty ``include`` admits all; ``exclude`` wins);
 * namespace selectors: the global ``namespaceSelector`` *and* the resource's must both
   match the labels of the object's namespace, as :class:`NamespaceLabels` knows them; an
-  object in a namespace it does not know (yet) is not admitted;
+  object in a namespace it does not know (yet) is not admitted (the pipeline holds such
+  changes until the namespace is known, see :mod:`kubewatch.nshold`);
 * cluster-scoped objects (no ``metadata.namespace``) are subject to neither of those;
 * the resource's ``labels`` and ``annotations`` selectors and ``names`` include/exclude.
 
@@ -39,6 +40,7 @@ from kubewatch.config import Config, MatchConfig, NamesConfig, NamespacesConfig,
 from kubewatch.diff import PathTree, compile_paths, path_matches
 from kubewatch.events import Event, EventType
 from kubewatch.informer import DeletedFinalStateUnknown
+from kubewatch.nshold import NamespaceHold
 from kubewatch.patterns import NameMatcher, compile_names, parse_selector
 
 __all__ = ["NamespaceLabels", "ObjectFilter", "Router"]
@@ -69,15 +71,19 @@ class NamespaceLabels:
 
     Until the informer's initial list has arrived every namespace is unknown; start the
     Namespace watch and wait for it to sync before the watches whose filters use it.
+    A namespace created later may still reach a resource watch first: :attr:`hold` keeps
+    such changes until this informer reports the namespace (see :mod:`kubewatch.nshold`).
     """
 
-    __slots__ = ("_labels", "_lock")
+    __slots__ = ("_labels", "_lock", "hold")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._labels: dict[str, Mapping[str, str]] = {}
         """Invariant: one entry per namespace the informer reported and did not delete.
         Never replaced, only updated: :class:`ObjectFilter` holds its ``get``."""
+        self.hold = NamespaceHold(self._labels)
+        """Changes of objects in namespaces not reported yet; released as they are."""
 
     def labels(self, name: str) -> Mapping[str, str] | None:
         """The labels of namespace ``name``, or ``None`` when no such namespace is known."""
@@ -104,6 +110,7 @@ class NamespaceLabels:
         if name:
             with self._lock:
                 self._labels.pop(name, None)
+            self.hold.forget(name)
 
     def _store(self, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or _NO_META
@@ -113,6 +120,7 @@ class NamespaceLabels:
         labels = MappingProxyType(dict(meta.get("labels") or {}))
         with self._lock:
             self._labels[name] = labels
+        self.hold.known_again(name)  # after the labels are in: held changes see them
 
 
 # --------------------------------------------------------------------------- object filter

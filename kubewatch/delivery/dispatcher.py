@@ -78,6 +78,13 @@ from kubewatch.delivery.digest import Digester
 from kubewatch.delivery.policy import SinkPolicy, check_policies
 from kubewatch.delivery.queue import Shard, ShardedQueue
 from kubewatch.delivery.ratelimit import Sleep, TokenBucket
+from kubewatch.delivery.supervise import (
+    RESTART_DELAY,
+    SEND_STUCK_AFTER,
+    TimedSink,
+    WorkerStats,
+    WorkerWatch,
+)
 from kubewatch.errors import DeliveryError, RateLimited, RetryableError
 from kubewatch.events import Event
 from kubewatch.normalize import utc_now
@@ -493,7 +500,7 @@ class Dispatcher:
         self._journal = journal
         self._on_sink_state = on_sink_state
         # Observers of outcomes (metrics, kubewatch's own Events); called on worker threads,
-        # must be quick and must not raise.
+        # must be quick; what they raise is caught, counted and logged (see .supervise).
         self._on_delivered = on_delivered
         self._on_failed = on_failed
         policies = policies or {}
@@ -507,11 +514,13 @@ class Dispatcher:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._lanes: dict[str, _Lane] = {}
+        self._workers: dict[str, WorkerWatch] = {}  # sink name -> its workers' supervision
         for name, sink in sinks.items():
             policy = policies[name] if name in policies else SinkPolicy.defaults(config)
             if name in digests:
                 policy = dataclasses.replace(policy, digest=digests[name])
-            lane = _Lane(name, sink, policy, clock, self._interruptible_sleep)
+            self._workers[name] = watch = WorkerWatch(name, clock)
+            lane = _Lane(name, TimedSink(sink, watch), policy, clock, self._interruptible_sleep)
             if policy.digest is not None:
                 lane.fence = _Fence()
                 lane.digester = Digester(
@@ -553,7 +562,7 @@ class Dispatcher:
                     # Daemon: a send stuck past close()'s timeout must not keep the
                     # process alive; close() has already reported it by then.
                     thread = threading.Thread(
-                        target=self._work,
+                        target=self._supervise,
                         args=(lane, shard),
                         name=f"kubewatch-sink-{lane.name}-{i}",
                         daemon=True,
@@ -819,6 +828,40 @@ class Dispatcher:
 
     # -- workers ---------------------------------------------------------------------
 
+    def worker_stats(self) -> dict[str, WorkerStats]:
+        """Restarts and observer failures of every sink's workers (a snapshot)."""
+        return {name: watch.stats() for name, watch in self._workers.items()}
+
+    def workers_alive(self) -> tuple[bool, list[str]]:
+        """A liveness check: every worker thread runs and none is stuck in one ``send``
+        for more than :data:`SEND_STUCK_AFTER` (always healthy unless started)."""
+        with self._lock:
+            if self._state is not _State.STARTED:
+                return True, []
+        reasons: list[str] = []
+        for lane in self._lanes.values():
+            dead = [t.name for t in lane.threads if not t.is_alive()]
+            reasons += [f"sink {lane.name}: worker {name} is not running" for name in dead]
+            reasons += [
+                f"sink {lane.name}: a send has been running for {age:.0f}s "
+                f"(limit {SEND_STUCK_AFTER:.0f}s)"
+                for age in self._workers[lane.name].stuck()
+            ]
+        return not reasons, reasons
+
+    def _supervise(self, lane: _Lane, shard: Shard[_Item]) -> None:
+        """A worker thread: :meth:`_work`, run again after any exception escapes it."""
+        watch = self._workers[lane.name]
+        while True:
+            try:
+                self._work(lane, shard)
+                return  # the shard is closed and empty
+            except Exception:
+                watch.restarted()
+                if threading.get_ident() in lane._sending:  # its event: count it, once
+                    lane.settle(failed=1)
+                self._stop.wait(RESTART_DELAY)
+
     def _work(self, lane: _Lane, shard: Shard[_Item]) -> None:
         while (item := shard.get()) is not None:
             try:
@@ -905,8 +948,7 @@ class Dispatcher:
                     return
                 if self._journal is not None:
                     self._journal.settle(lane.name, event.id)
-                if self._on_delivered is not None:
-                    self._on_delivered(lane.name, event)
+                self._workers[lane.name].callback(self._on_delivered, lane.name, event)
                 return
 
     def _sink_failed(self, lane: _Lane, error: RetryableError) -> float:
@@ -968,8 +1010,7 @@ class Dispatcher:
             return
         if final and self._journal is not None:
             self._journal.settle(lane.name, event.id)
-        if self._on_failed is not None:
-            self._on_failed(lane.name, event, reason, permanent)
+        self._workers[lane.name].callback(self._on_failed, lane.name, event, reason, permanent)
         log.error(
             "sink %r: event id=%s kind=%s key=%s not delivered after %d attempt(s): %s",
             lane.name,

@@ -14,7 +14,8 @@ Guarantees (as client-go's ``SharedInformer`` states them):
   recreated under the same name meanwhile (a new UID) is a delete followed by an add.
 * Handlers run on the informer's thread and must return quickly (hand work to a queue).
   They must not mutate the dicts they receive: several handlers share them. An exception
-  in a handler is logged and does not stop the informer or the other handlers.
+  in a handler does not stop the informer or the other handlers: it is counted
+  (:attr:`SharedInformer.handler_errors`) and logged, one line per interval at most.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 from kubewatch.errors import ApiError
 from kubewatch.informer.reflector import ListerWatcher, Reflector, ReflectorSettings
 from kubewatch.informer.store import Store, StoredObject, object_key
+from kubewatch.observability.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,9 @@ class SharedInformer:
         self._initial = True  # until the first LIST completes
         self._listed: set[str] = set()  # keys seen by the LIST in progress; empty otherwise
         self._thread: threading.Thread | None = None
+        self.handler_errors = 0
+        """Exceptions raised by handlers, caught; written by the watch thread only."""
+        self._handler_log = RateLimitedLog(log, logging.ERROR)
         self.reflector = Reflector(
             name,
             lister_watcher,
@@ -251,18 +256,31 @@ class SharedInformer:
             try:
                 handler.on_add(obj, initial)
             except Exception:
-                log.exception("%s: handler failed on add", self.name)
+                self._handler_failed("add", obj)
 
     def _update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         for handler in self._handlers:
             try:
                 handler.on_update(old, new)
             except Exception:
-                log.exception("%s: handler failed on update", self.name)
+                self._handler_failed("update", new)
 
     def _delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
         for handler in self._handlers:
             try:
                 handler.on_delete(obj)
             except Exception:
-                log.exception("%s: handler failed on delete", self.name)
+                self._handler_failed(
+                    "delete", obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+                )
+
+    def _handler_failed(self, change: str, obj: dict[str, Any]) -> None:
+        """Count and log (rate limited) a handler's exception; call from ``except``."""
+        self.handler_errors += 1
+        self._handler_log(
+            "%s: handler failed on %s of %s; that change is not reported",
+            self.name,
+            change,
+            object_key(obj),
+            exc_info=True,
+        )

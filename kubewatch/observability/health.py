@@ -75,7 +75,9 @@ class Heartbeats:
     """Liveness from named loops: each registered loop must ``beat`` within its timeout.
 
     A loop that blocks waiting for work must still wake up (``get(timeout=…)``) and beat
-    at least once per timeout. A loop that ends for good calls ``unregister``. Thread-safe.
+    at least once per timeout. A loop that ends for good calls ``unregister``. Threads
+    that cannot beat (a delivery worker blocks on its queue) are covered by checks of
+    their own, :meth:`add_check`, whose reasons join the loops'. Thread-safe.
     """
 
     def __init__(self, timeout: float, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -86,6 +88,7 @@ class Heartbeats:
         # Under _lock: _last and _limits have the same keys, the registered loops.
         self._last: dict[str, float] = {}  # loop name -> clock time of its last beat
         self._limits: dict[str, float] = {}  # loop name -> its timeout in seconds
+        self._checks: list[Check] = []  # only appended to
 
     def register(self, name: str, timeout: float | None = None) -> None:
         """Start watching loop ``name`` (as if it beat now), with its own ``timeout``
@@ -101,6 +104,11 @@ class Heartbeats:
             self._last[name] = now
             self._limits.setdefault(name, self.timeout)
 
+    def add_check(self, check: Check) -> None:
+        """Also fail liveness when ``check`` does (e.g. ``Dispatcher.workers_alive``)."""
+        with self._lock:
+            self._checks.append(check)
+
     def unregister(self, name: str) -> None:
         """Loop ``name`` ended on purpose: stop watching it. Unknown names are ignored."""
         with self._lock:
@@ -115,9 +123,14 @@ class Heartbeats:
                 for name, last in sorted(self._last.items())
                 if now - last > self._limits[name]
             ]
+            checks = list(self._checks)
         reasons = [
             f"loop {name} silent for {age:.0f}s (limit {limit:.0f}s)" for name, age, limit in silent
         ]
+        for check in checks:  # outside the lock: a check may take locks of its own
+            healthy, more = check()
+            if not healthy:
+                reasons += more or ["a liveness check failed"]
         return not reasons, reasons
 
 

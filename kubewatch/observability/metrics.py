@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DELIVERY_LATENCY_BUCKETS",
+    "CountSource",
+    "HoldSource",
+    "HoldStatsLike",
     "InformerView",
     "LeaderSource",
     "Metrics",
@@ -44,6 +47,8 @@ __all__ = [
     "StateView",
     "WatchSource",
     "WatchState",
+    "WorkerSource",
+    "WorkerStatsLike",
     "seconds_since",
     "watch_states",
 ]
@@ -74,6 +79,8 @@ class WatchState:
     watch_restarts: int
     """WATCH requests that ended and were reopened (a healthy watch ends every
     ``serverTimeout`` to twice that)."""
+    handler_errors: int = 0
+    """Exceptions raised by the watch's handlers (each lost one change)."""
 
     @property
     def name(self) -> str:
@@ -96,6 +103,7 @@ class WatchState:
             last_activity_age_seconds=max(0.0, now - reflector.last_activity),
             relists=reflector.relists,
             watch_restarts=reflector.watch_restarts,
+            handler_errors=informer.handler_errors,
         )
 
 
@@ -123,6 +131,9 @@ class InformerView(Protocol):
 
     @property
     def reflector(self) -> ReflectorView: ...
+
+    @property
+    def handler_errors(self) -> int: ...
 
 
 def watch_states(
@@ -180,6 +191,29 @@ class StateView:
     """False once a write failed and the state fell back to memory."""
 
 
+class HoldStatsLike(Protocol):
+    """The counters of :class:`~kubewatch.nshold.HoldStats` (read-only)."""
+
+    @property
+    def held_total(self) -> int: ...
+
+    @property
+    def expired_total(self) -> int: ...
+
+    @property
+    def held(self) -> int: ...
+
+
+class WorkerStatsLike(Protocol):
+    """The counters of :class:`~kubewatch.delivery.supervise.WorkerStats` (read-only)."""
+
+    @property
+    def restarts(self) -> int: ...
+
+    @property
+    def callback_errors(self) -> int: ...
+
+
 WatchSource = Callable[[], Iterable[WatchState]]
 """Called at scrape time: the current state of every watch."""
 SinkSource = Callable[[], Mapping[str, SinkStatsLike]]
@@ -188,6 +222,12 @@ StateSource = Callable[[], StateView | None]
 """Called at scrape time: the durable state, or None without ``state.path``."""
 LeaderSource = Callable[[], bool | None]
 """Called at scrape time: this replica leads (True), waits (False), or no election (None)."""
+CountSource = Callable[[], int]
+"""Called at scrape time: a counter kept elsewhere (``HandoverBuffer.dropped``)."""
+HoldSource = Callable[[], HoldStatsLike | None]
+"""Called at scrape time: the namespace hold's counters (``NamespaceHold.stats``)."""
+WorkerSource = Callable[[], Mapping[str, WorkerStatsLike]]
+"""Called at scrape time: sink name → its workers' counters (``Dispatcher.worker_stats``)."""
 
 
 def _no_watches() -> Iterable[WatchState]:
@@ -204,6 +244,18 @@ def _no_election() -> bool | None:
 
 def _no_state() -> StateView | None:
     return None
+
+
+def _zero() -> int:
+    return 0
+
+
+def _no_hold() -> HoldStatsLike | None:
+    return None
+
+
+def _no_workers() -> Mapping[str, WorkerStatsLike]:
+    return {}
 
 
 _SINK_COUNTERS = (
@@ -250,12 +302,18 @@ class StateCollector:
         sinks: SinkSource = _no_sinks,
         leader: LeaderSource = _no_election,
         state: StateSource = _no_state,
+        handover_dropped: CountSource = _zero,
+        namespace_hold: HoldSource = _no_hold,
+        workers: WorkerSource = _no_workers,
         version: str = __version__,
     ) -> None:
         self._informers = informers
         self._sinks = sinks
         self._leader = leader
         self._state = state
+        self._handover_dropped = handover_dropped
+        self._namespace_hold = namespace_hold
+        self._workers = workers
         self._version = version
 
     def describe(self) -> Iterable[Metric]:
@@ -274,6 +332,55 @@ class StateCollector:
         yield from self._collect_watches()
         yield from self._collect_sinks()
         yield from self._collect_state()
+        yield from self._collect_losses()
+
+    def _collect_losses(self) -> Iterator[Metric]:
+        """Where events can be lost or delayed outside a sink's queue: the standby's
+        handover buffer, the namespace hold, the delivery workers."""
+        try:
+            dropped = self._handover_dropped()
+            hold = self._namespace_hold()
+            workers = dict(self._workers())
+        except Exception:
+            log.exception("metrics: reading the loss counters failed; left out of this scrape")
+            return
+        yield CounterMetricFamily(
+            "kubewatch_handover_dropped",
+            "Events a standby pushed out of its full handover buffer: a takeover does not "
+            "deliver them (count).",
+            value=dropped,
+        )
+        if hold is not None:
+            yield CounterMetricFamily(
+                "kubewatch_namespace_held",
+                "Changes held because their namespace was not known yet (count).",
+                value=hold.held_total,
+            )
+            yield CounterMetricFamily(
+                "kubewatch_namespace_hold_expired",
+                "Held changes judged before their namespace was known, after the hold "
+                "timeout or on overflow (count).",
+                value=hold.expired_total,
+            )
+            yield GaugeMetricFamily(
+                "kubewatch_namespace_held_events",
+                "Changes waiting now for their namespace to be known (events).",
+                value=hold.held,
+            )
+        restarts = CounterMetricFamily(
+            "kubewatch_worker_restarts",
+            "Delivery worker loops started again after an unexpected exception (count).",
+            labels=["sink"],
+        )
+        callbacks = CounterMetricFamily(
+            "kubewatch_delivery_callback_errors",
+            "Exceptions raised by delivery observers on worker threads, caught (count).",
+            labels=["sink"],
+        )
+        for sink, counters in workers.items():
+            restarts.add_metric([sink], counters.restarts)
+            callbacks.add_metric([sink], counters.callback_errors)
+        yield from (restarts, callbacks)
 
     def _collect_leader(self) -> Iterator[Metric]:
         try:
@@ -316,13 +423,19 @@ class StateCollector:
             "1 once the watch's first LIST completed, else 0 (boolean).",
             labels=labels,
         )
+        errors = CounterMetricFamily(
+            "kubewatch_handler_errors",
+            "Exceptions raised while handling a watch's changes; each lost one change (count).",
+            labels=labels,
+        )
         for state in states:
             values = [state.resource, state.scope]
             restarts.add_metric(values, state.watch_restarts)
             relists.add_metric(values, state.relists)
             silence.add_metric(values, state.last_activity_age_seconds)
             synced.add_metric(values, 1 if state.synced else 0)
-        yield from (restarts, relists, silence, synced)
+            errors.add_metric(values, state.handler_errors)
+        yield from (restarts, relists, silence, synced, errors)
 
     def _collect_sinks(self) -> Iterator[Metric]:
         try:
@@ -417,6 +530,9 @@ class Metrics:
         sinks: SinkSource = _no_sinks,
         leader: LeaderSource = _no_election,
         state: StateSource = _no_state,
+        handover_dropped: CountSource = _zero,
+        namespace_hold: HoldSource = _no_hold,
+        workers: WorkerSource = _no_workers,
         version: str = __version__,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -436,7 +552,14 @@ class Metrics:
         )
         self.registry.register(
             StateCollector(
-                informers=informers, sinks=sinks, leader=leader, state=state, version=version
+                informers=informers,
+                sinks=sinks,
+                leader=leader,
+                state=state,
+                handover_dropped=handover_dropped,
+                namespace_hold=namespace_hold,
+                workers=workers,
+                version=version,
             )
         )
 

@@ -64,6 +64,7 @@ class FakeInformer:
     name: str
     reflector: FakeReflector
     has_synced: bool = False
+    handler_errors: int = 0
 
 
 @dataclass
