@@ -221,6 +221,7 @@ class App:
         # still draining (so /metrics counters stay cumulative across reloads).
         self._retired: dict[str, SinkStats] = {}
         self._retiring: list[Dispatcher] = []
+        self._retire_threads: list[threading.Thread] = []
         self.started_at = datetime.now(timezone.utc)
         previous = self.state.checkpoint.previous_run() if self.state is not None else None
         if previous is not None:  # Events since the last run was seen up are news
@@ -375,6 +376,10 @@ class App:
             informer.reflector.stop()
         for informer in informers:
             informer.stop(timeout=5.0)
+        with self._lock:
+            retiring = list(self._retire_threads)
+        for thread in retiring:  # a reload's old dispatcher drains, then the new one starts
+            thread.join(self.config.delivery.drain_timeout + 5.0)
         dispatcher = self.dispatcher
         drained = dispatcher.close(self.config.delivery.drain_timeout)
         self._log_stats(dispatcher)
@@ -740,12 +745,15 @@ class App:
         self._previous_entries = {}  # entries of resources no longer configured: pruned
         self._start_discovery(plan.pending)
         if old_dispatcher is not None:
-            threading.Thread(
+            retire = threading.Thread(
                 target=self._retire,
                 args=(old_dispatcher, new_dispatcher),
                 name="kubewatch-retire",
                 daemon=True,
-            ).start()
+            )
+            with self._lock:
+                self._retire_threads.append(retire)
+            retire.start()
         log.info("configuration reloaded: %d watch(es)", len(self.informers))
 
     @staticmethod
@@ -776,8 +784,9 @@ class App:
         an object overtakes one still being sent by the old configuration's sinks."""
         old.close(self.config.delivery.drain_timeout)
         self._log_stats(old)
+        if new is not None:
+            new.start()
         with self._lock:
             self._retired = _sum_stats([self._retired, old.stats()])
             self._retiring.remove(old)
-        if new is not None:
-            new.start()
+            self._retire_threads.remove(threading.current_thread())
