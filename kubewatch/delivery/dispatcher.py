@@ -36,8 +36,9 @@ policy, its own token bucket (``rate_limit``) and, optionally, a digester. Guara
   de-duplication. Events are held in memory only: a crash loses what is queued.
 - **Burst digests** (sinks given a :class:`~kubewatch.config.DigestConfig`): a
   :class:`~kubewatch.delivery.digest.Digester` in front of the sink's queue passes the
-  first ``threshold`` events of each window and folds the rest into one digest event per
-  ``(type, kind, namespace)``, queued when the window ends (a background thread,
+  first ``threshold`` events of a burst and folds the rest, window by window while the
+  burst goes on, into one digest event per ``(type, kind, namespace)``, queued when the
+  window ends (a background thread,
   ``kubewatch-digest``, flushes at each window's end). Every submitted event ends as
   exactly one of ``delivered``, ``failed``, ``dropped`` or ``digested``; a digest is
   itself one event, counted as delivered, failed or dropped.
