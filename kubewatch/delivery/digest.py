@@ -302,6 +302,13 @@ class Digester:
             return self._held
 
     @property
+    def groups(self) -> int:
+        """Groups held now: the most events the next flush emits (digests and lone
+        events). Stable while the caller holds the lock of whatever calls ``add``."""
+        with self._lock:
+            return len(self._groups)
+
+    @property
     def digested(self) -> int:
         """Events folded into digests so far (a held event emitted alone is not counted)."""
         with self._lock:
