@@ -2,8 +2,9 @@
 
 Exit codes: 0 success (``run``: stopped by SIGTERM/SIGINT; events it could not deliver
 within the drain timeout are logged), 1 a runtime failure (``validate``: a resource
-cannot be listed; ``test-sink``: the receiver refused), 2 a configuration or usage
-mistake (nothing was started).
+cannot be listed; ``test-sink``: the receiver refused; ``replay``: the capture cannot be
+read, or an event was not delivered to a sink), 2 a configuration or usage mistake
+(nothing was started).
 """
 
 from __future__ import annotations
@@ -341,14 +342,15 @@ def replay(args: argparse.Namespace) -> int:
     def deliver(event: Event) -> None:
         names = router.route(event)
         if dispatcher is not None:
-            if names:
-                dispatcher.submit(event, names)
+            if names:  # backpressure: the capture is read at the slowest sink's pace
+                dispatcher.submit(event, names, block=True)
             return
         for name in names:
             sink_type = config.sinks[name].type
             print(f"--- {name} ({sink_type}) would receive:\n{sinks[name].preview(event)}")
 
     replayer = Replayer(config, deliver, table=table)
+    drain = REPLAY_DRAIN_TIMEOUT
     try:
         if args.file == "-":
             stats = replayer.replay(sys.stdin.buffer)
@@ -358,9 +360,12 @@ def replay(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"kubewatch: cannot read {args.file}: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    except KeyboardInterrupt:
+        log.warning("interrupted; delivering what is queued within the drain timeout")
+        drain = config.delivery.drain_timeout
+        stats = replayer.finish()
     finally:
-        if dispatcher is not None:
-            dispatcher.close(config.delivery.drain_timeout)
+        drained = dispatcher.close(drain) if dispatcher is not None else True
         for sink in sinks.values():
             sink.close()
     log.info(
@@ -369,7 +374,34 @@ def replay(args: argparse.Namespace) -> int:
         stats.produced,
         sum(stats.skipped.values()),
     )
-    return EXIT_OK
+    if dispatcher is None:
+        return EXIT_OK
+    return _replay_summary(dispatcher, drained)
+
+
+REPLAY_DRAIN_TIMEOUT = 1e7
+"""Seconds a replay waits at the end for its sinks (~4 months: no practical limit). A
+replay reads at its slowest sink's pace and drops nothing; its last queued events get
+the same patience (every attempt is bounded by the retry policy, so it ends)."""
+
+
+def _replay_summary(dispatcher: Dispatcher, drained: bool) -> int:
+    """Log what each sink did with the replayed events; EXIT_FAILURE unless every one was
+    delivered (alone or inside a delivered digest)."""
+    parts, lost = [], not drained
+    for name, s in dispatcher.stats().items():
+        part = f"{name}: {s.delivered} delivered, {s.failed} failed, {s.dropped} dropped"
+        if s.digested:
+            part += f" ({s.digested} in digests)"
+        parts.append(part)
+        lost = lost or s.failed > 0 or s.dropped > 0
+    log.log(
+        logging.ERROR if lost else logging.INFO,
+        "replay %s: %s",
+        "incomplete, not every event was delivered" if lost else "delivered",
+        "; ".join(parts),
+    )
+    return EXIT_FAILURE if lost else EXIT_OK
 
 
 def _plan_with_retry(config: Config, client: ClusterClient, stop: threading.Event) -> Plan | None:

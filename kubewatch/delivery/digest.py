@@ -7,14 +7,20 @@ one sink's queue and decides, event by event, whether to pass it on or to hold i
 - **Windows.** A window opens with the first event that arrives while none is open (after
   a quiet period, or after the previous window ended) and lasts ``window`` seconds: a fixed
   window, not a sliding one. The first ``threshold`` events of a window pass straight on;
-  every later event of that window is held.
+  every later event of that window is held: the window *overflowed*.
+- **Sustained bursts.** The window that follows an overflowed one (opened less than
+  ``window`` seconds after its end) passes nothing: *every* event of it is held. So does
+  each following window while windows keep overflowing (more than ``threshold`` events).
+  The first window with at most ``threshold`` events is still digested, and the window
+  after it is an ordinary one again; a quiet period of ``window`` seconds or more counts
+  as such a window. A burst of any length and pace thus yields ``threshold`` single
+  events in all, then one digest per group per window, never ``threshold`` singles in
+  every window.
 - **Flush.** When the window ends, :meth:`Digester.flush` emits the held events grouped by
   ``(type, kind, namespace)``: one digest :class:`~kubewatch.events.Event` per group of two
   or more (``name == ""``, :attr:`~kubewatch.events.Event.digest` set, a ``summary`` like
   ``[prod] 300 Pods deleted in namespace x: a, b, c … and 297 more``), and a group of one
-  as that event itself. Groups come out in the order of their first held event. The next
-  event opens a new window that counts from zero, so a burst that goes on yields, per
-  window, ``threshold`` single events and one digest per group.
+  as that event itself. Groups come out in the order of their first held event.
 - **Order.** While a window digests, *every* further event of the sink in that window is
   held, not only those of the bursting kind or namespace: a later event of an object whose
   earlier event sits in a digest can therefore never be passed on before that digest. The
@@ -100,8 +106,9 @@ class _Group:
 
 
 class Digester:
-    """Passes the first ``threshold`` events of each window on to ``emit`` and folds the
-    rest into per-group digests emitted by :meth:`flush` when the window ends.
+    """Passes the first ``threshold`` events of a window on to ``emit`` and folds the
+    rest, and every event of the windows that follow while the burst goes on, into
+    per-group digests emitted by :meth:`flush` when each window ends.
 
     ``clock`` measures windows (seconds, monotonic; tests pass a fake one); ``timestamp``
     gives a digest's ``observed_at`` (RFC 3339 UTC); ``max_held`` caps the ids and names
@@ -129,12 +136,19 @@ class Digester:
         self._max_held = max_held
         self._lock = threading.Lock()
         # The current window, all under _lock. Invariants:
-        # - _end is None iff no window is open, and then _seen == 0 and _groups is empty;
-        # - _groups is non-empty only if _seen > threshold (the window is digesting);
-        # - _held == sum of the groups' counts == _seen - threshold when digesting;
-        # - _listed == sum of len(group.ids) <= max_held + len(_groups).
+        # - _end is None iff no window is open, and then _seen == 0, _groups is empty
+        #   and _sustained is False;
+        # - _groups is non-empty only if _sustained or _seen > threshold (digesting);
+        # - _held == sum of the groups' counts == _seen if _sustained, else
+        #   max(0, _seen - threshold);
+        # - _listed == sum of len(group.ids) <= max_held + len(_groups);
+        # - _carry_until is not None iff the last window closed had more than threshold
+        #   events, and then is its end + window: a window opened before then is
+        #   _sustained (holds every event).
         self._end: float | None = None
         self._seen = 0
+        self._sustained = False
+        self._carry_until: float | None = None
         self._groups: dict[_GroupKey, _Group] = {}
         self._held = 0
         self._listed = 0
@@ -154,12 +168,12 @@ class Digester:
             if self._end is not None and now >= self._end:
                 self._flush()
             if self._end is None:
-                self._end = now + self.window
+                self._open(now)
             self._seen += 1
-            if self._seen <= self.threshold:
+            if not self._sustained and self._seen <= self.threshold:
                 self._emit(event)
                 return
-            if self._held == 0:
+            if self._held == 0 and not self._sustained:
                 log.info(
                     "sink %r: burst of more than %d events within %gs: digesting the rest "
                     "of the window",
@@ -168,6 +182,18 @@ class Digester:
                     self.window,
                 )
             self._hold(event)
+
+    def _open(self, now: float) -> None:
+        """Open a window at ``now``: sustained if the previous one overflowed and ended
+        less than ``window`` seconds ago."""
+        self._end = now + self.window
+        if self._carry_until is None:
+            return
+        if now < self._carry_until:
+            self._sustained = True
+            return
+        self._carry_until = None  # a quiet window in between: the burst is over
+        log.info("sink %r: burst over: events are sent one by one again", self.sink)
 
     def _hold(self, event: Event) -> None:
         key: _GroupKey = (event.type, event.kind, event.namespace)
@@ -203,7 +229,21 @@ class Digester:
 
     def _flush(self) -> int:
         groups = list(self._groups.values())
+        assert self._end is not None  # callers check that a window is open
+        if self._seen > self.threshold:
+            if self._carry_until is None:
+                log.info(
+                    "sink %r: burst goes on: every event of the following windows is "
+                    "digested until one has at most %d events",
+                    self.sink,
+                    self.threshold,
+                )
+            self._carry_until = self._end + self.window
+        elif self._carry_until is not None:
+            self._carry_until = None
+            log.info("sink %r: burst over: the next window sends events one by one", self.sink)
         self._end, self._seen, self._groups, self._held, self._listed = None, 0, {}, 0, 0
+        self._sustained = False
         if not groups:
             return 0
         stamp = self._timestamp()
@@ -260,6 +300,13 @@ class Digester:
         """Events held now for the current window's digests; informational only."""
         with self._lock:
             return self._held
+
+    @property
+    def groups(self) -> int:
+        """Groups held now: the most events the next flush emits (digests and lone
+        events). Stable while the caller holds the lock of whatever calls ``add``."""
+        with self._lock:
+            return len(self._groups)
 
     @property
     def digested(self) -> int:

@@ -13,7 +13,11 @@ policy, its own token bucket (``rate_limit``) and, optionally, a digester. Guara
   key stuck in retries delays only the keys that share its worker.
 - **Isolation.** Every sink has its own queue, threads and token bucket: a slow, failing
   or rate-limited sink never blocks another sink (its retries, backoff waits and pauses
-  happen on its own threads), and :meth:`Dispatcher.submit` never blocks at all.
+  happen on its own threads), and :meth:`Dispatcher.submit` never blocks at all (unless
+  asked to: ``block=True``, below).
+- **Backpressure, on request.** ``submit(event, block=True)`` waits for room instead of
+  dropping: a producer that must lose nothing (``kubewatch replay``) goes at its
+  slowest sink's pace. See :meth:`Dispatcher.submit` for the exact contract.
 - **Bounded memory.** At most ``queue_size`` events wait per sink, plus one in flight per
   worker. On overflow the oldest waiting event of the shard is dropped and counted
   (``dropped``); the WARNING about it is rate limited to one line per sink per
@@ -36,8 +40,9 @@ policy, its own token bucket (``rate_limit``) and, optionally, a digester. Guara
   de-duplication. Events are held in memory only: a crash loses what is queued.
 - **Burst digests** (sinks given a :class:`~kubewatch.config.DigestConfig`): a
   :class:`~kubewatch.delivery.digest.Digester` in front of the sink's queue passes the
-  first ``threshold`` events of each window and folds the rest into one digest event per
-  ``(type, kind, namespace)``, queued when the window ends (a background thread,
+  first ``threshold`` events of a burst and folds the rest, window by window while the
+  burst goes on, into one digest event per ``(type, kind, namespace)``, queued when the
+  window ends (a background thread,
   ``kubewatch-digest``, flushes at each window's end). Every submitted event ends as
   exactly one of ``delivered``, ``failed``, ``dropped`` or ``digested``; a digest is
   itself one event, counted as delivered, failed or dropped.
@@ -688,14 +693,31 @@ class Dispatcher:
     # -- intake ----------------------------------------------------------------------
 
     def submit(
-        self, event: Event, sink_names: Iterable[str] | None = None, *, age: float = 0.0
+        self,
+        event: Event,
+        sink_names: Iterable[str] | None = None,
+        *,
+        age: float = 0.0,
+        block: bool = False,
     ) -> None:
         """Queue ``event`` for the named sinks (None: all), through the sink's digester if
         it has one. Never blocks: a full queue drops its oldest event instead. O(sinks).
         ``age``: seconds the event already waited (one recovered from the spool), counted
         against ``delivery.maxAge``; a digest restored from the spool skips the digester.
         Raises RuntimeError after ``close`` and KeyError for an unknown sink name (before
-        queueing anything)."""
+        queueing anything).
+
+        With ``block=True`` it first waits, outside the dispatcher's lock, until every
+        named sink has room: a free place in the shard ``event`` goes to, and in a sink
+        with a digester, in every shard, one place plus one per group the digester holds
+        (the digests its next flush, by the ``kubewatch-digest`` thread or by ``close``,
+        will queue). Then it queues ``event`` as above, with nothing left to drop. So
+        while every producer of a sink submits with ``block=True``, that sink drops
+        nothing (one limit: a window with more groups than a shard holds, whose digests
+        all land in that shard). The wait lasts as long as the sink's workers take to make
+        room (before ``start``, until ``close``); when ``close`` begins it wakes and raises
+        RuntimeError, as a submit after close does.
+        """
         if sink_names is None:
             lanes = list(self._lanes.values())
         else:
@@ -704,26 +726,50 @@ class Dispatcher:
             if unknown:
                 raise KeyError(f"unknown sink(s): {', '.join(unknown)}")
             lanes = [self._lanes[n] for n in names]
-        wake = False
-        with self._lock:
-            if self._state is _State.CLOSED:
-                raise RuntimeError("dispatcher is closed")
-            self._adding, self._age = event, age
-            for lane in lanes:
-                if lane.digester is None or event.digest is not None:
-                    self._enqueue(lane, event)
-                    continue
-                before = lane.digester.deadline()
-                lane.adding = event
-                lane.digester.add(event)
-                self._settle_folded(lane)
-                after = lane.digester.deadline()
-                wake = wake or (after is not None and after != before)
-            self._adding, self._age = None, 0.0
-            evicted = self._take_evicted()
+        while True:
+            with self._lock:
+                if self._state is _State.CLOSED:
+                    raise RuntimeError("dispatcher is closed")
+                full = self._full_shard(lanes, event) if block else None
+                if full is None:
+                    wake = self._submit(lanes, event, age)
+                    evicted = self._take_evicted()
+                    break
+            full[0].wait_for_room(full[1])  # then check everything again, under the lock
         if wake:  # a window started digesting: the flusher may be asleep with no deadline
             self._wake.set()
         self._report_evicted(evicted)
+
+    def _full_shard(self, lanes: list[_Lane], event: Event) -> tuple[Shard[_Item], int] | None:
+        """A shard without the room ``submit(block=True)`` waits for, and how many places
+        it needs; None when every lane has room. Caller holds _lock."""
+        for lane in lanes:
+            if lane.digester is None:
+                shards, need = [lane.queue.shard_for(_Item(event))], 1
+            else:
+                shards, need = list(lane.queue.shards), 1 + lane.digester.groups
+            for shard in shards:
+                if not shard.has_room(need):
+                    return shard, need
+        return None
+
+    def _submit(self, lanes: list[_Lane], event: Event, age: float) -> bool:
+        """Queue ``event`` in ``lanes``; True when a window started digesting (the flusher
+        has a new deadline). Caller holds _lock."""
+        wake = False
+        self._adding, self._age = event, age
+        for lane in lanes:
+            if lane.digester is None or event.digest is not None:
+                self._enqueue(lane, event)
+                continue
+            before = lane.digester.deadline()
+            lane.adding = event
+            lane.digester.add(event)
+            self._settle_folded(lane)
+            after = lane.digester.deadline()
+            wake = wake or (after is not None and after != before)
+        self._adding, self._age = None, 0.0
+        return wake
 
     def _enqueue(self, lane: _Lane, event: Event) -> None:
         """Put ``event`` in ``lane``'s queue (the digester's ``emit``); caller holds _lock."""

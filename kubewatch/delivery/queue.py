@@ -7,7 +7,8 @@ put (per-key order) while items of different keys are spread over all workers.
 
 Overflow policy: a full shard drops its OLDEST item to make room and hands it back to
 the caller, who logs and counts it. Newer state beats older state for a change
-notifier, and the producer (a watch thread) never waits.
+notifier, and the producer (a watch thread) never waits. A producer that must not lose
+anything (an offline replay) waits for room first with :meth:`Shard.wait_for_room`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class Shard(Generic[_T]):
     - ``len(_items) <= capacity``, always, including right after a ``put``;
     - once ``_closed`` is True no item is ever added again; ``get`` returns what is
       left, then ``None`` forever.
+
+    ``_cond`` wakes the worker (items arrived); ``_room``, on the same lock, wakes
+    producers in :meth:`wait_for_room` (items left, or the shard closed).
     """
 
     def __init__(self, capacity: int) -> None:
@@ -61,7 +65,9 @@ class Shard(Generic[_T]):
         self.capacity = capacity
         self._items: deque[_T] = deque()
         self._closed = False
-        self._cond = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        self._room = threading.Condition(lock)
 
     def put(self, item: _T) -> _T | None:
         """Append ``item`` without ever blocking; return the oldest item dropped for it."""
@@ -80,19 +86,44 @@ class Shard(Generic[_T]):
                 if self._closed:
                     return None
                 self._cond.wait()
-            return self._items.popleft()
+            item = self._items.popleft()
+            self._room.notify_all()
+            return item
+
+    def has_room(self, free: int = 1) -> bool:
+        """Whether ``free`` items (at most ``capacity``) fit now without a drop; stale
+        as soon as it is read unless the caller is the shard's only producer."""
+        with self._cond:
+            return self.capacity - len(self._items) >= min(free, self.capacity)
+
+    def wait_for_room(self, free: int = 1, timeout: float | None = None) -> bool:
+        """Block until at least ``free`` items (at most ``capacity``) fit without a drop.
+
+        True when they do; False when the shard is closed (it wakes at once) or
+        ``timeout`` seconds passed. Room is only ever made by ``get`` and ``clear``, so
+        it lasts until the next ``put``: a lone producer that waits, then puts, never
+        drops. Never blocks ``put`` or ``get``.
+        """
+        need = min(free, self.capacity)
+        with self._room:
+            self._room.wait_for(
+                lambda: self._closed or self.capacity - len(self._items) >= need, timeout
+            )
+            return not self._closed and self.capacity - len(self._items) >= need
 
     def close(self) -> None:
         """Refuse further puts; waiting ``get`` calls return once the shard is empty."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            self._room.notify_all()
 
     def clear(self) -> list[_T]:
         """Remove and return every waiting item (used to abandon them on a forced stop)."""
         with self._cond:
             items = list(self._items)
             self._items.clear()
+            self._room.notify_all()
             return items
 
     def __len__(self) -> int:

@@ -12,6 +12,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubewatch.config import DigestConfig
 from kubewatch.delivery import Digester, Dispatcher, SinkStats
@@ -200,17 +202,109 @@ def test_a_group_of_one_is_sent_as_itself() -> None:
 
 
 def test_a_burst_that_goes_on_yields_one_digest_per_window() -> None:
-    """Three windows of 50 events each, threshold 10: 10 singles and one digest of 40 per
-    window; each window counts from zero again."""
+    """Three windows of 50 events each, threshold 10: 10 singles in the first window, then
+    nothing but one digest per window: the windows after an overflowed one hold every
+    event."""
     h = Harness(threshold=10, window=10.0)
     for w in range(3):
+        before = len(h.out)
         h.add(*(pod(f"w{w}-{i}") for i in range(50)))
+        assert len(h.out) == before + (10 if w == 0 else 0)  # w1, w2: nothing passes
         h.end_window()
     digests = h.digests()
-    assert [d.digest.count for d in digests if d.digest] == [40, 40, 40]
-    assert len(h.out) == 3 * (10 + 1)
+    assert [d.digest.count for d in digests if d.digest] == [40, 50, 50]
+    assert len(h.out) == 10 + 3
     assert [e.name for e in h.out[:11]] == [f"w0-{i}" for i in range(10)] + [""]
-    assert h.digester.digested == 120
+    assert h.digester.digested == 140
+
+
+def test_a_slow_burst_just_above_the_threshold_stays_digested() -> None:
+    """200 deletes over 38 s, threshold 20 per 5 s window (~26 per window): 20 singles,
+    then one digest per window. Before, each window let 20 singles through again (159
+    messages in all)."""
+    h = Harness(threshold=20, window=5.0)
+    events = [pod(f"p{i}") for i in range(200)]
+    for event in events:
+        h.add(event)
+        h.clock.advance(38.0 / 200)
+        h.digester.flush()  # the dispatcher's timer
+    h.end_window()
+    singles = [e for e in h.out if e.digest is None]
+    assert singles == events[:20]
+    windows = 8  # 38 s of 5 s windows
+    assert len(h.out) <= 20 + windows
+    assert sum(d.digest.count for d in h.digests() if d.digest) == 180
+    assert h.digester.digested == 180
+
+
+def test_normal_behaviour_resumes_after_a_window_within_the_threshold() -> None:
+    """Overflowed, overflowed, then a window of 3 events (still digested, as a group of
+    three), then the next window passes its events one by one again."""
+    h = Harness(threshold=5, window=10.0)
+    h.add(*(pod(f"a{i}") for i in range(8)))
+    h.end_window()
+    h.add(*(pod(f"b{i}") for i in range(8)))
+    h.end_window()
+    h.add(pod("c0"), pod("c1"), pod("c2"))
+    assert [e.name for e in h.out] == [f"a{i}" for i in range(5)] + ["", ""]
+    h.end_window()
+    assert h.out[-1].digest is not None
+    assert h.out[-1].digest.names == ("x/c0", "x/c1", "x/c2")
+    h.add(pod("d0"), pod("d1"))
+    assert [e.name for e in h.out[-2:]] == ["d0", "d1"]  # passed at once
+    assert h.digester.deadline() is None
+
+
+def test_a_quiet_window_ends_a_burst() -> None:
+    """No event for a whole window after an overflowed one: the burst is over."""
+    h = Harness(threshold=2, window=10.0)
+    h.add(*(pod(f"a{i}") for i in range(5)))
+    h.end_window()  # now at the window's end
+    h.clock.advance(9.9)
+    h.add(pod("b0"))  # within a window of the end: held
+    assert h.out[-1].name == ""
+    h.end_window()
+    assert h.out[-1].name == "b0"  # a group of one, emitted as itself at the flush
+    h.clock.advance(10.0)
+    h.add(pod("c0"), pod("c1"))
+    assert [e.name for e in h.out[-2:]] == ["c0", "c1"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    threshold=st.integers(1, 30),
+    window=st.sampled_from([1.0, 5.0, 10.0]),
+    count=st.integers(1, 250),
+    pace=st.floats(0.0, 0.999),
+    namespaces=st.integers(1, 3),
+    data=st.data(),
+)
+def test_any_pace_above_the_threshold_gives_threshold_singles_and_a_digest_per_window(
+    *, threshold: int, window: float, count: int, pace: float, namespaces: int, data: Any
+) -> None:
+    """Gaps below window / (threshold + 1), jittered: every window but the last overflows.
+    Then: exactly the first min(count, threshold) events pass alone, at most one message
+    per group per window follows, and every event comes out exactly once, in order."""
+    h = Harness(threshold=threshold, window=window)
+    events = [pod(f"p{i}", f"ns{i % namespaces}") for i in range(count)]
+    longest = window / (threshold + 1)
+    gaps = data.draw(st.lists(st.floats(0.0, pace), min_size=count, max_size=count))
+    windows, window_end = 0, -1.0
+    for event, gap in zip(events, gaps, strict=True):
+        h.digester.flush()  # the dispatcher's timer
+        if h.clock.now >= window_end:
+            windows, window_end = windows + 1, h.clock.now + window
+        h.add(event)
+        h.clock.advance(gap * longest)
+    h.digester.flush(force=True)
+    passed = min(count, threshold)
+    assert h.out[:passed] == events[:passed]
+    assert len(h.out) <= passed + windows * namespaces
+    unfolded = [n for e in h.out for n in (e.digest.names if e.digest else (e.key,))]
+    assert sorted(unfolded) == sorted(e.key for e in events)
+    for ns in range(namespaces):  # one object per event here: order within a namespace
+        mine = [k for k in unfolded if k.startswith(f"ns{ns}/")]
+        assert mine == [e.key for e in events if e.namespace == f"ns{ns}"]
 
 
 def test_an_ended_window_is_flushed_by_the_next_event_before_it_passes() -> None:
@@ -220,9 +314,11 @@ def test_an_ended_window_is_flushed_by_the_next_event_before_it_passes() -> None
     h.clock.advance(5.0)
     late = pod("d")
     h.add(late)
-    assert [e.name for e in h.out] == ["a", "", "d"]
+    assert [e.name for e in h.out] == ["a", ""]
     assert h.out[1].digest is not None
     assert h.out[1].digest.count == 2
+    h.end_window()  # "d" opened the window after an overflowed one: held, then alone
+    assert h.out[2:] == [late]
 
 
 def test_the_window_is_fixed_from_its_first_event() -> None:
@@ -234,11 +330,12 @@ def test_the_window_is_fixed_from_its_first_event() -> None:
     assert [e.name for e in h.out] == ["a", "b", "c"]
     assert h.digester.held == 1
     h.clock.advance(1.0)
-    h.add(pod("e"), pod("f"), pod("g"))  # a new window: three pass again
-    assert [e.name for e in h.out] == ["a", "b", "c", "d", "e", "f", "g"]  # "d" alone
+    h.add(pod("e"), pod("f"), pod("g"))  # the window after an overflowed one: all held
+    assert [e.name for e in h.out] == ["a", "b", "c", "d"]  # "d" alone
+    assert h.digester.held == 3
     h.clock.advance(30.0)  # quiet period
-    h.add(pod("h"))
-    assert h.out[-1].name == "h"
+    h.add(pod("h"))  # flushes e, f, g (at most threshold: the burst is over), then passes
+    assert [e.name for e in h.out[4:]] == ["", "h"]
 
 
 def test_held_ids_and_names_are_capped_but_counted() -> None:
@@ -266,7 +363,9 @@ def test_force_flush_emits_before_the_window_ends() -> None:
     assert h.digester.flush() == 0
     assert h.digester.flush(force=True) == 1
     assert h.digester.flush(force=True) == 0  # the window closed with it
-    h.add(pod("d"))
+    h.add(pod("d"))  # right after an overflowed window: held
+    assert [e.name for e in h.out] == ["a", ""]
+    assert h.digester.flush(force=True) == 1
     assert [e.name for e in h.out] == ["a", "", "d"]
 
 
