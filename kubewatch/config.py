@@ -44,6 +44,7 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from kubewatch.diff import compile_paths
 from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.patterns import PatternError, compile_name, parse_selector
+from kubewatch.scrub import Scrubber, secret_forms
 
 __all__ = [
     "ALL_EVENTS",
@@ -469,7 +470,7 @@ class _HttpSinkBase(_SinkBase):
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     """Extra request headers; often credentials, hence kept out of ``repr``."""
     timeout: float = Field(10.0, gt=0)
-    """Seconds for connect, write and read of one attempt."""
+    """Seconds for one whole attempt: connect, send, response headers and body."""
     ca_file: str | None = None
     """PEM bundle to verify the receiver's certificate (default: the system's).
 
@@ -510,6 +511,23 @@ class _HttpSinkBase(_SinkBase):
         return value
 
     _ca_file = field_validator("ca_file")(_readable_bundle)
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> _HttpSinkBase:
+        """Userinfo in the URL becomes an ``Authorization: Basic`` header; an explicit one
+        as well would silently replace it: one of the two is a mistake."""
+        try:
+            has_userinfo = "@" in urllib.parse.urlsplit(self.url).netloc
+        except ValueError:
+            return self
+        explicit = [name for name in self.headers if name.lower() == "authorization"]
+        if has_userinfo and explicit:
+            message = (
+                "cannot be set together with credentials in the URL (user:password@), "
+                "which would be replaced by it: keep one of the two"
+            )
+            _fail_at("HttpSinkConfig", [(("headers", explicit[0]), None, _fail(message))])
+        return self
 
     @model_validator(mode="after")
     def _verify_xor_ca(self) -> _HttpSinkBase:
@@ -1431,14 +1449,13 @@ def _unique(errors: list[ConfigError]) -> list[ConfigError]:
 
 
 def _redact(errors: list[ConfigError], secrets: set[str]) -> list[ConfigError]:
-    """Last line of defence: no substituted value of 8+ characters may reach a message."""
-    long = sorted((s for s in secrets if len(s) >= 8), key=len, reverse=True)
-    if not long:
+    """Last line of defence: no substituted value of 8+ characters may reach a message,
+    in any form it travels in (URL-encoded, base64, a URL's password)."""
+    scrub = Scrubber({f for s in secrets if len(s) >= 8 for f in secret_forms(s)}, min_length=8)
+    if scrub.pattern is None:
         return errors
     out = []
     for e in errors:
-        msg = e.message
-        for s in long:
-            msg = msg.replace(s, "<redacted>")
+        msg = scrub(e.message)
         out.append(e if msg == e.message else ConfigError(e.path, msg))
     return out
