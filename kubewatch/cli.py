@@ -1,10 +1,12 @@
 """Command line: ``kubewatch run``, ``validate``, ``test-sink`` and ``replay``.
 
 Exit codes: 0 success (``run``: stopped by SIGTERM/SIGINT; events it could not deliver
-within the drain timeout are logged), 1 a runtime failure (``validate``: a resource
-cannot be listed; ``test-sink``: the receiver refused; ``replay``: the capture cannot be
-read, or an event was not delivered to a sink), 2 a configuration or usage mistake
-(nothing was started).
+within the drain timeout are logged), 1 a runtime failure (``validate``: the cluster
+could not be checked — no kubeconfig, unknown context, unreachable, refused — or a
+resource cannot be listed; ``test-sink``: the receiver refused; ``replay``: the capture
+cannot be read, or an event was not delivered to a sink), 2 a configuration or usage
+mistake, a malformed kubeconfig included (nothing was started), 3 (``run``) events were
+neither delivered nor kept at shutdown (no durable state).
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from types import FrameType
 
 from kubewatch._version import __version__
 from kubewatch.app import App, build_sinks, check_config
-from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ClusterConfigError, Query
+from kubewatch.cluster.client import (
+    ApiUnreachable,
+    ClusterClient,
+    ClusterConfigError,
+    KubeconfigInvalid,
+    Query,
+)
 from kubewatch.cluster.discovery import ResourceTable
 from kubewatch.config import Config, format_errors, load_config
 from kubewatch.delivery import Dispatcher
@@ -497,25 +505,44 @@ def sink_test(args: argparse.Namespace) -> int:
 
 
 def validate(args: argparse.Namespace) -> int:
+    """Exit 0 only when every check passed: the file, and (unless ``--offline``) the
+    cluster. A cluster that could not be checked is a failure (1), never a pass."""
     config = _load(args.config)
     if config is None:
         return EXIT_CONFIG
-    print(f"{args.config}: configuration is valid")
     if args.offline:
+        print(f"{args.config}: configuration is valid (offline: the cluster was not checked)")
         return EXIT_OK
     try:
         client = ClusterClient.connect(args.kubeconfig, args.context)
+    except KubeconfigInvalid as e:
+        print(f"kubewatch: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     except ClusterConfigError as e:
-        print(f"no cluster to check against ({e}); resources not checked")
-        return EXIT_OK
+        print(
+            f"kubewatch: no cluster to check against ({e}); use --offline to check the file only",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    try:
+        return _validate_against(config, client, args)
+    finally:
+        client.close()
+
+
+def _validate_against(config: Config, client: ClusterClient, args: argparse.Namespace) -> int:
     try:
         plan = App.plan(config, client)
     except ConfigErrors as e:
         print(format_errors(e, args.config), file=sys.stderr)
         return EXIT_CONFIG
     except (ApiError, ApiUnreachable) as e:
-        print(f"cluster {client.host} not reachable ({e}); resources not checked")
-        return EXIT_OK
+        print(
+            f"kubewatch: cluster {client.host} could not be checked ({e}); "
+            "use --offline to check the file only",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     failures = 0
     for index, rc in plan.pending:
         print(f"resources[{index}]: {rc.kind} is not installed yet; it will be watched once it is")
@@ -533,8 +560,11 @@ def validate(args: argparse.Namespace) -> int:
                 print(f"resources[{watch.index}]: cannot list {scope}: {e}", file=sys.stderr)
             else:
                 print(f"resources[{watch.index}]: {scope}: listable")
-    client.close()
-    return EXIT_FAILURE if failures else EXIT_OK
+    if failures:
+        print(f"{args.config}: {failures} check(s) failed", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{args.config}: configuration is valid (checked against {client.host})")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from kubewatch.diff import compile_paths
 from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.patterns import PatternError, compile_name, parse_selector
+from kubewatch.scrub import Scrubber, secret_forms
 
 __all__ = [
     "ALL_EVENTS",
@@ -195,6 +196,10 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 def _duration(value: Any) -> Any:
     """Seconds as a number, or a Go-style duration string: ``30s``, ``10m``, ``1h30m``."""
+    if isinstance(value, bool):
+        raise _fail(
+            f"expected a duration (seconds, or e.g. '30s'), got {value!r}", value=repr(value)
+        )
     if not isinstance(value, str):
         return value
     text = value.strip()
@@ -216,13 +221,60 @@ def _duration(value: Any) -> Any:
     return total
 
 
+MAX_DURATION = 365 * 86400.0
+"""Seconds: the longest any duration, timeout or wait may be (one year). Every one of them
+ends in a sleep, a wait or a socket timeout, and those overflow (``OverflowError`` at
+SIGTERM for ``drainTimeout: 1e10``) long before a float does."""
+MAX_INT64 = 2**63 - 1
+"""The API server's integers (``limit``, ``timeoutSeconds``) are int64."""
+
+
+class _Expanded(str):
+    """A string value that came (partly) from ``${VAR}``: the one kind of string a number
+    or boolean key accepts, as an environment variable can only hold text."""
+
+    __slots__ = ()
+
+
+def _strict(kind: type) -> Any:
+    """A before-validator that refuses what pydantic's lax mode would coerce: ``true`` for
+    a number, ``"12"`` or ``1`` for a boolean. Text from ``${VAR}`` is still converted."""
+    names = {int: "an integer", float: "a number", bool: "true or false"}
+
+    def check(value: Any) -> Any:
+        if isinstance(value, _Expanded):
+            return str(value)
+        ok = (
+            isinstance(value, bool)
+            if kind is bool
+            else isinstance(value, int | float if kind is float else int)
+            and not isinstance(value, bool)
+        )
+        if ok or value is None:
+            return value
+        hint = (
+            " (no quotes; and YAML reads 1e10 as text: write 1.0e10)"
+            if isinstance(value, str)
+            else ""
+        )
+        got = f"{_kind_of(value)} {value!r}" if isinstance(value, str | bool) else _kind_of(value)
+        raise _fail(f"expected {names[kind]}, got {got}{hint}", value=repr(value))
+
+    return BeforeValidator(check)
+
+
+StrictInt = Annotated[int, _strict(int)]
+StrictBool = Annotated[bool, _strict(bool)]
+Seconds = Annotated[float, _strict(float), Field(gt=0, le=MAX_DURATION)]
+"""A plain number of seconds (no ``30s`` form), more than 0, at most a year."""
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 NamespacePattern = Annotated[str, AfterValidator(_namespace_pattern)]
 NamePattern = Annotated[str, AfterValidator(_name_pattern)]
 Selector = Annotated[str, AfterValidator(_selector)]
 Regex = Annotated[str, AfterValidator(_regex)]
 PathPattern = Annotated[str, AfterValidator(_path_pattern)]
-Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0, le=MAX_DURATION)]
 SinkName = Annotated[str, AfterValidator(_sink_name)]
 NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
@@ -293,7 +345,7 @@ class ResourceConfig(_Model):
     events: tuple[EventName, ...] = ALL_EVENTS
     label_selector: str | None = None
     field_selector: str | None = None
-    notify_existing: bool = False
+    notify_existing: StrictBool = False
     """Report objects that already exist at start as creates (default: only new ones)."""
     namespaces: NamespacesConfig | None = None
     """Narrows the global ``namespaces`` for this resource (both must admit an object)."""
@@ -349,7 +401,7 @@ class ResourceConfig(_Model):
 
 
 class RetryConfig(_Model):
-    attempts: int | None = Field(None, ge=1, le=100)
+    attempts: StrictInt | None = Field(None, ge=1, le=100)
     """Attempts per event and sink, the first included. Default: no limit; an event is
     retried until it is delivered, refused for good, or older than ``delivery.maxAge``."""
     max_backoff: Duration = 30.0
@@ -360,7 +412,7 @@ class RetryConfig(_Model):
 class DigestConfig(_Model):
     """Burst digests: beyond ``threshold`` events within ``window``, one summary instead."""
 
-    threshold: int = Field(ge=1)
+    threshold: StrictInt = Field(ge=1, le=10_000_000)
     """Events per window sent one by one; the rest of the window becomes one digest."""
     window: Duration = 10.0
     """Seconds (or ``10s``, ``1m``) over which events are counted and then summarized."""
@@ -385,8 +437,9 @@ def _digest_off(value: Any) -> Any:
 class RateLimitConfig(_Model):
     """A token bucket: ``perSecond`` messages on average, bursts of up to ``burst``."""
 
-    per_second: float = Field(gt=0)
-    burst: int = Field(1, ge=1)
+    per_second: Annotated[float, _strict(float)] = Field(ge=1 / MAX_DURATION, le=1e9)
+    """At least one per year (the wait between two sends is at most a year)."""
+    burst: StrictInt = Field(1, ge=1, le=1_000_000)
 
 
 RateLimit = Annotated[RateLimitConfig | None, BeforeValidator(_rate)]
@@ -426,9 +479,9 @@ def _readable_bundle(value: str | None, info: ValidationInfo) -> str | None:
 class _SinkBase(_Model):
     """Keys every sink has: its delivery policy (defaults from ``delivery``) and digests."""
 
-    queue_size: int | None = Field(None, ge=1, le=10_000_000)
+    queue_size: StrictInt | None = Field(None, ge=1, le=10_000_000)
     """Events waiting for this sink (default: ``delivery.queueSize``)."""
-    concurrency: int | None = Field(None, ge=1, le=64)
+    concurrency: StrictInt | None = Field(None, ge=1, le=64)
     """Parallel sends (default: ``delivery.workers``); one object's events stay in order."""
     retry: RetryConfig | None = None
     """Retry policy for this sink (default: ``delivery.retry``)."""
@@ -469,15 +522,15 @@ class _HttpSinkBase(_SinkBase):
     url: str
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     """Extra request headers; often credentials, hence kept out of ``repr``."""
-    timeout: float = Field(10.0, gt=0)
-    """Seconds for connect, write and read of one attempt."""
+    timeout: Seconds = 10.0
+    """Seconds for one whole attempt: connect, send, response headers and body."""
     ca_file: str | None = None
     """PEM bundle to verify the receiver's certificate (default: the system's).
 
     A relative path is taken relative to the configuration file, like kubeconfig does,
     and stored absolute.
     """
-    insecure_skip_verify: bool = False
+    insecure_skip_verify: StrictBool = False
     """Turn TLS verification off. For tests only."""
 
     @field_validator("url")
@@ -511,6 +564,23 @@ class _HttpSinkBase(_SinkBase):
         return value
 
     _ca_file = field_validator("ca_file")(_readable_bundle)
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> _HttpSinkBase:
+        """Userinfo in the URL becomes an ``Authorization: Basic`` header; an explicit one
+        as well would silently replace it: one of the two is a mistake."""
+        try:
+            has_userinfo = "@" in urllib.parse.urlsplit(self.url).netloc
+        except ValueError:
+            return self
+        explicit = [name for name in self.headers if name.lower() == "authorization"]
+        if has_userinfo and explicit:
+            message = (
+                "cannot be set together with credentials in the URL (user:password@), "
+                "which would be replaced by it: keep one of the two"
+            )
+            _fail_at("HttpSinkConfig", [(("headers", explicit[0]), None, _fail(message))])
+        return self
 
     @model_validator(mode="after")
     def _verify_xor_ca(self) -> _HttpSinkBase:
@@ -554,7 +624,7 @@ class SlackSinkConfig(_ChatSinkBase):
     """File holding the token (a mounted Secret), read at start."""
     api_url: str = "https://slack.com/api/"
     """Web API base URL: GovSlack, a proxy, or a test server."""
-    timeout: float = Field(10.0, gt=0)
+    timeout: Seconds = 10.0
 
     @field_validator("token_file")
     @classmethod
@@ -579,7 +649,7 @@ class SlackWebhookSinkConfig(_ChatSinkBase):
 
     type: Literal["slackWebhook"]
     url: str = Field(repr=False)
-    timeout: float = Field(10.0, gt=0)
+    timeout: Seconds = 10.0
 
 
 class TeamsSinkConfig(_ChatSinkBase, _HttpSinkBase):
@@ -618,7 +688,7 @@ class SmtpSinkConfig(_SinkBase):
 
     type: Literal["smtp"]
     host: NonBlank
-    port: int | None = Field(None, ge=1, le=65535)
+    port: StrictInt | None = Field(None, ge=1, le=65535)
     """Default: 587 for ``starttls``, 465 for ``implicit``, 25 for ``none``."""
     tls: Literal["starttls", "implicit", "none"] = "starttls"
     username: str | None = None
@@ -629,10 +699,10 @@ class SmtpSinkConfig(_SinkBase):
     """Jinja2 template of the subject line."""
     template: str | None = None
     """Jinja2 text of the plain-text part (default: summary and changes)."""
-    timeout: float = Field(30.0, gt=0)
+    timeout: Seconds = 30.0
     ca_file: str | None = None
     """PEM bundle to verify the server's certificate, relative to the config file."""
-    insecure_skip_verify: bool = False
+    insecure_skip_verify: StrictBool = False
 
     _ca_file = field_validator("ca_file")(_readable_bundle)
 
@@ -691,7 +761,7 @@ class RouteConfig(_Model):
 
     match: MatchConfig | None = None
     sinks: tuple[SinkName, ...]
-    stop: bool = False
+    stop: StrictBool = False
     """Do not evaluate later routes for an event this route matched."""
 
     @field_validator("sinks")
@@ -703,12 +773,12 @@ class RouteConfig(_Model):
 
 
 class DeliveryConfig(_Model):
-    queue_size: int = Field(10_000, ge=1, le=10_000_000)
+    queue_size: StrictInt = Field(10_000, ge=1, le=10_000_000)
     """Events waiting per sink; when full, the oldest is dropped (logged and counted)."""
-    workers: int = Field(4, ge=1, le=64)
+    workers: StrictInt = Field(4, ge=1, le=64)
     """Parallel sends per sink; events of one object always go through the same worker."""
     retry: RetryConfig = RetryConfig()
-    drain_timeout: float = Field(10.0, ge=0)
+    drain_timeout: Annotated[float, _strict(float)] = Field(10.0, ge=0, le=MAX_DURATION)
     """Seconds allowed on shutdown to deliver what is already queued."""
     max_age: Duration = 3600.0
     """An event not delivered this long after kubewatch saw it fails for good (counted
@@ -724,23 +794,23 @@ class StateConfig(_Model):
 
 
 class WatchConfig(_Model):
-    read_timeout: float = Field(90.0, gt=0)
+    read_timeout: Seconds = 90.0
     """Seconds without a byte (event or bookmark) after which a watch is presumed dead.
     API servers before 1.27 send a bookmark only shortly before a watch's timeout, so a
     quiet watch is kept shorter than this (see ``server_timeout``)."""
-    server_timeout: int = Field(60, ge=1)
+    server_timeout: StrictInt = Field(60, ge=1, le=int(MAX_DURATION))
     """``timeoutSeconds`` asked of the server: each watch picks between this and twice it,
     capped at 90% of ``read_timeout``, then reopens from its resourceVersion (cheap)."""
-    page_size: int = Field(200, ge=1)
+    page_size: StrictInt = Field(200, ge=1, le=MAX_INT64)
     """``limit`` of each LIST page: bounds memory during a (re)list."""
-    discovery_interval: float = Field(30.0, gt=0)
+    discovery_interval: Seconds = 30.0
     """Seconds between discovery checks for resources that are not installed yet."""
 
 
 class ServerConfig(_Model):
     """The HTTP server for ``/metrics``, ``/healthz`` and ``/readyz``."""
 
-    port: int | None = Field(None, ge=0, le=65535)
+    port: StrictInt | None = Field(None, ge=0, le=65535)
     """Port to listen on (``0`` picks a free one); default: no server."""
     address: str = "0.0.0.0"
     """Address to bind."""
@@ -752,7 +822,7 @@ class ServerConfig(_Model):
 class LeaderElectionConfig(_Model):
     """Several replicas, one deliverer: a ``coordination.k8s.io/v1`` Lease decides which."""
 
-    enabled: bool = False
+    enabled: StrictBool = False
     lease_name: NonBlank = "kubewatch"
     namespace: str | None = None
     """Namespace of the Lease (default: ``$POD_NAMESPACE``, else ``default``)."""
@@ -1107,6 +1177,7 @@ def _expand_str(
         return text
     if used:
         out.raw[where] = text
+        return _Expanded("".join(pieces))
     return "".join(pieces)
 
 
@@ -1403,12 +1474,41 @@ def parse_config(
     return config
 
 
-def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a configuration file; see :func:`parse_config`."""
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A configuration is a few KiB; a larger file is refused before it is parsed (a 12 MB
+one took 42 s and 1 GB of memory to refuse after parsing)."""
+
+
+def _too_large(source: str, size: int, limit: int) -> ConfigErrors:
+    return ConfigErrors(
+        [
+            ConfigError(
+                "",
+                f"{source}: {size:,} bytes or more, larger than the {limit:,} bytes "
+                "(1 MiB) a configuration may have",
+            )
+        ]
+    )
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    max_bytes: int = MAX_CONFIG_BYTES,
+) -> Config:
+    """Read and validate a configuration file of at most ``max_bytes``; see
+    :func:`parse_config`. The size is checked before anything is parsed."""
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8-sig") as f:
-            text = f.read()
+        with open(source, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                raise _too_large(source, size, max_bytes)
+            data = f.read(max_bytes + 1)  # a pipe or /proc file has no size: read one more
+        if len(data) > max_bytes:
+            raise _too_large(source, len(data), max_bytes)
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigErrors([ConfigError("", f"{source}: file not found")]) from None
     except IsADirectoryError:
@@ -1444,14 +1544,13 @@ def _unique(errors: list[ConfigError]) -> list[ConfigError]:
 
 
 def _redact(errors: list[ConfigError], secrets: set[str]) -> list[ConfigError]:
-    """Last line of defence: no substituted value of 8+ characters may reach a message."""
-    long = sorted((s for s in secrets if len(s) >= 8), key=len, reverse=True)
-    if not long:
+    """Last line of defence: no substituted value of 8+ characters may reach a message,
+    in any form it travels in (URL-encoded, base64, a URL's password)."""
+    scrub = Scrubber({f for s in secrets if len(s) >= 8 for f in secret_forms(s)}, min_length=8)
+    if scrub.pattern is None:
         return errors
     out = []
     for e in errors:
-        msg = e.message
-        for s in long:
-            msg = msg.replace(s, "<redacted>")
+        msg = scrub(e.message)
         out.append(e if msg == e.message else ConfigError(e.path, msg))
     return out

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import urllib3
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -44,6 +45,31 @@ class ApiUnreachable(KubewatchError, ConnectionError):
 
 class ClusterConfigError(KubewatchError):
     """No usable kubeconfig / in-cluster configuration, or an unknown context."""
+
+
+class KubeconfigInvalid(ClusterConfigError):
+    """The kubeconfig file exists but is not valid YAML or not a kubeconfig: a mistake
+    to fix, not a cluster that may come back (``validate`` and ``run`` exit 2)."""
+
+
+def check_kubeconfig(path: str) -> None:
+    """Parse ``path`` once ourselves: the kubernetes client lets a YAML error escape as a
+    long traceback; this says the file, the line and the column in one sentence."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise KubeconfigInvalid(f"kubeconfig {path}{where}: invalid YAML: {problem}") from None
+    except UnicodeDecodeError as e:
+        raise KubeconfigInvalid(f"kubeconfig {path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ClusterConfigError(f"kubeconfig {path}: {e.strerror or e}") from None
+    if not isinstance(doc, dict):
+        kind = "empty" if doc is None else f"a {type(doc).__name__}, not a mapping"
+        raise KubeconfigInvalid(f"kubeconfig {path}: not a kubeconfig (the document is {kind})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +138,7 @@ class ClusterClient:
                         f"kubeconfig {path} not found and not running in a Pod "
                         "(set --kubeconfig or KUBECONFIG)"
                     )
+                check_kubeconfig(path)
                 contexts, current = k8s_config.list_kube_config_contexts(config_file=path)
                 names = [c["name"] for c in contexts]
                 if context and context not in names:
@@ -127,6 +154,12 @@ class ClusterClient:
                 )
         except k8s_config.ConfigException as e:
             raise ClusterConfigError(f"cannot load cluster configuration: {e}") from e
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            # A YAML mapping of the wrong shape (``contexts: 3``): the client trips over it.
+            where = "in-cluster configuration" if use_incluster else f"kubeconfig {path}"
+            raise KubeconfigInvalid(
+                f"{where}: not a valid kubeconfig ({type(e).__name__}: {e})"
+            ) from None
         configuration.connection_pool_maxsize = max_connections
         # No hidden retries. urllib3's default Retry(3) repeats a timed-out request at
         # once, so a frozen or black-holed API server took four timeouts to report (a

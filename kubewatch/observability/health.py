@@ -14,10 +14,18 @@ A check is any ``Callable[[], tuple[bool, list[str]]]``: (healthy, reasons if no
 The server is a stdlib :class:`~http.server.ThreadingHTTPServer` on a daemon thread: three
 read-only endpoints need no framework. Requests are logged at DEBUG only: a probe every few
 seconds must not fill the log.
+
+Bounded against slow or hostile clients: at most ``MAX_CONNECTIONS`` connections are
+served at once (one thread each; a connection beyond that is closed at once, and counted
+in the DEBUG log), and each connection is cut ``CONNECTION_DEADLINE`` seconds after it
+was accepted, however it trickles its request — so 200 slow clients hold at most
+``MAX_CONNECTIONS`` threads, and only for that long. ``Server: kubewatch`` names no
+Python version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import socketserver
@@ -38,6 +46,12 @@ Check = Callable[[], tuple[bool, list[str]]]
 
 REQUEST_TIMEOUT = 10.0
 """Seconds a client may take to send its request: a stuck client cannot hold a thread."""
+MAX_CONNECTIONS = 16
+"""Connections served at once: probes and a scraper or two need a handful; the bound
+keeps a flood of slow clients from growing threads without limit."""
+CONNECTION_DEADLINE = REQUEST_TIMEOUT
+"""Seconds from accept after which a connection is shut down, even one that sends a byte
+every few seconds (the per-read timeout alone would let it stay for ever)."""
 
 
 class Readiness:
@@ -142,6 +156,9 @@ class _Server(ThreadingHTTPServer):
         if ":" in address[0]:  # an IPv6 literal such as "::"
             self.address_family = socket.AF_INET6
         self.owner = owner
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._lock = threading.Lock()
+        self._open: dict[socket.socket, float] = {}  # under _lock: served socket -> deadline
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -151,11 +168,65 @@ class _Server(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve on a thread of its own while a slot is free; otherwise close at once."""
+        if not self._slots.acquire(blocking=False):
+            log.debug("%s: %d connections open; closing a new one", client_address, MAX_CONNECTIONS)
+            self.shutdown_request(request)
+            return
+        with self._lock:
+            self._open[request] = time.monotonic() + CONNECTION_DEADLINE
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(request)
+
+    def _release(self, request: socket.socket) -> None:
+        with self._lock:
+            if self._open.pop(request, None) is None:
+                return
+        self._slots.release()
+
+    def service_actions(self) -> None:
+        """Between polls of the listening socket: cut connections past their deadline
+        (shutdown wakes the thread blocked in its read; it then ends and frees its slot)."""
+        now = time.monotonic()
+        with self._lock:
+            late = [s for s, deadline in self._open.items() if deadline <= now]
+        for sock in late:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self, request: socket.socket) -> bool:
+        """True once ``request`` is past its deadline (its request may be incomplete)."""
+        with self._lock:
+            deadline = self._open.get(request)
+        return deadline is not None and deadline <= time.monotonic()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (or was cut) is no error of ours: DEBUG, no traceback.
+        log.debug("%s: connection ended early", client_address, exc_info=True)
+
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._open)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     timeout = REQUEST_TIMEOUT
     server_version = "kubewatch"
+    sys_version = ""  # no "Python/3.x" in the Server header: nothing to fingerprint
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def setup(self) -> None:
         threading.current_thread().name = "kubewatch-http-request"
@@ -168,6 +239,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._respond(send_body=False)
 
     def _respond(self, *, send_body: bool) -> None:
+        if self.server.cut(self.request):  # the headers "ended" because the socket was cut
+            self.close_connection = True
+            return
         owner = self.server.owner
         path = self.path.split("?", 1)[0]
         if path == "/metrics":

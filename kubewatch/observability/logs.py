@@ -32,6 +32,8 @@ from typing import IO, Any, Literal
 
 import orjson
 
+from kubewatch.scrub import REDACTED, Scrubber, secret_forms
+
 __all__ = [
     "REDACTED",
     "JsonFormatter",
@@ -44,8 +46,6 @@ __all__ = [
 ]
 
 LogFormat = Literal["text", "json"]
-
-REDACTED = "<redacted>"
 
 MIN_SECRET_LENGTH = 8
 """Shorter values are not registered: redacting every ``admin`` or ``1234`` in every line
@@ -86,17 +86,19 @@ class SecretRedactor(logging.Filter):
         self._pattern: re.Pattern[str] | None = None  # replaced whole, read without the lock
 
     def register(self, value: str) -> bool:
-        """Redact ``value`` from now on; False (and nothing registered) when it is shorter
-        than 8 characters. Surrounding whitespace is not part of the secret."""
+        """Redact ``value`` from now on, in every form it travels in (URL-encoded, base64,
+        a URL's password and ``Basic`` credentials: :func:`kubewatch.scrub.secret_forms`);
+        False (and nothing registered) when it is shorter than 8 characters. Surrounding
+        whitespace is not part of the secret."""
         value = value.strip()
         if len(value) < MIN_SECRET_LENGTH:
             return False
+        forms = {f for f in secret_forms(value) if len(f) >= MIN_SECRET_LENGTH}
         with self._lock:
-            if value not in self._secrets:
-                self._secrets.add(value)
+            if not forms <= self._secrets:
+                self._secrets |= forms
                 # Longest first, so that a secret containing another is redacted whole.
-                ordered = sorted(self._secrets, key=len, reverse=True)
-                self._pattern = re.compile("|".join(map(re.escape, ordered)))
+                self._pattern = Scrubber(self._secrets, min_length=MIN_SECRET_LENGTH).pattern
         return True
 
     def redact(self, text: str) -> str:

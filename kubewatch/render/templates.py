@@ -32,7 +32,8 @@ Checked by :func:`compile_template`, at load, before anything starts:
    that a contract object (``event``, ``k8sEvent``, ``k8sEvent.involvedObject``,
    ``digest``, an entry of ``changes``) does not have (``{{ event.nmae }}``) — even behind
    ``default`` or ``is defined``: the contract is known, a miss is a typo;
-3. the template is rendered for each of :data:`SAMPLES` (a create, an update with
+3. the template is rendered for each of :data:`SAMPLES` within the time, work and size
+   bounds of :mod:`kubewatch.render.limits` (exceeding one is an error; a create, an update with
    changes, a cluster-scoped delete with ``finalStateUnknown``, a Kubernetes Event alert, a
    digest, and one event with every optional field set). A missing *value* is not an error
    there: ``{{ k8sEvent.reason }}`` fails for a create (``k8sEvent`` is null),
@@ -79,6 +80,12 @@ from kubewatch.events import (
     KubeEventInfo,
 )
 from kubewatch.render.escape import MARKUPS, Markup, escape
+from kubewatch.render.limits import (
+    BoundedSandbox,
+    TemplateLimitError,
+    bound_ast,
+    bounded_render,
+)
 
 __all__ = [
     "SAMPLES",
@@ -171,7 +178,7 @@ def _json_string_body(text: str) -> str:
 
 
 @functools.cache
-def _environment(markup: Markup, kind: TemplateKind) -> ImmutableSandboxedEnvironment:
+def _environment(markup: Markup, kind: TemplateKind) -> BoundedSandbox:
     """One sandbox per (markup, kind); environments are thread-safe for rendering."""
 
     def finalize(value: Any) -> str:
@@ -195,7 +202,7 @@ def _environment(markup: Markup, kind: TemplateKind) -> ImmutableSandboxedEnviro
     def shorten_filter(value: Any, n: int = SHORTEN_CHARS) -> str:
         return str(shorten(_text(value), n))
 
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedSandbox(
         undefined=_Undefined, autoescape=False, finalize=finalize, keep_trailing_newline=False
     )
     del env.filters["safe"]
@@ -434,7 +441,7 @@ class Template:
     def render(self, event: Event) -> str:
         """The template's output for ``event``, or :class:`TemplateRenderError`."""
         try:
-            out = self._compiled.render(template_context(event))
+            out = bounded_render(self._compiled, template_context(event))
         except Exception as exc:  # a template can fail in any way; delivery must not
             raise TemplateRenderError(f"{_describe(exc)}") from exc
         if self.kind == "json":
@@ -552,7 +559,7 @@ def compile_template(source: str, *, markup: Markup, kind: TemplateKind, path: s
     env = _environment(markup, kind)
     try:
         ast = env.parse(source)
-        compiled = env.from_string(ast)
+        compiled = env.from_string(bound_ast(env.parse(source), env))
     except TemplateSyntaxError as exc:
         hint = _SYNTAX_HINTS.get(exc.message or "", "")
         raise ConfigError(path, f"line {exc.lineno}: {exc.message}{hint}") from None
@@ -570,7 +577,10 @@ def compile_template(source: str, *, markup: Markup, kind: TemplateKind, path: s
         _contract_objects(context["event"], "event", probe.contract)
         token = _PROBE.set(probe)
         try:
-            outputs.append((label, compiled.render(context)))
+            outputs.append((label, bounded_render(compiled, context)))
+        except TemplateLimitError as exc:  # the same for every sample: render no more
+            problems.append((_template_line(exc) or 1, f"exceeds a bound: {exc}"))
+            break
         except SecurityError as exc:
             problems.append((_template_line(exc) or 1, f"not allowed: {exc}"))
         except Exception as exc:  # judged below: data-dependent or always failing

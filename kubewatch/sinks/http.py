@@ -18,10 +18,16 @@ Outcome of one request (the delivery layer retries; this module only classifies)
 any other status (4xx, 3xx)            ``PermanentError`` (status + the first 200
                                        characters of the body)
 connect error, timeout, reset          ``RetryableError``
+the attempt's deadline passed          ``RetryableError`` ("deadline of 10s passed")
 TLS certificate not trusted            ``PermanentError`` (a wrong CA or name does
                                        not fix itself within a retry window; the
                                        log line says so at once)
 =====================================  ==========================================
+
+**One deadline per attempt.** ``timeout`` bounds the whole attempt — connect, TLS, sending
+the request, the response headers and the body — not each socket operation on its own
+(:mod:`kubewatch.sinks.deadline`): a receiver that trickles its answer a byte at a time
+costs at most ``timeout`` per attempt.
 
 Redirects are not followed: a POST silently turned into a GET by a 301/302 would lose
 the event, so a redirect is reported as a permanent error naming the status.
@@ -29,8 +35,9 @@ the event, so a redirect is reported as a permanent error naming the status.
 **Secrets.** Webhook URLs carry their token in the path (Discord, Slack, Mattermost) or
 in the query (Teams Workflows ``sig=``), and headers carry credentials. Error messages
 name the receiver by origin only (``https://host:port``); any response text quoted in a
-message has every header value (and each word of it), the URL path and query, each long
-path segment and query value, and any extra secret the sink names replaced by
+message has every header value (and each word of it), the URL's userinfo in every form
+(``Basic`` credentials included, :mod:`kubewatch.scrub`), the URL path and query, each
+long path segment and query value, and any extra secret the sink names replaced by
 ``<redacted>`` — before it is cut to length, so no cut can leave half a token behind.
 """
 
@@ -53,6 +60,8 @@ from kubewatch.config import format_path
 from kubewatch.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from kubewatch.events import Event
 from kubewatch.render import ChatMessage, Markup, Template, chat_message, compile_template
+from kubewatch.scrub import Scrubber, secret_forms
+from kubewatch.sinks import deadline
 from kubewatch.sinks.base import SinkBase
 
 __all__ = [
@@ -83,7 +92,6 @@ _BODY_READ_LIMIT = 64 * 1024
 _RETRYABLE_STATUSES = frozenset({408, 425})
 """Request Timeout and Too Early: the receiver says "not now", not "never"."""
 
-_REDACTED = "<redacted>"
 _MIN_SECRET_LEN = 4
 """Shorter header values are not credentials, and scrubbing them would garble messages."""
 _MIN_TOKEN_LEN = 16
@@ -204,6 +212,8 @@ class HttpEndpoint:
         self.origin = f"{url.scheme}://{url.host}{port}"
         """``scheme://host[:port]``: all of the URL an error message may show."""
         self._secrets = self._collect_secrets(config, url, secrets)
+        self.timeout = config.timeout
+        """Seconds for one whole attempt: connect, send, headers and body."""
         self._client = httpx.Client(
             transport=transport,
             verify=self._verify(name, config),
@@ -211,6 +221,8 @@ class HttpEndpoint:
             headers={"Content-Type": content_type, "User-Agent": USER_AGENT, **config.headers},
             follow_redirects=False,
         )
+        if transport is None and deadline.install(self._client) == 0:
+            raise RuntimeError("httpx has no httpcore pool to bound by a deadline")
 
     @staticmethod
     def _verify(name: str, config: HttpSettings) -> ssl.SSLContext | bool:
@@ -226,27 +238,21 @@ class HttpEndpoint:
             raise ConfigError(path, f"cannot load CA bundle: {exc}") from None
 
     @staticmethod
-    def _collect_secrets(
-        config: HttpSettings, url: httpx.URL, extra: Iterable[str]
-    ) -> tuple[str, ...]:
+    def _collect_secrets(config: HttpSettings, url: httpx.URL, extra: Iterable[str]) -> Scrubber:
         """Strings never to show in a message: see "Secrets" in the module docstring."""
-        found: set[str] = set(extra)
-        for value in config.headers.values():
-            found.add(value)
-            found.update(value.split())  # "Bearer <token>": the receiver may echo the token
+        found: set[str] = set()
+        for value in (*extra, *config.headers.values(), config.url):
+            found |= secret_forms(value)
         query = url.query.decode()
-        found.update((url.path, query, url.password or ""))
+        found.update((url.path, query))
         pieces = [*url.path.split("/"), *(v for _, v in urllib.parse.parse_qsl(query))]
         found.update(p for p in pieces if len(p) >= _MIN_TOKEN_LEN)
         found.update(urllib.parse.unquote(s) for s in list(found))  # echoed decoded
-        # Longest first, so that a value is scrubbed before a part of it.
-        return tuple(sorted((s for s in found if len(s) >= _MIN_SECRET_LEN), key=len, reverse=True))
+        return Scrubber(found, min_length=_MIN_SECRET_LEN)
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret of this endpoint replaced by ``<redacted>``."""
-        for secret in self._secrets:
-            text = text.replace(secret, _REDACTED)
-        return text
+        return self._secrets(text)
 
     @property
     def closed(self) -> bool:
@@ -258,26 +264,33 @@ class HttpEndpoint:
         """One request; returns on 2xx, raises the ``DeliveryError`` of the table above."""
         if self._closed:
             raise PermanentError(f"{self.label} is closed")
-        try:
-            with self._client.stream(
-                method, self.url, content=body, headers=dict(headers or {})
-            ) as response:
-                status = response.status_code
-                text = self._read_body(response)  # also lets the connection go back to the pool
-                if 200 <= status < 300:
-                    return
-                retry_after = response.headers.get("Retry-After")
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc) from exc
-        except RuntimeError as exc:
-            if self._closed:  # closed by another thread while this request was in flight
-                raise PermanentError(f"{self.label} is closed") from exc
-            raise
+        with deadline.attempt_deadline(self.timeout) as by:
+            try:
+                with self._client.stream(
+                    method, self.url, content=body, headers=dict(headers or {})
+                ) as response:
+                    status = response.status_code
+                    text = self._read_body(response, by)  # the connection goes back to the pool
+                    if 200 <= status < 300:
+                        return
+                    retry_after = response.headers.get("Retry-After")
+            except httpx.TransportError as exc:
+                if deadline.deadline_passed(by):
+                    raise RetryableError(
+                        f"{self.label}: the attempt's deadline of {self.timeout:g}s passed "
+                        f"before {self.origin} answered completely"
+                    ) from exc
+                raise self._transport_error(exc) from exc
+            except RuntimeError as exc:
+                if self._closed:  # closed by another thread while this request was in flight
+                    raise PermanentError(f"{self.label} is closed") from exc
+                raise
         raise self._status_error(status, retry_after, text)
 
     @staticmethod
-    def _read_body(response: httpx.Response) -> str:
-        """Up to ``_BODY_READ_LIMIT`` bytes of the body as text; "" when reading fails."""
+    def _read_body(response: httpx.Response, by: float) -> str:
+        """Up to ``_BODY_READ_LIMIT`` bytes of the body as text; "" when reading fails
+        (re-raised when the attempt's deadline ``by`` passed: that is the outcome)."""
         chunks: list[bytes] = []
         size = 0
         try:
@@ -289,7 +302,8 @@ class HttpEndpoint:
         except httpx.HTTPError:
             # The status is what counts: a 2xx whose body broke off still reached the
             # receiver, and a 4xx stays a 4xx without its explanation.
-            pass
+            if deadline.deadline_passed(by):
+                raise
         return b"".join(chunks)[:_BODY_READ_LIMIT].decode("utf-8", "replace")
 
     def _status_error(self, status: int, retry_after: str | None, body: str) -> DeliveryError:

@@ -76,6 +76,7 @@ from kubewatch.config import SlackSinkConfig, SlackWebhookSinkConfig
 from kubewatch.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from kubewatch.events import Event
 from kubewatch.render import ChatMessage, Template, chat_message, compile_template
+from kubewatch.scrub import Scrubber, secret_forms
 from kubewatch.sinks.base import SinkBase
 from kubewatch.sinks.http import DEFAULT_RETRY_AFTER, parse_retry_after
 
@@ -109,7 +110,6 @@ _PARTIAL_ENTITY = re.compile(r"&[#a-zA-Z0-9]*$")
 
 _MIN_SECRET_LEN = 4
 """Shorter strings are not credentials, and scrubbing them would garble messages."""
-_REDACTED = "<redacted>"
 
 
 # --------------------------------------------------------------------------- layout
@@ -214,18 +214,9 @@ def slack_payload(message: ChatMessage, text: str | None = None) -> dict[str, An
 # --------------------------------------------------------------------------- shared plumbing
 
 
-class _Scrubber:
-    """Removes secrets from text that may reach a log line or an error message."""
-
-    def __init__(self, *secrets: str) -> None:
-        found = {s for s in secrets if len(s) >= _MIN_SECRET_LEN}
-        # Longest first, so that a value is scrubbed before a part of it.
-        self._secrets = tuple(sorted(found, key=len, reverse=True))
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, _REDACTED)
-        return text
+def _scrubber(*secrets: str) -> Scrubber:
+    """Removes secrets (in every form they travel in) from text that may reach a log line."""
+    return Scrubber({f for s in secrets for f in secret_forms(s)}, min_length=_MIN_SECRET_LEN)
 
 
 class _SdkLog(logging.Logger):
@@ -238,7 +229,7 @@ class _SdkLog(logging.Logger):
     configured elsewhere can turn them on.
     """
 
-    def __init__(self, sink: str, scrub: _Scrubber) -> None:
+    def __init__(self, sink: str, scrub: Scrubber) -> None:
         super().__init__(f"{log.name}.sdk", logging.INFO)
         self._sink = sink
         self._scrub = scrub
@@ -290,7 +281,7 @@ def _is_cert_failure(exc: BaseException) -> bool:
     return isinstance(reason, ssl.SSLCertVerificationError)
 
 
-def _transport_error(sink: str, origin: str, exc: BaseException, scrub: _Scrubber) -> DeliveryError:
+def _transport_error(sink: str, origin: str, exc: BaseException, scrub: Scrubber) -> DeliveryError:
     """A failure before any HTTP status: retryable, except an untrusted certificate."""
     reason = exc.reason if isinstance(exc, URLError) else exc
     kind = type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
@@ -411,7 +402,7 @@ class SlackSink(_SlackSinkBase):
         _check_url(config.api_url, f"sinks.{name}.apiUrl")
         base_url = config.api_url if config.api_url.endswith("/") else config.api_url + "/"
         self._origin = _origin(base_url)
-        self._scrub = _Scrubber(token)
+        self._scrub = _scrubber(token)
         self._client = WebClient(
             token=token,
             base_url=base_url,
@@ -525,7 +516,7 @@ class SlackWebhookSink(_SlackSinkBase):
         _check_url(config.url, f"sinks.{name}.url")
         self._origin = _origin(config.url)
         path = urllib.parse.urlsplit(config.url).path
-        self._scrub = _Scrubber(config.url, path, *(p for p in path.split("/") if len(p) >= 8))
+        self._scrub = _scrubber(config.url, path, *(p for p in path.split("/") if len(p) >= 8))
         self._client = WebhookClient(
             url=config.url,
             timeout=cast(int, config.timeout),  # float seconds work; see SlackSink

@@ -98,6 +98,7 @@ from kubewatch.render import (
     default_text,
     one_line,
 )
+from kubewatch.scrub import Scrubber, secret_forms
 from kubewatch.sinks.base import SinkBase
 from kubewatch.sinks.webhook import EVENT_ID_HEADER
 
@@ -119,7 +120,6 @@ REPLY_EXCERPT_CHARS = 200
 _MIN_SECRET_LEN = 4
 """Shorter passwords are not scrubbed from messages; replacing them would garble messages."""
 
-_REDACTED = "<redacted>"
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
@@ -339,21 +339,16 @@ class SmtpSink(SinkBase):
             return None
 
     @staticmethod
-    def _collect_secrets(username: str | None, password: str | None) -> tuple[str, ...]:
+    def _collect_secrets(username: str | None, password: str | None) -> Scrubber:
         """The password and the forms AUTH PLAIN / LOGIN put it on the wire in."""
         if password is None or len(password) < _MIN_SECRET_LEN:
-            return ()
-        found = {
-            password,
-            base64.b64encode(password.encode()).decode(),
-            base64.b64encode(f"\0{username}\0{password}".encode()).decode(),
-        }
-        return tuple(sorted(found, key=len, reverse=True))
+            return Scrubber(())
+        found = secret_forms(password)
+        found.add(base64.b64encode(f"\0{username}\0{password}".encode()).decode())
+        return Scrubber(found, min_length=_MIN_SECRET_LEN)
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, _REDACTED)
-        return text
+        return self._secrets(text)
 
     # ------------------------------------------------------------------ rendering
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 import io
 import logging
 import random
+import select
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -36,6 +40,7 @@ from kubewatch.observability import (
     setup_logging,
     watch_states,
 )
+from kubewatch.observability.health import MAX_CONNECTIONS
 from kubewatch.observability.logs import REDACTED, TextFormatter, default_redactor
 
 
@@ -500,3 +505,43 @@ def test_register_secret_feeds_the_default_redactor() -> None:
     secret = "s3cr3t-" + uuid.uuid4().hex
     assert register_secret(secret)
     assert default_redactor().redact(f"token={secret}") == f"token={REDACTED}"
+
+
+def test_slow_clients_hold_a_bounded_number_of_threads() -> None:
+    """40 clients (more than the bound) that send half a request and wait: at most
+    MAX_CONNECTIONS are served (one thread each), the rest are closed at once; once the
+    slow ones are cut at their deadline, a probe is answered again."""
+    with serve() as server:
+        before = threading.active_count()
+        clients = []
+        for _ in range(40):
+            c = socket.create_connection(("127.0.0.1", server.port))
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+            clients.append(c)
+        try:
+            # Every client is either being served or was closed (EOF): wait up to 5 s for
+            # the server to accept them all and close those beyond its bound.
+            closed: set[socket.socket] = set()
+            give_up = time.monotonic() + 5
+            while len(closed) < len(clients) - MAX_CONNECTIONS and time.monotonic() < give_up:
+                readable, _, _ = select.select([c for c in clients if c not in closed], [], [], 0.2)
+                for c in readable:
+                    assert c.recv(1) == b""
+                    closed.add(c)
+            served = len(clients) - len(closed)
+            assert served <= MAX_CONNECTIONS
+            assert threading.active_count() - before <= MAX_CONNECTIONS
+            for c in clients:  # the served ones are cut by the server (EOF), not by us
+                c.settimeout(30)
+                assert c.recv(1) == b""
+            assert get(server, "/healthz")[0] == 200
+        finally:
+            for c in clients:
+                c.close()
+
+
+def test_server_header_names_no_python_version() -> None:
+    with serve() as server:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/healthz")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Server"] == "kubewatch"
