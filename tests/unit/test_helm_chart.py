@@ -38,8 +38,6 @@ CHART = ROOT / "helm" / "kubewatch"
 DISCOVERY = Path(__file__).parent / "data" / "discovery-1.20.json"
 CONFIG_PATH = "/etc/kubewatch/config.yaml"
 """Where the Deployment mounts the config; the image's CMD names the same file."""
-RECREATE = {"type": "Recreate", "rollingUpdate": None}
-"""A Deployment's strategy: the null clears what a RollingUpdate left on a patched object."""
 STATE_DIR = "/var/lib/kubewatch"
 """Where the Pod keeps state.db unless config.state.path says otherwise."""
 
@@ -369,7 +367,7 @@ def test_default_install_is_probed_on_the_health_server() -> None:
 def test_default_state_is_on_a_claim_and_one_pod_at_a_time() -> None:
     docs = render()
     deploy = only(docs, "Deployment")
-    assert deploy["spec"]["strategy"] == RECREATE
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
     claim = only(docs, "PersistentVolumeClaim")
     assert claim["metadata"]["name"] == f"{RELEASE}-kubewatch-state"
     assert claim["metadata"]["namespace"] == RELEASE_NS
@@ -527,7 +525,7 @@ def test_replicas_without_persistence_get_an_empty_dir_each() -> None:
 def test_without_persistence_the_state_is_on_an_empty_dir() -> None:
     docs = render(SCENARIOS["no-persistence"])
     assert "PersistentVolumeClaim" not in kinds(docs)
-    assert only(docs, "Deployment")["spec"]["strategy"] == RECREATE
+    assert only(docs, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
     assert state_volume(docs) == (STATE_DIR, {"name": "state", "emptyDir": {"sizeLimit": "1Gi"}})
     assert kubewatch_container(docs)["args"][-2:] == ["--state-dir", STATE_DIR]
     notes = render_files(SCENARIOS["no-persistence"])[NOTES]
