@@ -6,11 +6,15 @@
    and nothing is created.
 2. The chart is installed for real; a token is minted for its ServiceAccount (TokenRequest)
    and kubewatch runs locally as that identity with the config the chart rendered (sinks
-   pointed to stdout): every configured watch syncs without a single 403, and what the config
-   does not name is forbidden to that identity (SelfSubjectAccessReview and a direct list).
+   pointed to stdout, the state in a temporary directory): every configured watch syncs
+   without a single 403, and what the config does not name is forbidden to that identity
+   (SelfSubjectAccessReview and a direct list).
+3. ``helm upgrade`` keeps the state's claim, and a Deployment that chart 0.1 left with the
+   RollingUpdate strategy takes Recreate after the README's one-time patch.
 
-There is no kubelet here, so the chart's Pod never runs: the local process stands in for it,
-with the same identity, config and environment.
+There is no kubelet, scheduler or volume provisioner here, so the chart's Pod never runs
+and its claim stays Pending: the local process stands in for the Pod, with the same
+identity, config and environment.
 """
 
 from __future__ import annotations
@@ -156,9 +160,16 @@ def test_rendered_manifests_pass_server_side_dry_run(
     assert permissions(docs, release_ns=release_ns) == permissions(
         render(values, namespace=release_ns), release_ns=release_ns
     )
+    workloads = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    assert len(workloads) == 1
     if scenario == "replicas":
         (pdb,) = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
         assert pdb["apiVersion"] == "policy/v1beta1"  # what a 1.20 API server serves
+        (sts,) = workloads
+        assert sts["kind"] == "StatefulSet" and sts["spec"]["volumeClaimTemplates"]
+    if scenario == "default":
+        assert workloads[0]["spec"]["strategy"]["type"] == "Recreate"
+        assert [d["kind"] for d in docs].count("PersistentVolumeClaim") == 1
 
 
 # -- 2. installed, kubewatch runs as the chart's identity -------------------------------------
@@ -293,6 +304,11 @@ def test_installed_chart_gives_kubewatch_exactly_what_its_config_needs(
             ).status.token
             kubeconfig = token_kubeconfig(token, tmp_path / "kubeconfig")
 
+            # the default install has a claim for the state: Pending without a provisioner
+            if scenario == "default":
+                claim = core.read_namespaced_persistent_volume_claim(f"{SA}-state", release_ns)
+                assert claim.spec.access_modes == ["ReadWriteOnce"]
+
             stderr = run_until_synced(
                 config_path,
                 kubeconfig,
@@ -336,6 +352,11 @@ def run_until_synced(
                 str(config),
                 "--kubeconfig",
                 str(kubeconfig),
+                # as the chart's Pod has them; any free port (another test may hold 8080)
+                "--state-dir",
+                str(tmp / "state"),
+                "--port",
+                "0",
             ],
             stdout=out,
             stderr=err,
@@ -365,3 +386,43 @@ def run_until_synced(
                 proc.kill()
     assert code == 0, err_path.read_text()
     return err_path.read_text()
+
+
+# -- 3. upgrades ----------------------------------------------------------------------------
+
+# The README's one-time step for a Deployment of chart 0.1 under server-side apply.
+RECREATE_PATCH = [
+    {"op": "remove", "path": "/spec/strategy/rollingUpdate"},
+    {"op": "replace", "path": "/spec/strategy/type", "value": "Recreate"},
+]
+
+
+def test_upgrade_keeps_the_state_claim_and_moves_an_old_deployment_to_recreate(
+    api: k8s.ApiClient, namespaces: tuple[str, tuple[str, str]]
+) -> None:
+    release_ns, _ = namespaces
+    core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+    with helm_config(release_ns) as cfg:
+        cfg.install(chart(), RELEASE, {}, namespace=release_ns, timeout=60)
+        try:
+            claim = core.read_namespaced_persistent_volume_claim(f"{SA}-state", release_ns)
+            # what chart 0.1 left: no strategy in its manifest, so the API server's default
+            apps.patch_namespaced_deployment(
+                SA, release_ns, [{"op": "remove", "path": "/spec/strategy"}]
+            )
+            old = apps.read_namespaced_deployment(SA, release_ns).spec.strategy
+            assert old.type == "RollingUpdate" and old.rolling_update is not None
+
+            apps.patch_namespaced_deployment(SA, release_ns, RECREATE_PATCH)
+            changed = {"config": {"namespaces": {"exclude": ["kube-system", "kube-public"]}}}
+            cfg.upgrade(chart(), RELEASE, changed, namespace=release_ns, timeout=60)
+
+            deployment = apps.read_namespaced_deployment(SA, release_ns)
+            assert deployment.spec.strategy.type == "Recreate"
+            assert deployment.spec.strategy.rolling_update is None
+            config = core.read_namespaced_config_map(SA, release_ns).data["config.yaml"]
+            assert "kube-public" in config  # the upgrade did apply
+            kept = core.read_namespaced_persistent_volume_claim(f"{SA}-state", release_ns)
+            assert kept.metadata.uid == claim.metadata.uid
+        finally:
+            cfg.uninstall(RELEASE)

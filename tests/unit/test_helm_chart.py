@@ -4,9 +4,10 @@ What is pinned here: lint passes; the schema rejects bad values with a message n
 key; the RBAC rules are exactly what the config needs, both as written out per scenario and
 as kubewatch's own planning (plan.py over captured 1.20 discovery) would use them; the kind
 table agrees with discovery for every built-in resource; the rendered config is the values'
-``config`` verbatim and passes ``kubewatch validate --offline``; the Deployment runs
-restricted. The e2e twin (tests/e2e/test_helm_install.py) sends the same scenarios to a real
-API server.
+``config`` verbatim and passes ``kubewatch validate --offline``; the Pod runs restricted,
+probed, with its state on a volume; one replica is a Deployment that never runs two Pods at
+once, several a StatefulSet with a claim per replica. The e2e twin
+(tests/e2e/test_helm_install.py) sends the same scenarios to a real API server.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ CHART = ROOT / "helm" / "kubewatch"
 DISCOVERY = Path(__file__).parent / "data" / "discovery-1.20.json"
 CONFIG_PATH = "/etc/kubewatch/config.yaml"
 """Where the Deployment mounts the config; the image's CMD names the same file."""
+STATE_DIR = "/var/lib/kubewatch"
+"""Where the Pod keeps state.db unless config.state.path says otherwise."""
 
 RELEASE = "kw"
 RELEASE_NS = "monitoring"
@@ -82,6 +85,23 @@ def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 def kinds(docs: list[dict[str, Any]]) -> list[str]:
     return sorted(d["kind"] for d in docs)
+
+
+def pod_spec(docs: list[dict[str, Any]], kind: str = "Deployment") -> dict[str, Any]:
+    spec: dict[str, Any] = only(docs, kind)["spec"]["template"]["spec"]
+    return spec
+
+
+def kubewatch_container(docs: list[dict[str, Any]], kind: str = "Deployment") -> dict[str, Any]:
+    (container,) = pod_spec(docs, kind)["containers"]
+    return dict(container)
+
+
+def state_volume(docs: list[dict[str, Any]], kind: str = "Deployment") -> tuple[str, Any]:
+    """(where the container mounts the state volume, that volume's source)."""
+    (mount,) = [m for m in kubewatch_container(docs, kind)["volumeMounts"] if m["name"] == "state"]
+    volumes = [v for v in pod_spec(docs, kind)["volumes"] if v["name"] == "state"]
+    return mount["mountPath"], volumes[0] if volumes else None
 
 
 def rendered_config(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -132,6 +152,9 @@ def lease(namespace: str = RELEASE_NS, name: str = "kubewatch") -> set[Grant]:
     return {(namespace, "coordination.k8s.io", "leases", "create", "")} | {
         (namespace, "coordination.k8s.io", "leases", v, name) for v in ("get", "update")
     }
+
+
+NOTES = "kubewatch/templates/NOTES.txt"
 
 
 def render_error(values: dict[str, Any]) -> str:
@@ -194,6 +217,17 @@ def scenarios(release_ns: str, watched: tuple[str, str]) -> dict[str, dict[str, 
             "existingSecret": "kubewatch-extra-env",
         },
         "replicas": {"replicaCount": 2, "config": {"leaderElection": {"enabled": True}}},
+        "no-persistence": {"persistence": {"enabled": False}},
+        "existing-claim": {"persistence": {"existingClaim": "kubewatch-state"}},
+        "no-storage-class": {
+            "persistence": {"storageClass": "-", "size": "256Mi"},
+            "config": {"state": {"path": "/data/kubewatch"}},
+        },
+        "replicas-no-persistence": {
+            "replicaCount": 3,
+            "config": {"leaderElection": {"enabled": True}},
+            "persistence": {"enabled": False},
+        },
         "metrics": {
             "config": {
                 "resources": [{"kind": "Deployment"}],
@@ -254,6 +288,7 @@ def test_default_values_render_a_cluster_wide_watcher() -> None:
         "ClusterRoleBinding",
         "ConfigMap",
         "Deployment",
+        "PersistentVolumeClaim",
         "Role",
         "RoleBinding",
         "ServiceAccount",
@@ -290,7 +325,15 @@ def test_default_deployment_is_restricted_and_wired() -> None:
         "capabilities": {"drop": ["ALL"]},
     }
     assert container["image"] == f"ghcr.io/kubewatch/kubewatch:{__version__}"
-    assert container["args"] == ["--log-level", "info", "run", "--config", CONFIG_PATH]
+    assert container["args"] == [
+        "--log-level",
+        "info",
+        "run",
+        "--config",
+        CONFIG_PATH,
+        "--state-dir",
+        STATE_DIR,
+    ]
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
     assert env == {
@@ -303,10 +346,44 @@ def test_default_deployment_is_restricted_and_wired() -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     config_volume = volumes[mounts[os.path.dirname(CONFIG_PATH)]["name"]]
     assert config_volume["configMap"]["name"] == only(docs, "ConfigMap")["metadata"]["name"]
-    # the default config turns kubewatch's HTTP server off: nothing to probe or expose
-    assert "livenessProbe" not in container and "readinessProbe" not in container
-    assert "ports" not in container
     assert "envFrom" not in container
+
+
+def test_default_install_is_probed_on_the_health_server() -> None:
+    docs = render()
+    container = kubewatch_container(docs)
+    assert rendered_config(docs)["server"] == {"port": 8080}
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    liveness, readiness = container["livenessProbe"], container["readinessProbe"]
+    assert liveness["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert readiness["httpGet"] == {"path": "/readyz", "port": "http"}
+    for probe in (liveness, readiness):
+        assert probe["initialDelaySeconds"] > 0 and probe["failureThreshold"] >= 3
+        assert probe["timeoutSeconds"] < probe["periodSeconds"]
+    # /healthz fails after 60 s without a heartbeat: a restart only after a longer silence
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60
+
+
+def test_default_state_is_on_a_claim_and_one_pod_at_a_time() -> None:
+    docs = render()
+    deploy = only(docs, "Deployment")
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    claim = only(docs, "PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == f"{RELEASE}-kubewatch-state"
+    assert claim["metadata"]["namespace"] == RELEASE_NS
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+    }  # no storageClassName: the cluster's default class
+    mount, volume = state_volume(docs)
+    assert mount == STATE_DIR
+    assert volume["persistentVolumeClaim"] == {"claimName": claim["metadata"]["name"]}
+    container = kubewatch_container(docs)
+    assert container["args"][-2:] == ["--state-dir", STATE_DIR]
+    # the root filesystem stays read-only; the volume's group is kubewatch's
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    pod = pod_spec(docs)
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"] == 10001
 
 
 def test_default_config_is_the_values_config_verbatim() -> None:
@@ -394,17 +471,123 @@ def test_secrets_come_from_the_environment() -> None:
 
 def test_two_replicas_get_a_disruption_budget_and_their_lease() -> None:
     docs = render(SCENARIOS["replicas"])
-    assert only(docs, "Deployment")["spec"]["replicas"] == 2
+    assert only(docs, "StatefulSet")["spec"]["replicas"] == 2
     pdb = only(docs, "PodDisruptionBudget")
     assert pdb["apiVersion"] == "policy/v1"  # the offline default Kubernetes version is recent
     assert pdb["spec"]["maxUnavailable"] == 1
-    assert pdb["spec"]["selector"] == only(docs, "Deployment")["spec"]["selector"]
+    assert pdb["spec"]["selector"] == only(docs, "StatefulSet")["spec"]["selector"]
     assert permissions(docs) == (
         reads(CLUSTER, "", "configmaps")
         | reads(CLUSTER, "apps", "deployments")
         | lease()
         | own_events()
     )
+
+
+def test_replicas_run_as_a_stateful_set_with_a_claim_each() -> None:
+    docs = render(SCENARIOS["replicas"])
+    assert "Deployment" not in kinds(docs) and "PersistentVolumeClaim" not in kinds(docs)
+    sts = only(docs, "StatefulSet")
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    (template,) = sts["spec"]["volumeClaimTemplates"]
+    assert template["metadata"]["name"] == "state"
+    assert template["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+    }
+    mount, volume = state_volume(docs, "StatefulSet")
+    assert (mount, volume) == (STATE_DIR, None)  # the claim template provides it
+    assert kubewatch_container(docs, "StatefulSet")["args"][-2:] == ["--state-dir", STATE_DIR]
+    # the governing Service: headless, selecting the replicas
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    headless = services[sts["spec"]["serviceName"]]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"] == sts["spec"]["selector"]["matchLabels"]
+    pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert sts["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    # leader election campaigns under the Pod name, stable in a StatefulSet
+    env = {e["name"] for e in kubewatch_container(docs, "StatefulSet")["env"]}
+    assert {"POD_NAME", "POD_NAMESPACE", "POD_UID"} <= env
+    assert "statefulset/kw-kubewatch" in render_files(SCENARIOS["replicas"])[NOTES]
+
+
+def test_replicas_without_persistence_get_an_empty_dir_each() -> None:
+    docs = render(SCENARIOS["replicas-no-persistence"])
+    sts = only(docs, "StatefulSet")
+    assert sts["spec"]["replicas"] == 3
+    assert "volumeClaimTemplates" not in sts["spec"]
+    assert state_volume(docs, "StatefulSet") == (
+        STATE_DIR,
+        {"name": "state", "emptyDir": {"sizeLimit": "1Gi"}},
+    )
+
+
+def test_without_persistence_the_state_is_on_an_empty_dir() -> None:
+    docs = render(SCENARIOS["no-persistence"])
+    assert "PersistentVolumeClaim" not in kinds(docs)
+    assert only(docs, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert state_volume(docs) == (STATE_DIR, {"name": "state", "emptyDir": {"sizeLimit": "1Gi"}})
+    assert kubewatch_container(docs)["args"][-2:] == ["--state-dir", STATE_DIR]
+    notes = render_files(SCENARIOS["no-persistence"])[NOTES]
+    assert "emptyDir" in notes and "persistence.enabled: true" in notes
+
+
+def test_an_existing_claim_is_mounted_and_none_created() -> None:
+    docs = render(SCENARIOS["existing-claim"])
+    assert "PersistentVolumeClaim" not in kinds(docs)
+    mount, volume = state_volume(docs)
+    assert mount == STATE_DIR
+    assert volume["persistentVolumeClaim"] == {"claimName": "kubewatch-state"}
+    notes = render_files(SCENARIOS["existing-claim"])[NOTES]
+    assert "PersistentVolumeClaim kubewatch-state" in notes
+
+
+def test_storage_class_dash_asks_for_no_class_and_state_path_moves_the_mount() -> None:
+    docs = render(SCENARIOS["no-storage-class"])
+    claim = only(docs, "PersistentVolumeClaim")
+    assert claim["spec"]["storageClassName"] == ""
+    assert claim["spec"]["resources"]["requests"]["storage"] == "256Mi"
+    assert state_volume(docs)[0] == "/data/kubewatch"
+    assert kubewatch_container(docs)["args"][-2:] == ["--state-dir", "/data/kubewatch"]
+    named = render({"persistence": {"storageClass": "fast-ssd"}})
+    assert only(named, "PersistentVolumeClaim")["spec"]["storageClassName"] == "fast-ssd"
+    values = {**SCENARIOS["replicas"], "persistence": {"storageClass": "-"}}
+    (template,) = only(render(values), "StatefulSet")["spec"]["volumeClaimTemplates"]
+    assert template["spec"]["storageClassName"] == ""
+
+
+def test_claim_annotations_and_access_modes_are_passed_on() -> None:
+    values = {
+        "persistence": {
+            "annotations": {"helm.sh/resource-policy": "keep"},
+            "accessModes": ["ReadWriteOncePod"],
+        }
+    }
+    claim = only(render(values), "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert claim["spec"]["accessModes"] == ["ReadWriteOncePod"]
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        pytest.param(
+            {**SCENARIOS["replicas"], "persistence": {"existingClaim": "shared"}},
+            "every replica needs a state of its own",
+            id="one-claim-for-several-replicas",
+        ),
+        pytest.param(
+            {"config": {"state": {"path": "/tmp/state"}}}, "share a mount", id="state-in-tmp"
+        ),
+        pytest.param(
+            {"config": {"state": {"path": "/etc/kubewatch"}}},
+            "share a mount",
+            id="state-on-the-config",
+        ),
+    ],
+)
+def test_state_volumes_that_cannot_work_fail(values: dict[str, Any], fragment: str) -> None:
+    assert fragment in render_error(values)
 
 
 def test_the_lease_is_where_config_puts_it() -> None:
@@ -441,17 +624,18 @@ def test_metrics_probes_service_monitor_and_own_events() -> None:
 
 def test_probes_follow_the_server_and_can_be_turned_off() -> None:
     def container(values: dict[str, Any]) -> dict[str, Any]:
-        deploy = only(render(values), "Deployment")
-        (c,) = deploy["spec"]["template"]["spec"]["containers"]
-        return dict(c)
+        return kubewatch_container(render(values))
 
-    served = {"config": {"server": {"port": 8080}}}
+    served = {"config": {"server": {"port": 9000}}}
     assert container(served)["readinessProbe"]["httpGet"]["port"] == "http"
-    assert container(served)["ports"][0]["containerPort"] == 8080
-    unprobed = container({**served, "probes": {"enabled": False}})
+    assert container(served)["ports"][0]["containerPort"] == 9000
+    unprobed = container({"probes": {"enabled": False}})
     assert "readinessProbe" not in unprobed and "livenessProbe" not in unprobed
     # port 0 means "any free port": nothing could reach it
     assert "ports" not in container({"config": {"server": {"port": 0}}})
+    # Helm deletes a key set to null: no server, nothing to probe
+    serverless = container({"config": {"server": None}})
+    assert "ports" not in serverless and "livenessProbe" not in serverless
 
 
 def test_own_events_can_be_turned_off() -> None:
@@ -465,7 +649,11 @@ def test_own_events_can_be_turned_off() -> None:
 @pytest.mark.parametrize(
     ("values", "fragment"),
     [
-        pytest.param({"metrics": {"enabled": True}}, "set config.server.port", id="metrics"),
+        pytest.param(
+            {"metrics": {"enabled": True}, "config": {"server": None}},
+            "set config.server.port",
+            id="metrics-without-a-server",
+        ),
         pytest.param(
             {"metrics": {"enabled": True}, "config": {"server": {"port": 0}}},
             "set config.server.port",
@@ -771,6 +959,26 @@ def test_unknown_bare_kind_fails_pointing_to_extra_rules() -> None:
         pytest.param({"image": {"pullPolicy": "Sometimes"}}, ["/image/pullPolicy"],
                      id="pull-policy"),
         pytest.param({"logLevel": "verbose"}, ["/logLevel", "'debug'"], id="log-level"),
+        pytest.param({"persistence": {"enabled": "yes"}}, ["/persistence/enabled", "want boolean"],
+                     id="persistence-yes"),
+        pytest.param({"persistence": {"size": "lots"}}, ["/persistence/size", "pattern"],
+                     id="persistence-size"),
+        pytest.param({"persistence": {"size": 5}}, ["/persistence/size", "want string"],
+                     id="persistence-size-number"),
+        pytest.param({"persistence": {"accessModes": ["ReadOnlyMany"]}},
+                     ["/persistence/accessModes/0", "'ReadWriteOnce'"], id="read-only-state"),
+        pytest.param({"persistence": {"accessModes": []}}, ["/persistence/accessModes", "minItems"],
+                     id="no-access-mode"),
+        pytest.param({"persistence": {"storageClass": 5}}, ["/persistence/storageClass"],
+                     id="storage-class-number"),
+        pytest.param({"persistence": {"existingclaim": "x"}}, ["'existingclaim' not allowed"],
+                     id="persistence-typo"),
+        pytest.param({"config": {"state": {"path": "state"}}}, ["/config/state/path", "pattern"],
+                     id="relative-state-path"),
+        pytest.param({"probes": {"liveness": {"periodSeconds": 0}}},
+                     ["/probes/liveness/periodSeconds", "minimum"], id="probe-period"),
+        pytest.param({"probes": {"readiness": {"path": "/x"}}}, ["'path' not allowed"],
+                     id="probe-path"),
     ],
 )  # fmt: skip
 def test_schema_rejects_bad_values_naming_the_key(
@@ -834,8 +1042,9 @@ def test_slack_example_renders_and_validates(tmp_path: Path) -> None:
 
 
 def test_notes_summarize_watches_and_permissions() -> None:
-    notes = render_files(SCENARIOS["namespaced"])["kubewatch/templates/NOTES.txt"]
+    notes = render_files(SCENARIOS["namespaced"])[NOTES]
     assert "in namespace shop (Role kw-kubewatch)" in notes
+    assert "State: /var/lib/kubewatch on PersistentVolumeClaim kw-kubewatch-state (1Gi)" in notes
     assert re.search(r"cluster-wide \(ClusterRole monitoring-kw-kubewatch\):\n\s+storage", notes)
 
 

@@ -79,6 +79,13 @@ when there is none (absent, or 0: a random port nothing could probe). */}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled: true (the ServiceMonitor scrapes the metrics Service)" -}}
 {{- end -}}
+{{- if and .Values.persistence.enabled .Values.persistence.existingClaim (include "kubewatch.statefulSet" .) -}}
+{{- fail (printf "persistence.existingClaim is one volume for one Pod, but replicaCount is %d: every replica needs a state of its own. Unset existingClaim (each replica then gets a claim from the StatefulSet's volumeClaimTemplates), or replicaCount: 1." (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- $stateDir := clean (include "kubewatch.stateDir" .) -}}
+{{- if or (eq $stateDir "/") (eq $stateDir "/tmp") (eq $stateDir "/etc/kubewatch") (hasPrefix "/etc/kubewatch/" $stateDir) (hasPrefix "/tmp/" $stateDir) -}}
+{{- fail (printf "config.state.path %s would share a mount with the config (/etc/kubewatch) or the scratch space (/tmp): pick a directory of its own, e.g. /var/lib/kubewatch (the default)" $stateDir) -}}
+{{- end -}}
 {{- include "kubewatch.checkEnv" . -}}
 {{- end -}}
 
