@@ -69,20 +69,26 @@ import dataclasses
 import enum
 import functools
 import logging
-import math
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
 from kubewatch.config import DeliveryConfig, DigestConfig
 from kubewatch.delivery.digest import Digester
+from kubewatch.delivery.lane import (
+    DROP_LOG_INTERVAL,
+    SINK_DOWN_AFTER,
+    Fence,
+    Item,
+    Lane,
+    SinkStats,
+)
 from kubewatch.delivery.policy import SinkPolicy, check_policies
-from kubewatch.delivery.queue import Shard, ShardedQueue
-from kubewatch.delivery.ratelimit import Sleep, TokenBucket
+from kubewatch.delivery.queue import Shard
+from kubewatch.delivery.ratelimit import Sleep
 from kubewatch.delivery.supervise import (
     RESTART_DELAY,
     SEND_STUCK_AFTER,
@@ -92,7 +98,6 @@ from kubewatch.delivery.supervise import (
 )
 from kubewatch.errors import DeliveryError, RateLimited, RetryableError
 from kubewatch.events import Event
-from kubewatch.normalize import utc_now
 from kubewatch.sinks.base import Sink
 
 log = logging.getLogger("kubewatch.delivery")
@@ -112,17 +117,6 @@ class _Interrupted(Exception):
     """Raised out of a backoff or token wait that shutdown interrupted: stop trying."""
 
 
-DROP_LOG_INTERVAL = 1.0
-"""Seconds between two WARNING lines about one sink's overflow drops: an overloaded sink
-may drop thousands of events a second, and a line each would flood the log (and slow the
-watch thread that logs them). The rest go to DEBUG and are counted in the next line."""
-
-
-SINK_DOWN_AFTER = 3
-"""Failed attempts in a row after which a sink counts as down (a WARNING, the
-``SinkDown`` Event, ``kubewatch_sink_up`` 0): one blip is not an outage."""
-
-
 class Journal(Protocol):
     """Where the events owed to sinks are kept durably (the spool): the dispatcher says
     when one leaves (delivered, failed for good, expired, dropped, folded into a digest)
@@ -138,328 +132,10 @@ STOP_GRACE = 0.5
 in backoff to wake up and record its event, not enough to hang on a stuck ``send``."""
 
 
-@dataclass(frozen=True, slots=True)
-class SinkStats:
-    """Counters of one sink since the dispatcher was built (a snapshot)."""
-
-    delivered: int = 0
-    """Events the sink accepted."""
-    failed: int = 0
-    """Events given up: permanent error, attempts exhausted, sink bug, or shutdown."""
-    retried: int = 0
-    """Attempts after the first (one event may count several times)."""
-    dropped: int = 0
-    """Events evicted unsent because the queue was full (oldest first)."""
-    queued: int = 0
-    """Events waiting now, in-flight ones excluded; informational only."""
-    digested: int = 0
-    """Events folded into burst digests (not sent one by one)."""
-    held: int = 0
-    """Events held now for the current window's digests; informational only."""
-    expired: int = 0
-    """Events given up because they were older than ``delivery.maxAge`` (also in failed)."""
-    up: bool = True
-    """False while the sink is down (:data:`SINK_DOWN_AFTER` failed attempts in a row)."""
-
-
 class _State(enum.Enum):
     NEW = "new"
     STARTED = "started"
     CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One queued event and its place relative to the digests of its sink (see _Fence)."""
-
-    event: Event
-    epoch: int = 0
-    """Digests queued before this item; for a digest, its own number (0, 1, …)."""
-    barrier: bool = False
-    """True for a digest: it waits for everything queued before it, and the reverse."""
-    expires: float = math.inf
-    """Dispatcher-clock time after which the event fails as expired (``maxAge``)."""
-
-
-class _Fence:
-    """Makes every digest a barrier in one sink's queue, across its shards.
-
-    Items are numbered by *epoch*: digest ``k`` is queued between the events of epoch
-    ``k`` (before it) and those of epoch ``k + 1`` (after it). A worker may send
-
-    - an event of epoch ``e`` once digests ``0 .. e-1`` have finished;
-    - digest ``k`` once digests ``0 .. k-1`` and every event of epochs ``<= k`` finished.
-
-    "Finished" is delivered, failed, dropped on overflow or abandoned. Waits only ever
-    point at items queued earlier, which sit ahead in their own shard's FIFO, so the
-    oldest unfinished item can always proceed: no deadlock.
-
-    Invariants, under ``_cond``: ``_open`` has no zero counts; ``_passed`` digests
-    (numbers ``0 .. _passed-1``) have finished and ``_passed`` itself has not; every
-    number in ``_done_early`` is ``> _passed``.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._epoch = 0  # epoch of the next event queued == digests queued so far
-        self._open: dict[int, int] = {}  # epoch -> its events queued and not finished
-        self._passed = 0
-        self._done_early: set[int] = set()  # digests finished out of order (evicted)
-
-    def tag(self, event: Event) -> _Item:
-        """Number ``event`` as it is queued (in queue order: the caller serializes)."""
-        with self._cond:
-            if event.digest is not None:
-                self._epoch += 1
-                return _Item(event, self._epoch - 1, barrier=True)
-            self._open[self._epoch] = self._open.get(self._epoch, 0) + 1
-            return _Item(event, self._epoch)
-
-    def _ready(self, item: _Item) -> bool:
-        if self._passed < item.epoch:
-            return False
-        return not item.barrier or all(epoch > item.epoch for epoch in self._open)
-
-    def wait(self, item: _Item, stop: threading.Event) -> None:
-        """Block until ``item`` may be sent, or ``stop`` is set (then :meth:`interrupt`)."""
-        with self._cond:
-            self._cond.wait_for(lambda: stop.is_set() or self._ready(item))
-
-    def done(self, item: _Item) -> None:
-        """``item`` has finished, one way or another; wakes the workers it held up."""
-        with self._cond:
-            if item.barrier:
-                self._done_early.add(item.epoch)
-                while self._passed in self._done_early:
-                    self._done_early.remove(self._passed)
-                    self._passed += 1
-            else:
-                left = self._open[item.epoch] - 1
-                if left:
-                    self._open[item.epoch] = left
-                else:
-                    del self._open[item.epoch]
-            self._cond.notify_all()
-
-    def interrupt(self) -> None:
-        """Wake every waiter so it re-checks its stop event."""
-        with self._cond:
-            self._cond.notify_all()
-
-
-class _DropLog:
-    """Overflow drops of one sink, logged at WARNING at most once per DROP_LOG_INTERVAL.
-
-    The first drop of an interval gets a WARNING line naming the event; the others get a
-    DEBUG line each and are counted, and the count is reported by the next WARNING (or by
-    :meth:`flush`: a worker calls it after each event, ``close`` at the end), so the log
-    says how many were dropped even when drops stop. ``dropped`` (:class:`SinkStats`)
-    counts all of them exactly.
-    """
-
-    def __init__(self, sink: str, clock: Callable[[], float]) -> None:
-        self._sink = sink
-        self._clock = clock
-        self._lock = threading.Lock()
-        # Invariants, under _lock: _unlogged > 0 iff _since is not None; no WARNING
-        # line about a drop before _next_line (clock seconds).
-        self._next_line = -float("inf")
-        self._unlogged = 0  # drops since the last WARNING, without a WARNING of their own
-        self._since: str | None = None  # wall time (RFC 3339) of the first of those
-
-    def _take_unlogged(self) -> str:
-        """The "; dropped N more …" suffix for the next WARNING; caller holds _lock."""
-        if not self._unlogged:
-            return ""
-        text = (
-            f"; dropped {self._unlogged} more event(s) since {self._since} (not logged one by one)"
-        )
-        self._unlogged, self._since = 0, None
-        return text
-
-    def dropped(self, event: Event) -> None:
-        more = ""
-        with self._lock:
-            now = self._clock()
-            loud = now >= self._next_line
-            if loud:
-                self._next_line = now + DROP_LOG_INTERVAL
-                more = self._take_unlogged()
-            else:
-                self._unlogged += 1
-                if self._since is None:
-                    self._since = utc_now()
-        log.log(
-            logging.WARNING if loud else logging.DEBUG,
-            "sink %r: queue full, dropped oldest event id=%s kind=%s key=%s%s",
-            self._sink,
-            event.id,
-            event.kind,
-            event.key,
-            more,
-        )
-
-    def flush(self, *, force: bool = False) -> None:
-        """Log the count of unlogged drops once the interval is over (or now, ``force``)."""
-        with self._lock:
-            if not self._unlogged:
-                return
-            now = self._clock()
-            if not force and now < self._next_line:
-                return
-            self._next_line = now + DROP_LOG_INTERVAL
-            count, since = self._unlogged, self._since
-            self._unlogged, self._since = 0, None
-        log.warning(
-            "sink %r: queue full, dropped %d event(s) since %s (not logged one by one)",
-            self._sink,
-            count,
-            since,
-        )
-
-
-class _Lane:
-    """One sink with its policy, queue, worker threads, bucket, counters and digester."""
-
-    def __init__(
-        self, name: str, sink: Sink, policy: SinkPolicy, clock: Callable[[], float], sleep: Sleep
-    ) -> None:
-        self.name = name
-        self.sink = sink
-        self.policy = policy
-        # Invariant: len(queue) <= policy.queue_size; one worker thread per shard.
-        self.queue: ShardedQueue[_Item] = ShardedQueue(
-            policy.queue_size, policy.concurrency, key=_item_key
-        )
-        # Taken before every attempt; paused by Retry-After (unlimited without rate_limit).
-        self.bucket = TokenBucket.from_config(policy.rate_limit, clock=clock, sleep=sleep)
-        self.drops = _DropLog(name, clock)
-        # Both set, or neither: the digester feeds the queue through the fence.
-        self.digester: Digester | None = None
-        self.fence: _Fence | None = None
-        self.threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        # Counters only grow; each queued event (a digest included) ends in exactly one of
-        # delivered, failed, dropped. Events folded into digests are the digester's count.
-        self._delivered = 0
-        self._failed = 0
-        self._retried = 0
-        self._dropped = 0
-        self._expired = 0
-        # Consecutive failed attempts of the sink (any worker), reset by a success; the
-        # monotonic time it went down (SINK_DOWN_AFTER of them), None while up.
-        self._failures = 0
-        self._down_since: float | None = None
-        self._clock = clock
-        # Digests and the spool: ids of the events held by the digester in the open
-        # window (they leave the spool once their digest is queued, which is spooled
-        # itself); the event being added now, and whether the digester passed it on.
-        self.held_ids: list[str] = []
-        self.lone_ids: set[str] = set()
-        self.adding: Event | None = None
-        self.passed = False
-        self.flushed = False
-        # The event each worker thread is sending (thread ident -> event), and the workers
-        # whose event close() counted as failed because they were still in send when it
-        # gave up: their own outcome, if it ever comes, is not counted again.
-        self._sending: dict[int, Event] = {}
-        self._written_off: set[int] = set()
-
-    def add(
-        self,
-        *,
-        delivered: int = 0,
-        failed: int = 0,
-        retried: int = 0,
-        dropped: int = 0,
-        expired: int = 0,
-    ) -> None:
-        with self._lock:
-            self._delivered += delivered
-            self._failed += failed
-            self._retried += retried
-            self._dropped += dropped
-            self._expired += expired
-
-    def failed_attempt(self, reason: str) -> tuple[int, bool]:
-        """One more failed attempt in a row: (failures in a row, whether the sink just
-        went down)."""
-        with self._lock:
-            self._failures += 1
-            went_down = self._down_since is None and self._failures >= SINK_DOWN_AFTER
-            if went_down:
-                self._down_since = self._clock()
-            return self._failures, went_down
-
-    def succeeded(self) -> float | None:
-        """An attempt succeeded; the seconds the sink was down, if it was."""
-        with self._lock:
-            self._failures = 0
-            since, self._down_since = self._down_since, None
-        return None if since is None else max(0.0, self._clock() - since)
-
-    def folded(self) -> list[str]:
-        """After a digester call: ids of the events a flush folded into digests (they
-        leave the spool); then notes the event being added if the digester held it."""
-        ids: list[str] = []
-        if self.flushed:
-            ids = [i for i in self.held_ids if i not in self.lone_ids]
-            self.held_ids, self.lone_ids, self.flushed = [], set(), False
-        if self.adding is not None and not self.passed:
-            self.held_ids.append(self.adding.id)
-        self.adding, self.passed = None, False
-        return ids
-
-    def sending(self, event: Event) -> None:
-        """The calling worker starts delivering ``event``."""
-        with self._lock:
-            self._sending[threading.get_ident()] = event
-
-    def settle(self, *, delivered: int = 0, failed: int = 0) -> bool:
-        """Count the outcome of the calling worker's event; False (nothing counted) when
-        close() has already counted it as failed."""
-        worker = threading.get_ident()
-        with self._lock:
-            self._sending.pop(worker, None)
-            if worker in self._written_off:
-                self._written_off.discard(worker)
-                return False
-            self._delivered += delivered
-            self._failed += failed
-            return True
-
-    def write_off(self) -> list[Event]:
-        """Count every event still being sent as failed (close() stops waiting for them)."""
-        with self._lock:
-            events = list(self._sending.values())
-            self._written_off.update(self._sending)
-            self._sending.clear()
-            self._failed += len(events)
-            return events
-
-    def stats(self) -> SinkStats:
-        digester = self.digester
-        digested, held = (digester.digested, digester.held) if digester else (0, 0)
-        with self._lock:
-            return SinkStats(
-                delivered=self._delivered,
-                failed=self._failed,
-                retried=self._retried,
-                dropped=self._dropped,
-                queued=len(self.queue),
-                digested=digested,
-                held=held,
-                expired=self._expired,
-                up=self._down_since is None,
-            )
-
-    def done(self, item: _Item) -> None:
-        if self.fence is not None:
-            self.fence.done(item)
-
-
-def _item_key(item: _Item) -> str:
-    return item.event.key
 
 
 class Dispatcher:
@@ -518,16 +194,16 @@ class Dispatcher:
         self._sleep: Sleep = sleep if sleep is not None else self._stop.wait
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
-        self._lanes: dict[str, _Lane] = {}
+        self._lanes: dict[str, Lane] = {}
         self._workers: dict[str, WorkerWatch] = {}  # sink name -> its workers' supervision
         for name, sink in sinks.items():
             policy = policies[name] if name in policies else SinkPolicy.defaults(config)
             if name in digests:
                 policy = dataclasses.replace(policy, digest=digests[name])
             self._workers[name] = watch = WorkerWatch(name, clock)
-            lane = _Lane(name, TimedSink(sink, watch), policy, clock, self._interruptible_sleep)
+            lane = Lane(name, TimedSink(sink, watch), policy, clock, self._interruptible_sleep)
             if policy.digest is not None:
-                lane.fence = _Fence()
+                lane.fence = Fence()
                 lane.digester = Digester(
                     name, policy.digest, clock=clock, emit=functools.partial(self._enqueue, lane)
                 )
@@ -538,7 +214,7 @@ class Dispatcher:
         # order: _lock, then a digester's lock, then a fence's or a shard's.
         self._lock = threading.Lock()
         self._state = _State.NEW  # NEW -> STARTED -> CLOSED, never backwards
-        self._evicted: list[tuple[_Lane, Event]] = []  # dropped on overflow, not yet logged
+        self._evicted: list[tuple[Lane, Event]] = []  # dropped on overflow, not yet logged
         # Set when a window starts digesting (a new deadline), and by close().
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -740,12 +416,12 @@ class Dispatcher:
             self._wake.set()
         self._report_evicted(evicted)
 
-    def _full_shard(self, lanes: list[_Lane], event: Event) -> tuple[Shard[_Item], int] | None:
+    def _full_shard(self, lanes: list[Lane], event: Event) -> tuple[Shard[Item], int] | None:
         """A shard without the room ``submit(block=True)`` waits for, and how many places
         it needs; None when every lane has room. Caller holds _lock."""
         for lane in lanes:
             if lane.digester is None:
-                shards, need = [lane.queue.shard_for(_Item(event))], 1
+                shards, need = [lane.queue.shard_for(Item(event))], 1
             else:
                 shards, need = list(lane.queue.shards), 1 + lane.digester.groups
             for shard in shards:
@@ -753,7 +429,7 @@ class Dispatcher:
                     return shard, need
         return None
 
-    def _submit(self, lanes: list[_Lane], event: Event, age: float) -> bool:
+    def _submit(self, lanes: list[Lane], event: Event, age: float) -> bool:
         """Queue ``event`` in ``lanes``; True when a window started digesting (the flusher
         has a new deadline). Caller holds _lock."""
         wake = False
@@ -771,7 +447,7 @@ class Dispatcher:
         self._adding, self._age = None, 0.0
         return wake
 
-    def _enqueue(self, lane: _Lane, event: Event) -> None:
+    def _enqueue(self, lane: Lane, event: Event) -> None:
         """Put ``event`` in ``lane``'s queue (the digester's ``emit``); caller holds _lock."""
         if lane.digester is not None:
             if event is lane.adding:
@@ -787,25 +463,25 @@ class Dispatcher:
         if lane.fence is not None:
             item = dataclasses.replace(lane.fence.tag(event), expires=expires)
         else:
-            item = _Item(event, expires=expires)
+            item = Item(event, expires=expires)
         old = lane.queue.put(item)
         if old is not None:
             lane.done(old)
             self._evicted.append((lane, old.event))
 
-    def _settle_folded(self, lane: _Lane) -> None:
+    def _settle_folded(self, lane: Lane) -> None:
         """After a digester call: events folded into a queued digest leave the spool."""
         folded = lane.folded()
         if folded and self._journal is not None:
             for event_id in folded:
                 self._journal.settle(lane.name, event_id)
 
-    def _take_evicted(self) -> list[tuple[_Lane, Event]]:
+    def _take_evicted(self) -> list[tuple[Lane, Event]]:
         """The evictions not yet reported; caller holds _lock."""
         evicted, self._evicted = self._evicted, []
         return evicted
 
-    def _report_evicted(self, evicted: list[tuple[_Lane, Event]]) -> None:
+    def _report_evicted(self, evicted: list[tuple[Lane, Event]]) -> None:
         for lane, old in evicted:  # logged outside the lock: handlers may be slow
             lane.add(dropped=1)
             if self._journal is not None:
@@ -895,7 +571,7 @@ class Dispatcher:
             ]
         return not reasons, reasons
 
-    def _supervise(self, lane: _Lane, shard: Shard[_Item]) -> None:
+    def _supervise(self, lane: Lane, shard: Shard[Item]) -> None:
         """A worker thread: :meth:`_work`, run again after any exception escapes it."""
         watch = self._workers[lane.name]
         while True:
@@ -908,7 +584,7 @@ class Dispatcher:
                     lane.settle(failed=1)
                 self._stop.wait(RESTART_DELAY)
 
-    def _work(self, lane: _Lane, shard: Shard[_Item]) -> None:
+    def _work(self, lane: Lane, shard: Shard[Item]) -> None:
         while (item := shard.get()) is not None:
             try:
                 if lane.fence is not None:
@@ -922,7 +598,7 @@ class Dispatcher:
                 lane.done(item)
                 lane.drops.flush()  # the count of unlogged drops, once their second is over
 
-    def _deliver(self, lane: _Lane, event: Event, expires: float) -> None:
+    def _deliver(self, lane: Lane, event: Event, expires: float) -> None:
         """Send one event until accepted, refused for good, expired, or interrupted.
 
         A retryable failure pauses the whole sink (its bucket: no worker of it attempts
@@ -997,7 +673,7 @@ class Dispatcher:
                 self._workers[lane.name].callback(self._on_delivered, lane.name, event)
                 return
 
-    def _sink_failed(self, lane: _Lane, error: RetryableError) -> float:
+    def _sink_failed(self, lane: Lane, error: RetryableError) -> float:
         """Pause ``lane`` after a failed attempt; returns the pause. Says once when the
         sink is down (:data:`SINK_DOWN_AFTER` failures in a row)."""
         backoff = lane.policy.retry.backoff
@@ -1019,7 +695,7 @@ class Dispatcher:
                 self._on_sink_state(lane.name, False, str(error))
         return delay
 
-    def _sink_up(self, lane: _Lane) -> None:
+    def _sink_up(self, lane: Lane) -> None:
         down_for = lane.succeeded()
         if down_for is None:
             return
@@ -1027,7 +703,7 @@ class Dispatcher:
         if self._on_sink_state is not None:
             self._on_sink_state(lane.name, True, "")
 
-    def _pause(self, lane: _Lane, seconds: float, *, quiet: bool = False) -> None:
+    def _pause(self, lane: Lane, seconds: float, *, quiet: bool = False) -> None:
         """Hold every worker of ``lane`` for ``seconds`` (a receiver's Retry-After, or
         the backoff of a failing sink: ``quiet``, logged with the attempt instead)."""
         if lane.bucket.pause(seconds) and not quiet:
@@ -1041,7 +717,7 @@ class Dispatcher:
 
     def _fail(
         self,
-        lane: _Lane,
+        lane: Lane,
         event: Event,
         attempts: int,
         reason: str,
@@ -1068,7 +744,7 @@ class Dispatcher:
             exc_info=trace,
         )
 
-    def _write_off(self, lane: _Lane) -> None:
+    def _write_off(self, lane: Lane) -> None:
         """Count the events ``lane``'s workers are still sending as failed: close() does
         not wait for them any longer, and the final counters must add up."""
         events = lane.write_off()
@@ -1085,7 +761,7 @@ class Dispatcher:
             events[0].key,
         )
 
-    def _abandon(self, lane: _Lane, events: list[Event]) -> None:
+    def _abandon(self, lane: Lane, events: list[Event]) -> None:
         """Count events never attempted because of shutdown: one summary line, not one each."""
         if not events:
             return

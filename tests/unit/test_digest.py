@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from kubewatch.config import DigestConfig
 from kubewatch.delivery import Digester, Dispatcher, SinkStats
 from kubewatch.delivery.digest import MAX_HELD, digest_summary, plural
-from kubewatch.delivery.dispatcher import _Fence
+from kubewatch.delivery.lane import Fence as _Fence
 from kubewatch.events import DigestInfo, Event, EventType
 from tests.unit.test_delivery import WAIT, FakeSink, Gate, delivery, make_event, shard_of
 
