@@ -72,6 +72,9 @@ class WatchState:
     watch_restarts: int
     """WATCH requests that ended and were reopened (a healthy watch ends every
     ``serverTimeout`` to twice that)."""
+    failure: str | None = None
+    """Why the latest LIST or WATCH attempt failed, until one succeeds; ``None`` when the
+    latest one did."""
 
     @property
     def name(self) -> str:
@@ -94,6 +97,7 @@ class WatchState:
             last_activity_age_seconds=max(0.0, now - reflector.last_activity),
             relists=reflector.relists,
             watch_restarts=reflector.watch_restarts,
+            failure=reflector.failure,
         )
 
 
@@ -108,6 +112,9 @@ class ReflectorView(Protocol):
 
     @property
     def watch_restarts(self) -> int: ...
+
+    @property
+    def failure(self) -> str | None: ...
 
 
 class InformerView(Protocol):
@@ -279,13 +286,19 @@ class StateCollector:
             "1 once the watch's first LIST completed, else 0 (boolean).",
             labels=labels,
         )
+        failing = GaugeMetricFamily(
+            "kubewatch_watch_failing",
+            "1 while the watch's latest LIST or WATCH attempt failed, else 0 (boolean).",
+            labels=labels,
+        )
         for state in states:
             values = [state.resource, state.scope]
             restarts.add_metric(values, state.watch_restarts)
             relists.add_metric(values, state.relists)
             silence.add_metric(values, state.last_activity_age_seconds)
             synced.add_metric(values, 1 if state.synced else 0)
-        yield from (restarts, relists, silence, synced)
+            failing.add_metric(values, 0 if state.failure is None else 1)
+        yield from (restarts, relists, silence, synced, failing)
 
     def _collect_sinks(self) -> Iterator[Metric]:
         try:
