@@ -20,11 +20,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any, TypeVar, cast
 
 from kubewatch._version import __version__
-from kubewatch.app import App, build_sinks, check_config
+from kubewatch.app import STOP_POLL_INTERVAL, App, build_sinks, check_config
 from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ClusterConfigError, Query
 from kubewatch.cluster.discovery import ResourceTable
 from kubewatch.config import Config, format_errors, load_config
@@ -48,6 +49,8 @@ from kubewatch.routing import Router
 from kubewatch.sinks import build_sink
 
 log = logging.getLogger("kubewatch")
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CONFIG = "config.yaml"
@@ -192,10 +195,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     stop = threading.Event()
+    apps: list[App] = []  # the app once built: a signal ends the waits of its start
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
+        for running in apps:
+            running.request_stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -219,6 +225,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_errors(e, args.config), file=sys.stderr)
         client.close()
         return EXIT_CONFIG
+    apps.append(app)
+    if stop.is_set():
+        app.request_stop()
     for watch in plan.watches:
         log.info(
             "resources[%d]: %s resolved to %s %s (%s)",
@@ -358,11 +367,14 @@ def replay(args: argparse.Namespace) -> int:
 
 def _plan_with_retry(config: Config, client: ClusterClient, stop: threading.Event) -> Plan | None:
     """Resolve resources; while the API server is unreachable, keep trying (a Pod that
-    starts before its API server is reachable should wait, not crash-loop)."""
+    starts before its API server is reachable should wait, not crash-loop). A stop ends
+    the wait at once, also while a discovery request hangs on a frozen API server."""
     delay = 1.0
     while not stop.is_set():
         try:
-            return App.plan(config, client)
+            return _unless_stopped(lambda: App.plan(config, client), stop)
+        except _Stopped:
+            return None
         except ConfigErrors as e:
             print(format_errors(e, "resources"), file=sys.stderr)
             return None
@@ -371,6 +383,34 @@ def _plan_with_retry(config: Config, client: ClusterClient, stop: threading.Even
             stop.wait(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 30.0)
     return None
+
+
+class _Stopped(Exception):
+    """A stop was requested while a blocking call ran."""
+
+
+def _unless_stopped(call: Callable[[], T], stop: threading.Event) -> T:
+    """``call()`` on a daemon thread; its result or exception, or ``_Stopped`` as soon as
+    ``stop`` is set (a blocking request cannot be interrupted, but it need not be awaited:
+    the process is exiting)."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as e:
+            outcome.append((False, e))
+
+    thread = threading.Thread(target=target, name="kubewatch-discovery", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(STOP_POLL_INTERVAL)
+        if stop.is_set() and not outcome:
+            raise _Stopped
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return cast(T, value)
 
 
 # -- test-sink -----------------------------------------------------------------------------

@@ -156,6 +156,10 @@ class Reflector:
         self.last_activity = clock()
         """Monotonic time of the last sign of life: a list page, a watch opened, an event or
         a bookmark. A healthy quiet watch still reopens every one to two ``server_timeout``s."""
+        self.in_request = False
+        """True while a LIST page or the opening of a WATCH is awaited: such a request
+        cannot be interrupted, but nothing it returns after ``stop()`` reaches the target,
+        so a stop need not wait for it."""
         self.relists = 0
         """LISTs after the first: each one follows a 410 (or a failed first watch)."""
         self.watch_restarts = 0
@@ -229,9 +233,15 @@ class Reflector:
             count = 0
             try:
                 while True:
-                    page = self._lw.list_page(
-                        limit=self._settings.page_size, continue_token=continue_token
-                    )
+                    self.in_request = True
+                    try:
+                        page = self._lw.list_page(
+                            limit=self._settings.page_size, continue_token=continue_token
+                        )
+                    finally:
+                        self.in_request = False
+                    if self._stop.is_set():
+                        return
                     self.last_activity = self._clock()
                     for item in page.get("items") or ():
                         if self._stop.is_set():
@@ -277,7 +287,13 @@ class Reflector:
         while not self._stop.is_set():
             started = self._clock()
             timeout = self._settings.watch_timeout(self._rng)
-            stream = self._lw.watch(resource_version=self.resource_version, timeout_seconds=timeout)
+            self.in_request = True
+            try:
+                stream = self._lw.watch(
+                    resource_version=self.resource_version, timeout_seconds=timeout
+                )
+            finally:
+                self.in_request = False
             self.last_activity = self._clock()  # the server answered: alive, even if quiet
             self.failure = None
             with self._stream_lock:
