@@ -26,8 +26,9 @@ from typing import Any, TypeVar, cast
 
 from kubewatch._version import __version__
 from kubewatch.app import STOP_POLL_INTERVAL, App, build_sinks, check_config
+from kubewatch.cluster.access import may
 from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ClusterConfigError, Query
-from kubewatch.cluster.discovery import ResourceTable
+from kubewatch.cluster.discovery import ResourceTable, ResourceType
 from kubewatch.config import Config, format_errors, load_config
 from kubewatch.delivery import Dispatcher
 from kubewatch.delivery.policy import sink_policies
@@ -41,6 +42,7 @@ from kubewatch.errors import (
 from kubewatch.events import Event, EventType
 from kubewatch.normalize import utc_now
 from kubewatch.observability.logs import register_secret, setup_logging
+from kubewatch.pipeline import needs_namespace_labels
 from kubewatch.plan import Plan, describe_scope
 from kubewatch.recorder import EventRecorder
 from kubewatch.render.templates import SAMPLES
@@ -513,20 +515,55 @@ def validate(args: argparse.Namespace) -> int:
         print(f"resources[{index}]: {rc.kind} is not installed yet; it will be watched once it is")
     for watch in plan.watches:
         for namespace in watch.namespaces:
-            scope = describe_scope(watch, namespace)
-            try:
-                client.list_page(
-                    watch.resource.path(namespace),
-                    Query(watch.config.label_selector, watch.field_selector),
-                    limit=1,
-                )
-            except (ApiError, ApiUnreachable) as e:
-                failures += 1
-                print(f"resources[{watch.index}]: cannot list {scope}: {e}", file=sys.stderr)
-            else:
-                print(f"resources[{watch.index}]: {scope}: listable")
+            failures += _check_watch(
+                client,
+                f"resources[{watch.index}]",
+                scope=describe_scope(watch, namespace),
+                resource=watch.resource,
+                namespace=namespace,
+                query=Query(watch.config.label_selector, watch.field_selector),
+            )
+    if plan.namespaces is not None and any(
+        needs_namespace_labels(config, w.config) for w in plan.watches
+    ):
+        failures += _check_watch(
+            client,
+            "namespaceSelector",
+            scope="namespaces",
+            resource=plan.namespaces,
+            namespace=None,
+            query=Query(),
+        )
     client.close()
     return EXIT_FAILURE if failures else EXIT_OK
+
+
+def _check_watch(
+    client: ClusterClient,
+    where: str,
+    *,
+    scope: str,
+    resource: ResourceType,
+    namespace: str | None,
+    query: Query,
+) -> int:
+    """List one page of a watch's collection and ask whether it may be watched; print the
+    verdict; 1 when it cannot be watched (a watch needs both verbs), else 0."""
+    try:
+        client.list_page(resource.path(namespace), query, limit=1)
+    except (ApiError, ApiUnreachable) as e:
+        print(f"{where}: cannot list {scope}: {e}", file=sys.stderr)
+        return 1
+    try:
+        denied = may(client, "watch", resource, namespace)
+    except (ApiError, ApiUnreachable) as e:
+        print(f"{where}: {scope}: listable; watch permission not checked ({e})")
+        return 0
+    if denied is not None:
+        print(f"{where}: cannot watch {scope}: {denied}", file=sys.stderr)
+        return 1
+    print(f"{where}: {scope}: listable and watchable")
+    return 0
 
 
 if __name__ == "__main__":
