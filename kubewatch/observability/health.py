@@ -69,7 +69,7 @@ class Readiness:
                 reasons.append(f"watch {state.name} failing: {state.failure}")
             elif not state.synced:
                 reasons.append(f"watch {state.name} not synced yet")
-            elif state.last_activity_age_seconds > self.stall_threshold:
+            if state.synced and state.last_activity_age_seconds > self.stall_threshold:
                 reasons.append(
                     f"watch {state.name} silent for {state.last_activity_age_seconds:.0f}s "
                     f"(threshold {self.stall_threshold:.0f}s)"
