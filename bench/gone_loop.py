@@ -3,8 +3,8 @@
 A local HTTP server lists one ConfigMap and answers every watch with ``410``; kubewatch's
 SharedInformer runs over the real ClusterClient/ListWatch with the default
 ReflectorSettings for ``--seconds`` seconds. Without a backoff on relists this is a hot
-loop (one LIST per round trip); with it, LISTs follow the backoff: 0.4–0.8 s, doubling,
-then one per 15–30 s.
+loop (one LIST per round trip); with it, LISTs follow the backoff: 0.4-0.8 s, doubling,
+then one per 15-30 s.
 
     python bench/gone_loop.py [--seconds 60]
 

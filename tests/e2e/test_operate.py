@@ -2,13 +2,15 @@
 
 * ``/metrics`` counts exactly what happened; ``/healthz`` and ``/readyz`` answer.
 * ``/readyz`` tells the truth: a frozen API server (``kill -STOP``) makes it fail at the
-  first read past its timeout, naming the failing watch, then the silent one; once the API server resumes it recovers, and nothing is lost or doubled.
+  first read past its timeout, naming the failing watch, then the silent one; once the
+  API server resumes it recovers, and nothing is lost or doubled.
 * Two kubewatch processes with leader election: only the leader delivers; when it is
   killed the standby takes over after the Lease expires and re-delivers what it saw
   recently, so nothing is lost and a repeat carries the same ``id``.
 * A configuration reload (file change or SIGHUP) starts new watches without restarting
   unchanged ones; an invalid file is rejected and the running configuration stays.
-* A forbidden watch becomes a Warning Event on kubewatch's own Pod.
+* A forbidden watch becomes a Warning Event on kubewatch's own Pod, and ``/readyz`` says
+  it is failing and why.
 * ``kubewatch replay`` of a real ``kubectl --watch --output-watch-events`` capture.
 
 Every kubewatch here is a subprocess (``python -m kubewatch run``); each has its own
@@ -555,7 +557,8 @@ def test_a_forbidden_watch_is_a_warning_event_on_the_pod_and_the_rest_flows(
     assert f"secrets in {namespace}" in event.message, event.message
     assert event.source.component == "kubewatch"
     status, reasons = kw.get("/readyz")
-    assert status == 503 and f"watch secrets in {namespace} not synced" in reasons, reasons
+    assert status == 503 and f"watch secrets in {namespace} failing: " in reasons, reasons
+    assert "HTTP 403 Forbidden" in reasons, reasons
 
     core.create_namespaced_config_map(namespace, cm("still-flowing"))
     wait_for(
