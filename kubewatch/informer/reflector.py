@@ -10,10 +10,15 @@ It mirrors client-go's ``tools/cache`` Reflector:
 * every event and bookmark advances the resourceVersion; a watch that ends or breaks is
   reopened from it; 410 Gone (an HTTP status or an in-stream ERROR) means the version left
   the server's window, so the reflector lists again and the target reconciles;
-* every failure and every relist waits under one backoff (:mod:`kubewatch.backoff`:
-  0.8 s doubling to 30 s, jittered, reset after two minutes without a failure), as
-  client-go runs each list-and-watch under its backoff manager: no answer (403, 404, 429,
-  500, refused, a 410 for every watch) can make it loop hot;
+* every failure, and every relist after a list-and-watch cycle that made no progress,
+  waits under one backoff (:mod:`kubewatch.backoff`: 0.8 s doubling to 30 s, jittered,
+  reset after two minutes without a failure), as client-go runs each list-and-watch
+  under its backoff manager: no answer (403, 404, 429, 500, refused, a 410 for every
+  watch) can make it loop hot. A 410 that ends a productive watch (an event or bookmark
+  applied, at least ``min_watch_duration`` after the LIST) relists at once: the gap is
+  what the relist closes, and waiting would widen it (a short-lived object created and
+  deleted meanwhile would go unseen). So LISTs come at most once per backoff wait or per
+  productive watch;
 * :attr:`Reflector.failure` says why the latest attempt failed until one succeeds, so
   readiness reports a watch that cannot list or watch on its first failed attempt;
 * ``stop()`` works from any thread, also while a read is blocked.
@@ -156,6 +161,8 @@ class Reflector:
         self.last_activity = clock()
         """Monotonic time of the last sign of life: a list page, a watch opened, an event or
         a bookmark. A healthy quiet watch still reopens every one to two ``server_timeout``s."""
+        self._listed_at = -float("inf")  # clock time the latest LIST completed
+        self._progress = False  # a watch event or bookmark was applied since that LIST
         self.in_request = False
         """True while a LIST page or the opening of a WATCH is awaited: such a request
         cannot be interrupted, but nothing it returns after ``stop()`` reaches the target,
@@ -193,9 +200,13 @@ class Reflector:
                 self._watch()
             except WatchExpired as e:
                 # Not a failure of the API server, but a relist is the costly part of a
-                # list-and-watch cycle: it waits under the backoff like any retry, so a
-                # server that answers every watch with 410 gets a LIST per backoff.
-                delay = self._backoff.next_delay()
+                # list-and-watch cycle: after a cycle without progress it waits under the
+                # backoff like any retry, so a server that answers every watch with 410
+                # gets a LIST per backoff wait.
+                productive = self._progress and (
+                    self._clock() - self._listed_at >= self._settings.min_watch_duration
+                )
+                delay = 0.0 if productive else self._backoff.next_delay()
                 log.info(
                     "%s: resourceVersion %s expired (%s); listing again in %.1fs",
                     self.name,
@@ -205,7 +216,8 @@ class Reflector:
                 )
                 need_list = True
                 self.relists += 1
-                self._wait(delay)
+                if delay:
+                    self._wait(delay)
             except ApiError as e:
                 if self._on_api_error is not None:
                     self._on_api_error(e)
@@ -270,6 +282,8 @@ class Reflector:
             break
         target.replace_end()
         self.failure = None
+        self._listed_at = self._clock()
+        self._progress = False
         log.debug(
             "%s: listed %d objects at resourceVersion %s in %.2fs",
             self.name,
@@ -349,6 +363,7 @@ class Reflector:
             if rv:
                 self.resource_version = rv
             count += 1
+            self._progress = True
         return count
 
     def _fill_type(self, obj: dict[str, Any]) -> None:

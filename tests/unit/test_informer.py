@@ -488,6 +488,36 @@ def test_410_for_every_watch_lists_under_the_backoff_with_the_defaults() -> None
     assert reflector.failure is None  # 410 is no failure: the list after it works
 
 
+def test_a_410_after_a_productive_watch_relists_at_once() -> None:
+    """The gap after a watch that applied events is what the relist closes: no wait."""
+    time_ = SteppedTime()
+    lw = FakeListerWatcher(
+        [pages(5, cm("a", 1)), pages(9, cm("a", 8))],
+        [[ev("MODIFIED", cm("a", 6)), WatchExpired("too old")]],
+    )
+    reflector = Reflector(
+        "cm", lw, NullTarget(), kind="ConfigMap", api_version="v1", clock=time_, wait=time_.wait
+    )
+
+    def after_the_list(seconds: float = 5.0) -> None:
+        time_.now += seconds  # the watch ran for a while before its 410
+
+    original = lw.watch
+
+    def watch(**kwargs: Any) -> FakeStream:
+        after_the_list()
+        return original(**kwargs)
+
+    lw.watch = watch  # type: ignore[method-assign]
+    thread = threading.Thread(target=reflector.run, daemon=True)
+    thread.start()
+    assert lw.done.wait(5)
+    reflector.stop()
+    thread.join(5)
+    assert reflector.relists == 1
+    assert time_.waits == []
+
+
 def test_expired_continue_tokens_do_not_relist_hot() -> None:
     """An expired continue token starts the list again from scratch after a backoff wait."""
     time_ = SteppedTime()
