@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 NAMESPACE_SYNC_TIMEOUT = 30.0
 """Seconds to wait for the Namespace watch before the others start: namespace selectors
 need the labels, and a resource watch that starts first would misjudge early objects."""
+STOP_POLL_INTERVAL = 0.1
+"""Seconds between looks at a stop request while a start step waits: a SIGTERM ends the
+wait within this, not after the step's timeout."""
 HANDOVER_EVENTS = 10_000
 """Events a standby keeps for a handover, at most: bounds its memory whatever the rate."""
 LIVENESS_TIMEOUT = 60.0
@@ -364,6 +367,11 @@ class App:
             informers = list(self.informers.values())
         return all(inf.wait_for_sync(timeout) for inf in informers)
 
+    def request_stop(self) -> None:
+        """Make every wait of ``start`` end now (any thread; a signal handler too): a
+        SIGTERM while namespaces are being listed is not held up by that wait."""
+        self._stopping.set()
+
     def stop(self) -> bool:
         """Stop watching, then drain deliveries; True if everything queued was handled."""
         self._stopping.set()
@@ -643,6 +651,8 @@ class App:
 
     def _start_namespace_watch(self) -> None:
         with self._lock:
+            if self._stopping.is_set():
+                return
             if self._namespace_informer is not None or self._plan.namespaces is None:
                 return
             resource = self._plan.namespaces
@@ -652,11 +662,18 @@ class App:
             informer.add_handler(self.namespace_labels)
             self._namespace_informer = informer
         informer.start()
-        if not informer.wait_for_sync(NAMESPACE_SYNC_TIMEOUT):
-            log.warning(
-                "namespaces not listed within %.0fs; namespace selectors admit nothing until then",
-                NAMESPACE_SYNC_TIMEOUT,
-            )
+        deadline = time.monotonic() + NAMESPACE_SYNC_TIMEOUT
+        while not informer.wait_for_sync(STOP_POLL_INTERVAL):
+            if self._stopping.is_set():
+                return
+            if time.monotonic() >= deadline:
+                break
+        else:
+            return
+        log.warning(
+            "namespaces not listed within %.0fs; namespace selectors admit nothing until then",
+            NAMESPACE_SYNC_TIMEOUT,
+        )
 
     # -- discovery of resources not installed yet -------------------------------------------
 

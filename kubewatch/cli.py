@@ -23,11 +23,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any, TypeVar, cast
 
 from kubewatch._version import __version__
-from kubewatch.app import App, build_sinks, check_config
+from kubewatch.app import STOP_POLL_INTERVAL, App, build_sinks, check_config
+from kubewatch.cluster.access import may
 from kubewatch.cluster.client import (
     ApiUnreachable,
     ClusterClient,
@@ -35,7 +37,7 @@ from kubewatch.cluster.client import (
     KubeconfigInvalid,
     Query,
 )
-from kubewatch.cluster.discovery import ResourceTable
+from kubewatch.cluster.discovery import ResourceTable, ResourceType
 from kubewatch.config import Config, format_errors, load_config
 from kubewatch.delivery import Dispatcher
 from kubewatch.delivery.policy import sink_policies
@@ -49,6 +51,7 @@ from kubewatch.errors import (
 from kubewatch.events import Event, EventType
 from kubewatch.normalize import utc_now
 from kubewatch.observability.logs import register_secret, setup_logging
+from kubewatch.pipeline import needs_namespace_labels
 from kubewatch.plan import Plan, describe_scope
 from kubewatch.recorder import EventRecorder
 from kubewatch.render.templates import SAMPLES
@@ -57,6 +60,8 @@ from kubewatch.routing import Router
 from kubewatch.sinks import build_sink
 
 log = logging.getLogger("kubewatch")
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_LOST = 0, 1, 2, 3
 """EXIT_LOST: stopped with events neither delivered nor kept (no durable state)."""
@@ -210,10 +215,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     stop = threading.Event()
+    apps: list[App] = []  # the app once built: a signal ends the waits of its start
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
+        for running in apps:
+            running.request_stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -237,6 +245,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_errors(e, args.config), file=sys.stderr)
         client.close()
         return EXIT_CONFIG
+    apps.append(app)
+    if stop.is_set():
+        app.request_stop()
     for watch in plan.watches:
         log.info(
             "resources[%d]: %s resolved to %s %s (%s)",
@@ -414,11 +425,14 @@ def _replay_summary(dispatcher: Dispatcher, drained: bool) -> int:
 
 def _plan_with_retry(config: Config, client: ClusterClient, stop: threading.Event) -> Plan | None:
     """Resolve resources; while the API server is unreachable, keep trying (a Pod that
-    starts before its API server is reachable should wait, not crash-loop)."""
+    starts before its API server is reachable should wait, not crash-loop). A stop ends
+    the wait at once, also while a discovery request hangs on a frozen API server."""
     delay = 1.0
     while not stop.is_set():
         try:
-            return App.plan(config, client)
+            return _unless_stopped(lambda: App.plan(config, client), stop)
+        except _Stopped:
+            return None
         except ConfigErrors as e:
             print(format_errors(e, "resources"), file=sys.stderr)
             return None
@@ -427,6 +441,34 @@ def _plan_with_retry(config: Config, client: ClusterClient, stop: threading.Even
             stop.wait(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 30.0)
     return None
+
+
+class _Stopped(Exception):
+    """A stop was requested while a blocking call ran."""
+
+
+def _unless_stopped(call: Callable[[], T], stop: threading.Event) -> T:
+    """``call()`` on a daemon thread; its result or exception, or ``_Stopped`` as soon as
+    ``stop`` is set (a blocking request cannot be interrupted, but it need not be awaited:
+    the process is exiting)."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as e:
+            outcome.append((False, e))
+
+    thread = threading.Thread(target=target, name="kubewatch-discovery", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(STOP_POLL_INTERVAL)
+        if stop.is_set() and not outcome:
+            raise _Stopped
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return cast(T, value)
 
 
 # -- test-sink -----------------------------------------------------------------------------
@@ -548,23 +590,61 @@ def _validate_against(config: Config, client: ClusterClient, args: argparse.Name
         print(f"resources[{index}]: {rc.kind} is not installed yet; it will be watched once it is")
     for watch in plan.watches:
         for namespace in watch.namespaces:
-            scope = describe_scope(watch, namespace)
-            try:
-                client.list_page(
-                    watch.resource.path(namespace),
-                    Query(watch.config.label_selector, watch.field_selector),
-                    limit=1,
-                )
-            except (ApiError, ApiUnreachable) as e:
-                failures += 1
-                print(f"resources[{watch.index}]: cannot list {scope}: {e}", file=sys.stderr)
-            else:
-                print(f"resources[{watch.index}]: {scope}: listable")
+            failures += _check_watch(
+                client,
+                f"resources[{watch.index}]",
+                scope=describe_scope(watch, namespace),
+                resource=watch.resource,
+                namespace=namespace,
+                query=Query(watch.config.label_selector, watch.field_selector),
+            )
+    if plan.namespaces is not None and any(
+        needs_namespace_labels(config, w.config) for w in plan.watches
+    ):
+        failures += _check_watch(
+            client,
+            "namespaceSelector",
+            scope="namespaces",
+            resource=plan.namespaces,
+            namespace=None,
+            query=Query(),
+        )
     if failures:
         print(f"{args.config}: {failures} check(s) failed", file=sys.stderr)
         return EXIT_FAILURE
     print(f"{args.config}: configuration is valid (checked against {client.host})")
     return EXIT_OK
+
+
+def _check_watch(
+    client: ClusterClient,
+    where: str,
+    *,
+    scope: str,
+    resource: ResourceType,
+    namespace: str | None,
+    query: Query,
+) -> int:
+    """List one page of a watch's collection and ask whether it may be watched; print the
+    verdict; 1 when it cannot be watched (a watch needs both verbs), else 0."""
+    try:
+        client.list_page(resource.path(namespace), query, limit=1)
+    except (ApiError, ApiUnreachable) as e:
+        print(f"{where}: cannot list {scope}: {e}", file=sys.stderr)
+        return 1
+    try:
+        denied = may(client, "watch", resource, namespace)
+    except (ApiError, ApiUnreachable) as e:
+        print(
+            f"{where}: {scope}: listable; watch permission could not be checked ({e})",
+            file=sys.stderr,
+        )
+        return 1
+    if denied is not None:
+        print(f"{where}: cannot watch {scope}: {denied}", file=sys.stderr)
+        return 1
+    print(f"{where}: {scope}: listable and watchable")
+    return 0
 
 
 if __name__ == "__main__":

@@ -50,13 +50,16 @@ and ``update`` after that. Memory is bounded by ``max_tracked`` repeat keys and 
 Event objects, oldest evicted first; eviction errs towards reporting (an evicted key's
 next occurrence is reported as if new), never towards silence.
 
-Not thread-safe: one instance per informer handler, called from the informer's thread.
+Thread-safe: with ``namespaces.include: [a, b]`` one instance serves one informer per
+namespace, each on its own thread; a lock makes each observation one step over the
+repeat state (building the alert itself needs no lock).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -156,6 +159,9 @@ class KubeEventAlerts:
         self._started_at = _aware(started_at, "started_at").replace(microsecond=0)
         self._clock = clock
         self._max_tracked = max_tracked
+        self._lock = threading.Lock()
+        """Held while ``_reported_at`` and ``_objects`` are read or changed: informers of
+        several namespaces call in from their own threads."""
 
         self._reported_at: OrderedDict[_RepeatKey, datetime] = OrderedDict()
         """Repeat key → clock time of its last report.
@@ -186,7 +192,16 @@ class KubeEventAlerts:
             return None
         if reading.last_seen is not None and reading.last_seen < self._started_at:
             return None
-        now = _aware(self._clock(), "clock()")
+        with self._lock:
+            now = _aware(self._clock(), "clock()")
+            event_type = self._occurrence(reading, now)
+        if event_type is None:
+            return None
+        return self._alert(event_type, obj, reading, now)
+
+    def _occurrence(self, reading: _Reading, now: datetime) -> EventType | None:
+        """Update the repeat state for ``reading``; the alert's type, or ``None`` when it
+        is not reported. Under ``_lock``."""
         self._expire(now)
 
         seen = self._objects.get(reading.identity)
@@ -217,12 +232,14 @@ class KubeEventAlerts:
 
         first = not seen.reported
         seen.reported = True
-        return self._alert(EventType.CREATE if first else EventType.UPDATE, obj, reading, now)
+        return EventType.CREATE if first else EventType.UPDATE
 
     def forget(self, obj: Mapping[str, Any]) -> None:
         """Drop what is remembered of a deleted Event object (its repeat key stays: the
         window is about the involved object and reason, not about one Event object)."""
-        self._objects.pop(_identity(obj.get("metadata") or {}), None)
+        identity = _identity(obj.get("metadata") or {})
+        with self._lock:
+            self._objects.pop(identity, None)
 
     def _admits(self, info: KubeEventInfo) -> bool:
         if self._types is not None and info.type not in self._types:

@@ -37,6 +37,11 @@ READ_SIZE = 256 * 1024
 usually carries several events when the stream is busy."""
 ERROR_BODY_LIMIT = 64 * 1024
 """Bytes of an error response we read: a Status is small, garbage is cut short."""
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""Longest watch line (one event) kept while it is not finished: etcd refuses objects above
+1.5 MiB, so a real event is far below this; a stream that sends more without a newline is
+broken (a proxy gone astray) and would otherwise grow without limit. It is logged and the
+stream ends as broken, so the Reflector opens a new watch."""
 
 
 class ApiUnreachable(KubewatchError, ConnectionError):
@@ -220,10 +225,10 @@ class ClusterClient:
         try:
             with _gc_paused():
                 doc = orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            raise ApiUnreachable(f"GET {path}: response is not JSON ({e})") from e
+        except orjson.JSONDecodeError:
+            raise not_json(f"GET {path}", resp.status, data) from None
         if not isinstance(doc, dict):
-            raise ApiUnreachable(f"GET {path}: response is not a JSON object")
+            raise not_json(f"GET {path}", resp.status, data)
         return doc
 
     def request_json(
@@ -265,7 +270,10 @@ class ClusterClient:
             resp.release_conn()
         if resp.status >= 300:
             raise status_error(resp.status, data[:ERROR_BODY_LIMIT])
-        doc = orjson.loads(data) if data else {}
+        try:
+            doc = orjson.loads(data) if data else {}
+        except orjson.JSONDecodeError:
+            raise not_json(f"{method} {path}", resp.status, data) from None
         return doc if isinstance(doc, dict) else {}
 
     def list_page(
@@ -308,6 +316,17 @@ class ClusterClient:
             ("timeoutSeconds", str(timeout_seconds)),
         ]
         resp = self._request(path, params, read_timeout)
+        content_type = str(resp.response.headers.get("Content-Type") or "")
+        if content_type and "json" not in content_type:
+            # An HTML page from a proxy or a login portal, not a watch: say so once
+            # instead of skipping it line by line.
+            try:
+                body = resp.response.read(ERROR_BODY_LIMIT)
+            except (urllib3.exceptions.HTTPError, OSError):
+                body = b""
+            finally:
+                resp.response.release_conn()
+            raise not_json(f"watch {path}", resp.status, body, content_type)
         return WatchStream(resp.response, path, read_timeout)
 
 
@@ -329,19 +348,29 @@ class WatchStream:
         # The pieces of a line not finished yet, joined once when its newline arrives:
         # re-joining the whole unfinished line at every chunk would be quadratic in a
         # large object cut into small chunks (a re-chunking proxy, a slow link).
+        # Invariant: pending_bytes == sum(map(len, pending)) <= MAX_LINE_BYTES.
         pending: list[bytes] = []
+        pending_bytes = 0
         try:
             for chunk in self._chunks():
                 if b"\n" not in chunk:
                     if chunk:
                         pending.append(chunk)
+                        pending_bytes += len(chunk)
+                        if pending_bytes > MAX_LINE_BYTES:
+                            self._line_too_long(pending_bytes)
                     continue
                 lines = chunk.split(b"\n")
                 if pending:
+                    if pending_bytes + len(lines[0]) > MAX_LINE_BYTES:
+                        self._line_too_long(pending_bytes + len(lines[0]))
                     pending.append(lines[0])
                     lines[0] = b"".join(pending)
                 tail = lines.pop()
                 pending = [tail] if tail else []
+                pending_bytes = len(tail)
+                if pending_bytes > MAX_LINE_BYTES:
+                    self._line_too_long(pending_bytes)
                 for line in lines:
                     event = decode_line(line, self._path)
                     if event is not None:
@@ -351,6 +380,8 @@ class WatchStream:
                 event = decode_line(rest, self._path)
                 if event is not None:
                     yield event
+        except ApiUnreachable:
+            raise
         except urllib3.exceptions.ReadTimeoutError as e:
             if self._closed:
                 return
@@ -363,6 +394,17 @@ class WatchStream:
             raise ApiUnreachable(f"watch {self._path}: {_describe(e)}") from e
         finally:
             self.close()
+
+    def _line_too_long(self, size: int) -> None:
+        log.error(
+            "watch %s: a line grew past %d bytes (%d) without ending; the stream is broken",
+            self._path,
+            MAX_LINE_BYTES,
+            size,
+        )
+        raise ApiUnreachable(
+            f"watch {self._path}: a line longer than {MAX_LINE_BYTES} bytes, stream broken"
+        )
 
     def _chunks(self) -> Iterator[bytes]:
         """Bytes as they arrive: per HTTP chunk (the API server flushes one per event), or
@@ -454,6 +496,14 @@ def status_error(status: int, body: bytes) -> ApiError:
     if status == 410:
         return WatchExpired(message or "resource version too old")
     return ApiError(status, reason, message)
+
+
+def not_json(what: str, status: int, body: bytes, content_type: str = "") -> ApiError:
+    """An answer that is not the JSON object asked for (an HTML page from a proxy, a
+    login portal): an API error with the start of what came, never a decoding traceback."""
+    start = " ".join(body[:200].decode("utf-8", "replace").split())
+    kind = f" ({content_type})" if content_type else ""
+    return ApiError(status, "NotJSON", f"{what}: the answer is not a JSON object{kind}: {start!r}")
 
 
 def _describe(error: BaseException) -> str:

@@ -142,9 +142,14 @@ class SharedInformer:
         self._thread.start()
 
     def stop(self, timeout: float | None = 5.0) -> None:
-        """Stop watching and wait up to ``timeout`` seconds for the thread to end."""
+        """Stop watching and wait up to ``timeout`` seconds for the thread to end.
+
+        A thread blocked in a LIST or in opening a WATCH (a frozen API server) is not
+        waited for: that request cannot be interrupted, and nothing it returns reaches
+        the handlers any more, so a shutdown does not wait for its read timeout.
+        """
         self.reflector.stop()
-        if self._thread is not None:
+        if self._thread is not None and not self.reflector.in_request:
             self._thread.join(timeout)
 
     def _seed(self) -> None:

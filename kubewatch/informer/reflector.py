@@ -10,8 +10,17 @@ It mirrors client-go's ``tools/cache`` Reflector:
 * every event and bookmark advances the resourceVersion; a watch that ends or breaks is
   reopened from it; 410 Gone (an HTTP status or an in-stream ERROR) means the version left
   the server's window, so the reflector lists again and the target reconciles;
-* failures back off exponentially with jitter (0.8 s doubling to 30 s), reset after two
-  healthy minutes; no status (403, 404, 429, 500, refused) can make it loop hot;
+* every failure, and every relist after a list-and-watch cycle that made no progress,
+  waits under one backoff (:mod:`kubewatch.backoff`: 0.8 s doubling to 30 s, jittered,
+  reset after two minutes without a failure), as client-go runs each list-and-watch
+  under its backoff manager: no answer (403, 404, 429, 500, refused, a 410 for every
+  watch) can make it loop hot. A 410 that ends a productive watch (an event or bookmark
+  applied, at least ``min_watch_duration`` after the LIST) relists at once: the gap is
+  what the relist closes, and waiting would widen it (a short-lived object created and
+  deleted meanwhile would go unseen). So LISTs come at most once per backoff wait or per
+  productive watch;
+* :attr:`Reflector.failure` says why the latest attempt failed until one succeeds, so
+  readiness reports a watch that cannot list or watch on its first failed attempt;
 * ``stop()`` works from any thread, also while a read is blocked.
 
 The Reflector knows nothing of events or sinks: it moves plain dicts.
@@ -27,6 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kubewatch.backoff import Backoff
 from kubewatch.errors import ApiError, WatchExpired
 
 log = logging.getLogger(__name__)
@@ -92,30 +102,19 @@ class ReflectorSettings:
         return max(1, int(min(pick, self.read_timeout * 0.9)))
 
 
-class Backoff:
-    """Exponential backoff with full jitter; ``reset_if_healthy`` forgets past failures."""
-
-    def __init__(
-        self,
-        settings: ReflectorSettings,
-        rng: random.Random,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._settings = settings
-        self._rng = rng
-        self._clock = clock
-        self._step = 0
-        self._last_failure = -float("inf")
-
-    def next_delay(self) -> float:
-        s = self._settings
-        if self._clock() - self._last_failure > s.backoff_reset:
-            self._step = 0
-        cap = min(s.backoff_max, s.backoff_initial * 2.0**self._step)
-        self._step = min(self._step + 1, 32)
-        self._last_failure = self._clock()
-        # Jitter between cap/2 and cap: spread reconnects without ever going hot.
-        return cap / 2 + self._rng.uniform(0, cap / 2)
+def reflector_backoff(
+    settings: ReflectorSettings,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Backoff:
+    """The backoff of one Reflector, from its settings."""
+    return Backoff(
+        settings.backoff_initial,
+        settings.backoff_max,
+        settings.backoff_reset,
+        rng=rng,
+        clock=clock,
+    )
 
 
 class Reflector:
@@ -139,6 +138,7 @@ class Reflector:
         clock: Callable[[], float] = time.monotonic,
         on_synced: Callable[[int], None] | None = None,
         on_api_error: Callable[[ApiError], None] | None = None,
+        wait: Callable[[float], object] | None = None,
     ) -> None:
         self.name = name
         self._on_api_error = on_api_error
@@ -150,8 +150,10 @@ class Reflector:
         self._rng = rng or random.Random()
         self._clock = clock
         self._on_synced = on_synced
-        self._backoff = Backoff(self._settings, self._rng, clock)
+        self._backoff = reflector_backoff(self._settings, self._rng, clock)
         self._stop = threading.Event()
+        self._wait = wait or self._stop.wait
+        """Waits the given seconds or until ``stop()``; tests pass one that steps a clock."""
         self._stream_lock = threading.Lock()
         self._stream: WatchStreamLike | None = None  # the open watch, closed by stop()
         self.resource_version = ""
@@ -159,9 +161,19 @@ class Reflector:
         self.last_activity = clock()
         """Monotonic time of the last sign of life: a list page, a watch opened, an event or
         a bookmark. A healthy quiet watch still reopens every one to two ``server_timeout``s."""
+        self._listed_at = -float("inf")  # clock time the latest LIST completed
+        self._progress = False  # a watch event or bookmark was applied since that LIST
+        self.in_request = False
+        """True while a LIST page or the opening of a WATCH is awaited: such a request
+        cannot be interrupted, but nothing it returns after ``stop()`` reaches the target,
+        so a stop need not wait for it."""
         self.relists = 0
         """LISTs after the first: each one follows a 410 (or a failed first watch)."""
         self.watch_restarts = 0
+        self.failure: str | None = None
+        """Why the latest LIST or WATCH attempt failed (``HTTP 403 Forbidden: …``, ``watch
+        …: no data for 90s, presumed dead``); ``None`` once a LIST completes or a WATCH is
+        answered. One assignment per change: readable from any thread."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -187,14 +199,25 @@ class Reflector:
                     need_list = False
                 self._watch()
             except WatchExpired as e:
+                # Not a failure of the API server, but a relist is the costly part of a
+                # list-and-watch cycle: after a cycle without progress it waits under the
+                # backoff like any retry, so a server that answers every watch with 410
+                # gets a LIST per backoff wait.
+                productive = self._progress and (
+                    self._clock() - self._listed_at >= self._settings.min_watch_duration
+                )
+                delay = 0.0 if productive else self._backoff.next_delay()
                 log.info(
-                    "%s: resourceVersion %s expired (%s); listing again",
+                    "%s: resourceVersion %s expired (%s); listing again in %.1fs",
                     self.name,
                     self.resource_version,
                     e.message,
+                    delay,
                 )
                 need_list = True
                 self.relists += 1
+                if delay:
+                    self._wait(delay)
             except ApiError as e:
                 if self._on_api_error is not None:
                     self._on_api_error(e)
@@ -206,9 +229,10 @@ class Reflector:
                 self._fail("unexpected error")
 
     def _fail(self, why: str) -> None:
+        self.failure = why
         delay = self._backoff.next_delay()
         log.warning("%s: %s; retrying in %.1fs", self.name, why, delay)
-        self._stop.wait(delay)
+        self._wait(delay)
 
     # -- list ---------------------------------------------------------------------------
 
@@ -221,9 +245,15 @@ class Reflector:
             count = 0
             try:
                 while True:
-                    page = self._lw.list_page(
-                        limit=self._settings.page_size, continue_token=continue_token
-                    )
+                    self.in_request = True
+                    try:
+                        page = self._lw.list_page(
+                            limit=self._settings.page_size, continue_token=continue_token
+                        )
+                    finally:
+                        self.in_request = False
+                    if self._stop.is_set():
+                        return
                     self.last_activity = self._clock()
                     for item in page.get("items") or ():
                         if self._stop.is_set():
@@ -239,10 +269,21 @@ class Reflector:
             except WatchExpired:
                 if continue_token is None:
                     raise
-                log.info("%s: list continue token expired; listing again from scratch", self.name)
+                delay = self._backoff.next_delay()
+                log.info(
+                    "%s: list continue token expired; listing again from scratch in %.1fs",
+                    self.name,
+                    delay,
+                )
+                self._wait(delay)
+                if self._stop.is_set():
+                    return
                 continue
             break
         target.replace_end()
+        self.failure = None
+        self._listed_at = self._clock()
+        self._progress = False
         log.debug(
             "%s: listed %d objects at resourceVersion %s in %.2fs",
             self.name,
@@ -260,8 +301,15 @@ class Reflector:
         while not self._stop.is_set():
             started = self._clock()
             timeout = self._settings.watch_timeout(self._rng)
-            stream = self._lw.watch(resource_version=self.resource_version, timeout_seconds=timeout)
+            self.in_request = True
+            try:
+                stream = self._lw.watch(
+                    resource_version=self.resource_version, timeout_seconds=timeout
+                )
+            finally:
+                self.in_request = False
             self.last_activity = self._clock()  # the server answered: alive, even if quiet
+            self.failure = None
             with self._stream_lock:
                 self._stream = stream
             if self._stop.is_set():  # stop() ran between watch() and the assignment
@@ -315,6 +363,7 @@ class Reflector:
             if rv:
                 self.resource_version = rv
             count += 1
+            self._progress = True
         return count
 
     def _fill_type(self, obj: dict[str, Any]) -> None:

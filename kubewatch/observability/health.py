@@ -4,10 +4,12 @@
   turning. Each long-running loop calls ``beat(name)``; a registered loop silent for longer
   than its limit fails the check, and the kubelet restarts a process that is wedged
   (deadlocked, or stuck in a call that never returns).
-* **Readiness** (``/readyz``, :class:`Readiness`): every watch has listed once and none has
-  been silent past the stall threshold, so kubewatch is seeing what happens now. A stalled
-  watch is the Reflector's to repair (its read timeout replaces a silent stream); readiness
-  only reports it, and a restart would not help more than that.
+* **Readiness** (``/readyz``, :class:`Readiness`): every watch has listed once, none has
+  failed its latest attempt (a 403, a refused connection, a TLS error, a read past its
+  timeout) and none has been silent past the stall threshold, so kubewatch is seeing what
+  happens now. A failing or stalled watch is the Reflector's to repair (it retries under
+  its backoff; its read timeout replaces a silent stream); readiness only reports it, and
+  a restart would not help more than that.
 
 A check is any ``Callable[[], tuple[bool, list[str]]]``: (healthy, reasons if not).
 
@@ -55,7 +57,9 @@ every few seconds (the per-read timeout alone would let it stay for ever)."""
 
 
 class Readiness:
-    """Ready iff every watch has synced and none is silent past ``stall_threshold``.
+    """Ready iff every watch has synced, none failed its latest LIST or WATCH attempt
+    (:attr:`~kubewatch.informer.Reflector.failure`, reported with its reason from the first
+    failed attempt on) and none is silent past ``stall_threshold``.
 
     ``watches`` is called on every check (for instance
     ``lambda: watch_states(app.informers.values())``). No watch at all is ready: kubewatch
@@ -75,9 +79,11 @@ class Readiness:
     def __call__(self) -> tuple[bool, list[str]]:
         reasons: list[str] = []
         for state in self._watches():
-            if not state.synced:
+            if state.failure is not None:
+                reasons.append(f"watch {state.name} failing: {state.failure}")
+            elif not state.synced:
                 reasons.append(f"watch {state.name} not synced yet")
-            elif state.last_activity_age_seconds > self.stall_threshold:
+            if state.synced and state.last_activity_age_seconds > self.stall_threshold:
                 reasons.append(
                     f"watch {state.name} silent for {state.last_activity_age_seconds:.0f}s "
                     f"(threshold {self.stall_threshold:.0f}s)"

@@ -81,6 +81,9 @@ class WatchState:
     ``serverTimeout`` to twice that)."""
     handler_errors: int = 0
     """Exceptions raised by the watch's handlers (each lost one change)."""
+    failure: str | None = None
+    """Why the latest LIST or WATCH attempt failed, until one succeeds; ``None`` when the
+    latest one did."""
 
     @property
     def name(self) -> str:
@@ -104,6 +107,7 @@ class WatchState:
             relists=reflector.relists,
             watch_restarts=reflector.watch_restarts,
             handler_errors=informer.handler_errors,
+            failure=reflector.failure,
         )
 
 
@@ -118,6 +122,9 @@ class ReflectorView(Protocol):
 
     @property
     def watch_restarts(self) -> int: ...
+
+    @property
+    def failure(self) -> str | None: ...
 
 
 class InformerView(Protocol):
@@ -428,6 +435,11 @@ class StateCollector:
             "Exceptions raised while handling a watch's changes; each lost one change (count).",
             labels=labels,
         )
+        failing = GaugeMetricFamily(
+            "kubewatch_watch_failing",
+            "1 while the watch's latest LIST or WATCH attempt failed, else 0 (boolean).",
+            labels=labels,
+        )
         for state in states:
             values = [state.resource, state.scope]
             restarts.add_metric(values, state.watch_restarts)
@@ -435,7 +447,8 @@ class StateCollector:
             silence.add_metric(values, state.last_activity_age_seconds)
             synced.add_metric(values, 1 if state.synced else 0)
             errors.add_metric(values, state.handler_errors)
-        yield from (restarts, relists, silence, synced, errors)
+            failing.add_metric(values, 0 if state.failure is None else 1)
+        yield from (restarts, relists, silence, synced, errors, failing)
 
     def _collect_sinks(self) -> Iterator[Metric]:
         try:

@@ -155,6 +155,8 @@ def test_a_failing_receiver_never_delays_a_healthy_one(
 
     assert sorted(e["name"] for e in receiver.events) == names
     assert len({e["id"] for e in receiver.events}) == 12
-    assert kw.stop() == 0
-    # the stop's drain timeout abandons the failing sink's queue: reported, not hidden
-    assert gave_up(kw.stderr, "failing") >= 1 or "abandoned undelivered" in kw.stderr
+    # no state dir: the stop's drain timeout abandons the failing sink's queue, which is
+    # lost — reported in the log and by the exit code, not hidden
+    assert kw.stop() == 3
+    assert "abandoned undelivered" in kw.stderr
+    assert "were not delivered and are lost" in kw.stderr

@@ -1,14 +1,16 @@
 """Operating kubewatch against a real API server, as a cluster operator would see it.
 
 * ``/metrics`` counts exactly what happened; ``/healthz`` and ``/readyz`` answer.
-* ``/readyz`` tells the truth: a frozen API server (``kill -STOP``) makes it fail, naming
-  the silent watch; once the API server resumes it recovers, and nothing is lost or doubled.
+* ``/readyz`` tells the truth: a frozen API server (``kill -STOP``) makes it fail at the
+  first read past its timeout, naming the failing watch, then the silent one; once the
+  API server resumes it recovers, and nothing is lost or doubled.
 * Two kubewatch processes with leader election: only the leader delivers; when it is
   killed the standby takes over after the Lease expires and re-delivers what it saw
   recently, so nothing is lost and a repeat carries the same ``id``.
 * A configuration reload (file change or SIGHUP) starts new watches without restarting
   unchanged ones; an invalid file is rejected and the running configuration stays.
-* A forbidden watch becomes a Warning Event on kubewatch's own Pod.
+* A forbidden watch becomes a Warning Event on kubewatch's own Pod, and ``/readyz`` says
+  it is failing and why.
 * ``kubewatch replay`` of a real ``kubectl --watch --output-watch-events`` capture.
 
 Every kubewatch here is a subprocess (``python -m kubewatch run``); each has its own
@@ -248,12 +250,19 @@ def test_readyz_fails_while_the_apiserver_is_frozen_and_recovers_without_loss(
     assert (sample(kw.metrics(), restarts, **watch) or 0) >= reopened + 2
 
     with frozen_apiserver():
+        # The first read past its timeout is a failed attempt: reported at once, with
+        # the reason, and the silence past the threshold after that.
         _, reasons = wait_for(
             lambda: (r := kw.get("/readyz"))[0] == 503 and r,
-            timeout=STALL_THRESHOLD + READ_TIMEOUT + 5,
+            timeout=READ_TIMEOUT + 5,
             what="/readyz to fail while the API server is frozen",
         )
-        assert f"watch configmaps in {namespace} silent for" in reasons, reasons
+        assert f"watch configmaps in {namespace} failing: " in reasons, reasons
+        _, reasons = wait_for(
+            lambda: "silent for" in (r := kw.get("/readyz"))[1] and r,
+            timeout=STALL_THRESHOLD + READ_TIMEOUT + 5,
+            what="/readyz to report the silence too",
+        )
         assert f"(threshold {STALL_THRESHOLD:.0f}s)" in reasons, reasons
         assert kw.get("/healthz")[0] == 200  # alive: a restart would not help
 
@@ -548,7 +557,8 @@ def test_a_forbidden_watch_is_a_warning_event_on_the_pod_and_the_rest_flows(
     assert f"secrets in {namespace}" in event.message, event.message
     assert event.source.component == "kubewatch"
     status, reasons = kw.get("/readyz")
-    assert status == 503 and f"watch secrets in {namespace} not synced" in reasons, reasons
+    assert status == 503 and f"watch secrets in {namespace} failing: " in reasons, reasons
+    assert "HTTP 403 Forbidden" in reasons, reasons
 
     core.create_namespaced_config_map(namespace, cm("still-flowing"))
     wait_for(

@@ -17,7 +17,7 @@ from kubewatch.informer import (
     SharedInformer,
     Store,
 )
-from kubewatch.informer.reflector import Backoff
+from kubewatch.informer.reflector import reflector_backoff
 
 FAST = ReflectorSettings(
     page_size=2, backoff_initial=0.001, backoff_max=0.002, min_watch_duration=0.0
@@ -318,7 +318,7 @@ def test_failures_back_off_and_never_loop_hot() -> None:
 
 def test_backoff_grows_caps_and_resets_after_a_healthy_period() -> None:
     now = [0.0]
-    b = Backoff(
+    b = reflector_backoff(
         ReflectorSettings(backoff_initial=1, backoff_max=8, backoff_reset=60),
         random.Random(0),
         lambda: now[0],
@@ -417,3 +417,161 @@ def test_reflector_fills_kind_only_when_missing() -> None:
     r.stop()
     t.join(5)
     assert (seen[0]["kind"], seen[0]["apiVersion"]) == ("Other", "x/v1")
+
+
+class SteppedTime:
+    """A monotonic clock that moves only when the Reflector waits (no real sleeps)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.now += seconds
+        return False
+
+
+class GoneAlways:
+    """A server that lists fine and answers every watch with 410 Gone."""
+
+    def __init__(self, reflector_lists: int) -> None:
+        self.limit = reflector_lists
+        self.lists = 0
+        self.reflector: Reflector | None = None
+
+    def list_page(self, *, limit: int, continue_token: str | None) -> dict[str, Any]:
+        self.lists += 1
+        if self.lists >= self.limit and self.reflector is not None:
+            self.reflector.stop()
+        return pages(self.lists, cm("a", self.lists))[0]
+
+    def watch(self, *, resource_version: str, timeout_seconds: int) -> FakeStream:
+        raise WatchExpired("too old resource version")
+
+
+class NullTarget:
+    def replace_begin(self) -> None: ...
+    def replace_item(self, obj: dict[str, Any]) -> None: ...
+    def replace_end(self) -> None: ...
+    def watch_event(self, event_type: str, obj: dict[str, Any]) -> None: ...
+
+
+def test_410_for_every_watch_lists_under_the_backoff_with_the_defaults() -> None:
+    """A relist is a list-and-watch cycle like any other: it waits under the backoff, so a
+    server that answers every watch with 410 gets far less than one LIST per second, with
+    the waits growing to the 30 s cap (the defaults), never a hot loop."""
+    time_ = SteppedTime()
+    server = GoneAlways(reflector_lists=60)
+    reflector = Reflector(
+        "cm",
+        server,
+        NullTarget(),
+        kind="ConfigMap",
+        api_version="v1",
+        rng=random.Random(3),
+        clock=time_,
+        wait=time_.wait,
+    )
+    server.reflector = reflector
+    reflector.run()  # returns once the fake server stopped it
+    assert server.lists == 60
+    assert len(time_.waits) == 59  # one wait before every LIST after the first
+    assert server.lists / time_.now < 0.1  # LISTs per (simulated) second
+    defaults = ReflectorSettings()
+    assert max(time_.waits) <= defaults.backoff_max
+    assert time_.waits[-1] >= defaults.backoff_max / 2
+    assert reflector.relists == 59
+    assert reflector.failure is None  # 410 is no failure: the list after it works
+
+
+def test_a_410_after_a_productive_watch_relists_at_once() -> None:
+    """The gap after a watch that applied events is what the relist closes: no wait."""
+    time_ = SteppedTime()
+    lw = FakeListerWatcher(
+        [pages(5, cm("a", 1)), pages(9, cm("a", 8))],
+        [[ev("MODIFIED", cm("a", 6)), WatchExpired("too old")]],
+    )
+    reflector = Reflector(
+        "cm", lw, NullTarget(), kind="ConfigMap", api_version="v1", clock=time_, wait=time_.wait
+    )
+
+    def after_the_list(seconds: float = 5.0) -> None:
+        time_.now += seconds  # the watch ran for a while before its 410
+
+    original = lw.watch
+
+    def watch(**kwargs: Any) -> FakeStream:
+        after_the_list()
+        return original(**kwargs)
+
+    lw.watch = watch  # type: ignore[method-assign]
+    thread = threading.Thread(target=reflector.run, daemon=True)
+    thread.start()
+    assert lw.done.wait(5)
+    reflector.stop()
+    thread.join(5)
+    assert reflector.relists == 1
+    assert time_.waits == []
+
+
+def test_expired_continue_tokens_do_not_relist_hot() -> None:
+    """An expired continue token starts the list again from scratch after a backoff wait."""
+    time_ = SteppedTime()
+    expired = WatchExpired("continue expired")
+    page1 = {"items": [cm("a", 1)], "metadata": {"continue": "c1"}}
+    lw = FakeListerWatcher([[page1, expired], [page1, expired], pages(5, cm("a", 1))], [])
+    reflector = Reflector(
+        "cm",
+        lw,
+        NullTarget(),
+        kind="ConfigMap",
+        api_version="v1",
+        rng=random.Random(3),
+        clock=time_,
+        wait=time_.wait,
+    )
+    thread = threading.Thread(target=reflector.run, daemon=True)
+    thread.start()
+    assert lw.done.wait(5)
+    reflector.stop()
+    thread.join(5)
+    assert len(time_.waits) == 2
+    assert all(w > 0 for w in time_.waits)
+
+
+@pytest.mark.parametrize(
+    ("script_lists", "script_watches", "reason"),
+    [
+        pytest.param([ApiError(403, "Forbidden", "no list")], [], "HTTP 403", id="list-403"),
+        pytest.param(
+            [pages(3)], [[ApiError(403, "Forbidden", "no watch")]], "HTTP 403", id="watch-403"
+        ),
+        pytest.param([ConnectionError("refused")], [], "refused", id="refused"),
+        pytest.param(
+            [pages(3)],
+            [[ConnectionError("watch /x: no data for 90s, presumed dead")]],
+            "presumed dead",
+            id="frozen",
+        ),
+    ],
+)
+def test_a_failed_attempt_is_the_reflectors_failure_until_one_succeeds(
+    script_lists: list[Any], script_watches: list[list[Any]], reason: str
+) -> None:
+    """``failure`` names the reason from the first failed attempt; an answered watch
+    clears it."""
+    seen: list[str | None] = []
+    lw = FakeListerWatcher([*script_lists, pages(4)], script_watches)
+    reflector = Reflector("cm", lw, NullTarget(), kind="ConfigMap", api_version="v1")
+    reflector._wait = lambda _s: seen.append(reflector.failure)  # type: ignore[assignment]
+    thread = threading.Thread(target=reflector.run, daemon=True)
+    thread.start()
+    assert lw.done.wait(5)
+    reflector.stop()
+    thread.join(5)
+    assert seen and seen[0] is not None and reason in seen[0]
+    assert reflector.failure is None

@@ -9,7 +9,10 @@ Fixtures are Event objects captured from a real kube-apiserver v1.20.2
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+import sys
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -661,3 +664,51 @@ def test_alert_json_events_k8s_io() -> None:
     assert data["k8sEvent"]["firstSeen"] == "2026-11-26T22:34:13.123Z"
     assert data["k8sEvent"]["lastSeen"] == "2026-11-26T22:36:43.654Z"
     assert data["k8sEvent"]["count"] == 6
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def test_shared_by_informer_threads_loses_no_alert() -> None:
+    """``namespaces.include: [a, b]`` runs one informer per namespace, all feeding one
+    KubeEventAlerts: under heavy thread switching every new occurrence is still exactly
+    one alert, nothing raises, and the documented invariants hold afterwards."""
+    ticks = itertools.count()
+    # One second per observation: repeat keys keep expiring (the window is 600 s), so
+    # _expire, eviction (max_tracked) and inserts all race.
+    a = alerts(clock=lambda: T0 + timedelta(seconds=next(ticks)), max_tracked=64, repeat_window=600)
+    threads, per_thread = 8, 1500
+    results: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads)
+
+    def feed(t: int) -> None:
+        made = 0
+        barrier.wait()
+        for i in range(per_thread):
+            n = t * per_thread + i
+            obj = variant("core-backoff-1", n, new_involved=True)
+            obj["metadata"]["uid"] = f"uid-{n}"
+            obj["involvedObject"]["uid"] = f"pod-{n}"
+            try:
+                if a.observe(obj) is not None:
+                    made += 1
+                if i % 3 == 0:
+                    a.forget(obj)
+            except BaseException as e:  # pragma: no cover - the defect this test pins
+                errors.append(e)
+        results.append(made)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=feed, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+    assert sum(results) == threads * per_thread
+    check_invariants(a)

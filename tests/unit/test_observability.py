@@ -60,6 +60,7 @@ class FakeReflector:
     last_activity: float
     relists: int = 0
     watch_restarts: int = 0
+    failure: str | None = None
 
 
 @dataclass
@@ -316,6 +317,41 @@ def test_readiness_not_synced_then_synced_then_stalled_then_recovered() -> None:
 
         deployments.reflector.last_activity = clock()  # a bookmark arrives
         assert get(server, "/readyz")[:2] == (200, "ok\n")
+
+
+def test_readiness_fails_on_the_first_failed_attempt_with_its_reason() -> None:
+    """A watch that may list but not watch (or whose server refuses, or froze past a read
+    timeout) is not ready at once, long before the stall threshold, and says why."""
+    clock = FakeClock()
+    pods = FakeInformer("pods in shop", FakeReflector(clock()), has_synced=True)
+    never = FakeInformer("secrets cluster-wide", FakeReflector(clock()))
+    readiness = Readiness(lambda: watch_states([pods, never], clock), 180)
+    never.reflector.failure = "API error HTTP 403 Forbidden: cannot list secrets"
+    pods.reflector.failure = "API error HTTP 403 Forbidden: cannot watch pods"
+    clock.advance(1)
+    with serve(readiness=readiness) as server:
+        assert get(server, "/readyz")[:2] == (
+            503,
+            "watch pods in shop failing: API error HTTP 403 Forbidden: cannot watch pods\n"
+            "watch secrets cluster-wide failing: API error HTTP 403 Forbidden: "
+            "cannot list secrets\n",
+        )
+        pods.reflector.failure = None  # the watch was answered
+        never.reflector.failure = None
+        assert get(server, "/readyz")[:2] == (
+            503,
+            "watch secrets cluster-wide not synced yet\n",
+        )
+
+
+def test_failing_watch_metric() -> None:
+    clock = FakeClock()
+    pods = FakeInformer("pods in shop", FakeReflector(clock(), failure="refused"), True)
+    ok = FakeInformer("configmaps cluster-wide", FakeReflector(clock()), True)
+    metrics = Metrics(informers=lambda: watch_states([pods, ok], clock))
+    lines = sample_lines(metrics.exposition()[0].decode())
+    assert 'kubewatch_watch_failing{resource="pods",watch="in shop"} 1.0' in lines
+    assert 'kubewatch_watch_failing{resource="configmaps",watch="cluster-wide"} 0.0' in lines
 
 
 def test_no_watch_yet_is_ready() -> None:
