@@ -77,6 +77,17 @@ def durable_config(namespace: str, url: str, state: Path | None) -> dict[str, An
     return config
 
 
+def checkpointed(state: Path, name: str) -> bool:
+    """Whether the object ``name`` is in the committed checkpoint (a reader of its own:
+    WAL lets it read while kubewatch writes)."""
+    db = sqlite3.connect(state / "state.db")
+    try:
+        rows = db.execute("SELECT key FROM objects").fetchall()
+    finally:
+        db.close()
+    return any(key.endswith("/" + name) for (key,) in rows)
+
+
 def kill9(kw: Daemon) -> None:
     kw.proc.send_signal(signal.SIGKILL)
     kw.proc.wait(10)
@@ -195,6 +206,8 @@ def test_changes_while_down_are_reported_once_after_restart(
     first.wait_synced(1)
     changes.create("marker")  # the first event: nothing before it was reported
     wait_for(lambda: first.events and receiver.events, what="the marker's event")
+    # committed to the checkpoint (else the restart reports it again, with the same id)
+    wait_for(lambda: checkpointed(tmp_path / "state", "marker"), what="the marker checkpointed")
     assert once_per_id(first.events) == once_per_id(receiver.events) == Counter(changes.done)
     assert first.events[0]["whileDown"] is False
     kill9(first)
