@@ -21,6 +21,7 @@ import contextlib
 import http.server
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -385,11 +386,15 @@ OUTAGE = 60.0
 
 def quiet_port() -> int:
     """A free loopback port below the ephemeral range: while the receiver is closed, no
-    outgoing connection can take it as its source port and keep it from reopening."""
+    outgoing connection can take it as its source port and keep it from reopening. Tried
+    in random order: test runs side by side on one machine would otherwise all pick the
+    same first free port, and one could take it while another's receiver is closed."""
     low = 32768
     with contextlib.suppress(OSError, ValueError, IndexError):
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for port in range(max(1025, low - 4000), low):
+    ports = list(range(max(1025, low - 4000), low))
+    random.shuffle(ports)
+    for port in ports:
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
