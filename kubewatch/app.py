@@ -1,6 +1,6 @@
 """The application: wires config → cluster → informers → events → routing → delivery → sinks.
 
-It owns the lifecycle. :func:`~kubewatch.plan.resolve_resources` resolves every resource
+It owns the lifecycle. :func:`~kubewatch.watch.plan.resolve_resources` resolves every resource
 and ``App(...)`` compiles sinks, templates and routes before anything starts (a mistake is
 a :class:`~kubewatch.errors.ConfigErrors`, nothing runs); ``start`` opens the watches (and
 the health server, and the leader election); ``reload`` applies a new configuration while
@@ -27,17 +27,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from kubewatch.cluster.client import ApiUnreachable, ClusterClient, ListWatch, Query
-from kubewatch.cluster.discovery import ResourceTable, ResourceType
 from kubewatch.config import Config, ResourceConfig
 from kubewatch.delivery import Dispatcher, SinkStats
 from kubewatch.delivery.policy import sink_policies
 from kubewatch.delivery.supervise import WorkerStats
 from kubewatch.errors import ApiError, ConfigError, ConfigErrors, ResolveError
 from kubewatch.events import Event
-from kubewatch.informer import ReflectorSettings, SharedInformer
-from kubewatch.leader import LeaderElector, lease_namespace
-from kubewatch.normalize import compact, parse_time
+from kubewatch.kube import ReflectorSettings, SharedInformer
+from kubewatch.kube.client import ApiUnreachable, ClusterClient, ListWatch, Query
+from kubewatch.kube.discovery import ResourceTable, ResourceType
+from kubewatch.kube.leader import LeaderElector, lease_namespace
+from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.health import HealthServer, Heartbeats, Readiness
 from kubewatch.observability.metrics import (
     Metrics,
@@ -47,12 +47,13 @@ from kubewatch.observability.metrics import (
     watch_states,
 )
 from kubewatch.observability.ratelog import RateLimitedLog
-from kubewatch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
-from kubewatch.plan import Plan, WatchPlan, describe_scope, plan_watch, resolve_resources
-from kubewatch.recorder import EventRecorder
 from kubewatch.routing import NamespaceLabels, Router
 from kubewatch.sinks import Sink, build_sink
 from kubewatch.state import State, open_state
+from kubewatch.timefmt import parse_time
+from kubewatch.watch.normalize import compact
+from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
+from kubewatch.watch.plan import Plan, WatchPlan, describe_scope, plan_watch, resolve_resources
 
 log = logging.getLogger(__name__)
 

@@ -29,15 +29,6 @@ from typing import Any, TypeVar, cast
 
 from kubewatch._version import __version__
 from kubewatch.app import STOP_POLL_INTERVAL, App, build_sinks, check_config
-from kubewatch.cluster.access import may
-from kubewatch.cluster.client import (
-    ApiUnreachable,
-    ClusterClient,
-    ClusterConfigError,
-    KubeconfigInvalid,
-    Query,
-)
-from kubewatch.cluster.discovery import ResourceTable, ResourceType
 from kubewatch.config import Config, format_errors, load_config
 from kubewatch.delivery import Dispatcher
 from kubewatch.delivery.policy import sink_policies
@@ -49,15 +40,24 @@ from kubewatch.errors import (
     RetryableError,
 )
 from kubewatch.events import Event, EventType
-from kubewatch.normalize import utc_now
+from kubewatch.kube.access import may
+from kubewatch.kube.client import (
+    ApiUnreachable,
+    ClusterClient,
+    ClusterConfigError,
+    KubeconfigInvalid,
+    Query,
+)
+from kubewatch.kube.discovery import ResourceTable, ResourceType
+from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.logs import register_secret, setup_logging
-from kubewatch.pipeline import needs_namespace_labels
-from kubewatch.plan import Plan, describe_scope
-from kubewatch.recorder import EventRecorder
 from kubewatch.render.templates import SAMPLES
 from kubewatch.replay import Replayer
 from kubewatch.routing import Router
 from kubewatch.sinks import build_sink
+from kubewatch.timefmt import utc_now
+from kubewatch.watch.pipeline import needs_namespace_labels
+from kubewatch.watch.plan import Plan, describe_scope
 
 log = logging.getLogger("kubewatch")
 

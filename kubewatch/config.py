@@ -41,9 +41,9 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from kubewatch.diff import compile_paths
 from kubewatch.errors import ConfigError, ConfigErrors
-from kubewatch.patterns import PatternError, compile_name, parse_selector
+from kubewatch.match.diff import compile_paths
+from kubewatch.match.patterns import PatternError, compile_name, parse_selector
 from kubewatch.scrub import Scrubber, secret_forms
 
 __all__ = [

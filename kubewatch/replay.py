@@ -4,9 +4,9 @@
 streams; :func:`iter_watch_events` reads that (pretty-printed or compact, several values
 per line or one, bare objects, ``List`` documents, garbage in between) and
 :class:`Replayer` runs it through the live pipeline without a cluster: a
-:class:`~kubewatch.informer.SharedInformer` per collection as the Reflector's target, the
+:class:`~kubewatch.kube.SharedInformer` per collection as the Reflector's target, the
 entries :func:`build_entry` builds (exactly those ``kubewatch run`` builds), one
-:class:`~kubewatch.pipeline.Fanout` per collection, and the caller's ``deliver`` (routing
+:class:`~kubewatch.watch.pipeline.Fanout` per collection, and the caller's ``deliver`` (routing
 and sinks, or a dry-run preview).
 
 What differs from a live run, and why:
@@ -46,17 +46,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any, BinaryIO, TextIO
 
-from kubewatch.cluster.discovery import ResourceTable, ResourceType
 from kubewatch.config import Config, ResourceConfig
 from kubewatch.errors import ConfigError, ResolveError
 from kubewatch.events import Event
-from kubewatch.informer import SharedInformer, object_key
-from kubewatch.informer.reflector import WatchStreamLike
-from kubewatch.normalize import compact, parse_time
-from kubewatch.patterns import LabelSelector, PatternError, parse_selector
-from kubewatch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
-from kubewatch.plan import WatchPlan, describe_scope, plan_watch
+from kubewatch.kube import SharedInformer, object_key
+from kubewatch.kube.discovery import ResourceTable, ResourceType
+from kubewatch.kube.reflector import WatchStreamLike
+from kubewatch.match.patterns import LabelSelector, PatternError, parse_selector
 from kubewatch.routing import NamespaceLabels
+from kubewatch.timefmt import parse_time
+from kubewatch.watch.normalize import compact
+from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
+from kubewatch.watch.plan import WatchPlan, describe_scope, plan_watch
+from kubewatch.words import plural
 
 __all__ = [
     "DEFAULT_CLUSTER",
@@ -335,16 +337,6 @@ _BUILTIN_SHORT_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
 _IRREGULAR_PLURALS = {("", "Endpoints"): "endpoints"}
 
 
-def _plural(kind: str) -> str:
-    """The resource name Kubernetes' code generators derive from a kind (and CRDs follow)."""
-    name = kind.lower()
-    if name.endswith(("s", "x", "z", "ch", "sh")):
-        return name + "es"
-    if name.endswith("y") and len(name) > 1 and name[-2] not in "aeiou":
-        return name[:-1] + "ies"
-    return name + "s"
-
-
 def resource_type(api_version: str, kind: str, namespaced: bool) -> ResourceType:
     """The resource of objects of ``kind`` in ``api_version``, guessed without discovery:
     plural from the kind, kubectl's short names for built-in kinds."""
@@ -353,7 +345,7 @@ def resource_type(api_version: str, kind: str, namespaced: bool) -> ResourceType
         group=group,
         version=version,
         kind=kind,
-        plural=_IRREGULAR_PLURALS.get((group, kind)) or _plural(kind),
+        plural=_IRREGULAR_PLURALS.get((group, kind)) or plural(kind.lower()),
         singular=kind.lower(),
         namespaced=namespaced,
         short_names=_BUILTIN_SHORT_NAMES.get((group, kind), ()),

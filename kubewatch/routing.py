@@ -12,7 +12,7 @@ hands over, before an event is built:
 * namespace selectors: the global ``namespaceSelector`` *and* the resource's must both
   match the labels of the object's namespace, as :class:`NamespaceLabels` knows them; an
   object in a namespace it does not know (yet) is not admitted (the pipeline holds such
-  changes until the namespace is known, see :mod:`kubewatch.nshold`);
+  changes until the namespace is known, see :mod:`kubewatch.watch.nshold`);
 * cluster-scoped objects (no ``metadata.namespace``) are subject to neither of those;
 * the resource's ``labels`` and ``annotations`` selectors and ``names`` include/exclude.
 
@@ -37,11 +37,11 @@ from types import MappingProxyType
 from typing import Any
 
 from kubewatch.config import Config, MatchConfig, NamesConfig, NamespacesConfig, ResourceConfig
-from kubewatch.diff import PathTree, compile_paths, path_matches
 from kubewatch.events import Event, EventType
-from kubewatch.informer import DeletedFinalStateUnknown
-from kubewatch.nshold import NamespaceHold
-from kubewatch.patterns import NameMatcher, compile_names, parse_selector
+from kubewatch.kube import DeletedFinalStateUnknown
+from kubewatch.match.diff import PathTree, compile_paths, path_matches
+from kubewatch.match.patterns import NameMatcher, compile_names, parse_selector
+from kubewatch.watch.nshold import NamespaceHold
 
 __all__ = ["NamespaceLabels", "ObjectFilter", "Router"]
 
@@ -72,7 +72,7 @@ class NamespaceLabels:
     Until the informer's initial list has arrived every namespace is unknown; start the
     Namespace watch and wait for it to sync before the watches whose filters use it.
     A namespace created later may still reach a resource watch first: :attr:`hold` keeps
-    such changes until this informer reports the namespace (see :mod:`kubewatch.nshold`).
+    such changes until this informer reports the namespace (see :mod:`kubewatch.watch.nshold`).
     """
 
     __slots__ = ("_labels", "_lock", "hold")

@@ -21,7 +21,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -29,6 +28,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from kubewatch._version import __version__
+from kubewatch.timefmt import seconds_since
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class WatchState:
     def of(cls, informer: InformerView, now: float) -> WatchState:
         """The state of ``informer`` at ``now`` (the clock of its Reflector: monotonic).
 
-        The informer's name is a :func:`~kubewatch.plan.describe_scope` string,
+        The informer's name is a :func:`~kubewatch.watch.plan.describe_scope` string,
         ``<resource> <scope>``: the first word is the resource, the rest the scope.
         """
         resource, _, scope = informer.name.partition(" ")
@@ -112,7 +112,7 @@ class WatchState:
 
 
 class ReflectorView(Protocol):
-    """What :class:`WatchState` reads of a :class:`~kubewatch.informer.Reflector`."""
+    """What :class:`WatchState` reads of a :class:`~kubewatch.kube.Reflector`."""
 
     @property
     def last_activity(self) -> float: ...
@@ -128,7 +128,7 @@ class ReflectorView(Protocol):
 
 
 class InformerView(Protocol):
-    """What :class:`WatchState` reads of a :class:`~kubewatch.informer.SharedInformer`."""
+    """What :class:`WatchState` reads of a :class:`~kubewatch.kube.SharedInformer`."""
 
     @property
     def name(self) -> str: ...
@@ -199,7 +199,7 @@ class StateView:
 
 
 class HoldStatsLike(Protocol):
-    """The counters of :class:`~kubewatch.nshold.HoldStats` (read-only)."""
+    """The counters of :class:`~kubewatch.watch.nshold.HoldStats` (read-only)."""
 
     @property
     def held_total(self) -> int: ...
@@ -590,10 +590,3 @@ class Metrics:
         (Prometheus text format by default, OpenMetrics when asked for)."""
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
-
-
-def seconds_since(observed_at: str, now: datetime | None = None) -> float:
-    """Seconds from an event's ``observedAt`` (RFC 3339, ``…Z``) to ``now`` (default: the
-    wall clock), for :meth:`Metrics.observe_delivery`."""
-    then = datetime.fromisoformat(observed_at.replace("Z", "+00:00"))
-    return ((now or datetime.now(timezone.utc)) - then).total_seconds()

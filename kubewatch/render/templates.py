@@ -69,7 +69,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from kubewatch.config import SinkConfig, StdoutSinkConfig, format_path
-from kubewatch.diff import shorten
 from kubewatch.errors import ConfigError, ConfigErrors, KubewatchError
 from kubewatch.events import (
     Change,
@@ -79,6 +78,7 @@ from kubewatch.events import (
     InvolvedObject,
     KubeEventInfo,
 )
+from kubewatch.match.diff import shorten
 from kubewatch.render.escape import MARKUPS, Markup, escape
 from kubewatch.render.limits import (
     BoundedSandbox,

@@ -81,7 +81,6 @@ from email.message import EmailMessage
 from typing import Literal
 
 from kubewatch.config import SmtpSinkConfig, format_path
-from kubewatch.diff import shorten
 from kubewatch.errors import (
     ConfigError,
     ConfigErrors,
@@ -90,6 +89,7 @@ from kubewatch.errors import (
     RetryableError,
 )
 from kubewatch.events import Event
+from kubewatch.match.diff import shorten
 from kubewatch.render import (
     ChatMessage,
     Template,

@@ -12,8 +12,8 @@ import kubewatch.app as app_module
 from kubewatch.app import App
 from kubewatch.config import Config, parse_config
 from kubewatch.events import Event
-from kubewatch.plan import Plan
 from kubewatch.sinks.base import SinkBase
+from kubewatch.watch.plan import Plan
 from tests.unit.test_delivery import make_event
 
 CONFIG = """

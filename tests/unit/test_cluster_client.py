@@ -1,4 +1,4 @@
-"""kubewatch.cluster.client on answers no API server gives: a watch line that never ends,
+"""kubewatch.kube.client on answers no API server gives: a watch line that never ends,
 and HTML where JSON belongs (a proxy's error page, a login portal)."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kubewatch.cluster.client import (
+from kubewatch.errors import ApiError
+from kubewatch.kube.client import (
     MAX_LINE_BYTES,
     READ_SIZE,
     ApiUnreachable,
@@ -21,7 +22,6 @@ from kubewatch.cluster.client import (
     Query,
     WatchStream,
 )
-from kubewatch.errors import ApiError
 
 MIB = 1024 * 1024
 

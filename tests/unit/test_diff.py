@@ -1,4 +1,4 @@
-"""kubewatch.diff: paths, list matching, ignore/redact/only trees, path_matches, shorten."""
+"""kubewatch.match.diff: paths, list matching, ignore/redact/only trees, path_matches, shorten."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ except ImportError:  # the property tests are optional extras
 else:
     HAVE_HYPOTHESIS = True
 
-from kubewatch.diff import (
+from kubewatch.events import REDACTED, Change
+from kubewatch.match.diff import (
     DEFAULT_IGNORE,
     DEFAULT_IGNORE_TREE,
     SECRET_REDACT_TREE,
@@ -27,7 +28,6 @@ from kubewatch.diff import (
     shorten,
     shorten_change,
 )
-from kubewatch.events import REDACTED, Change
 
 R = REDACTED
 

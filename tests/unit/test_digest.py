@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 from kubewatch.config import DigestConfig
 from kubewatch.delivery import Digester, Dispatcher, SinkStats
-from kubewatch.delivery.digest import MAX_HELD, digest_summary, plural
+from kubewatch.delivery.digest import MAX_HELD, digest_summary
 from kubewatch.delivery.lane import Fence as _Fence
 from kubewatch.events import DigestInfo, Event, EventType
+from kubewatch.words import plural
 from tests.unit.test_delivery import WAIT, FakeSink, Gate, delivery, make_event, shard_of
 
 STAMP = "2026-11-27T08:00:00.000Z"
@@ -377,6 +378,7 @@ def test_force_flush_emits_before_the_window_ends() -> None:
         pytest.param("Box", "Boxes", id="after-x"),
         pytest.param("Batch", "Batches", id="after-ch"),
         pytest.param("Mesh", "Meshes", id="after-sh"),
+        pytest.param("Fizz", "Fizzes", id="after-z"),
         pytest.param("NetworkPolicy", "NetworkPolicies", id="consonant-y"),
         pytest.param("Gateway", "Gateways", id="vowel-y"),
     ],

@@ -22,8 +22,8 @@ import pytest
 import urllib3
 from kubernetes import config
 
-from kubewatch.cluster.discovery import NotInstalled, ResourceTable, ResourceType
 from kubewatch.errors import ApiError, ResolveError
+from kubewatch.kube.discovery import NotInstalled, ResourceTable, ResourceType
 
 DATA = Path(__file__).parent / "data" / "discovery-1.20.json"
 
@@ -298,7 +298,7 @@ def test_failing_group_version_is_skipped(
         "/apis/example.com/v1": ApiError(503, "ServiceUnavailable", "service unavailable"),
         "/apis/events.k8s.io/v1beta1": ApiError(404, "NotFound", "gone"),
     }
-    with caplog.at_level(logging.WARNING, logger="kubewatch.cluster.discovery"):
+    with caplog.at_level(logging.WARNING, logger="kubewatch.kube.discovery"):
         table = ResourceTable.fetch(fake_get_json(documents, failures))
     assert table.failed_groups == ("events.k8s.io/v1beta1", "example.com/v1")
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)

@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import yaml
 
-from kubewatch.cluster.client import ClusterClient, ListWatch, Query
 from kubewatch.errors import ApiError
-from kubewatch.informer import ReflectorSettings, SharedInformer
+from kubewatch.kube import ReflectorSettings, SharedInformer
+from kubewatch.kube.client import ClusterClient, ListWatch, Query
 
 
 def cm(name: str, rv: int) -> dict[str, Any]:

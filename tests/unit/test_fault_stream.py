@@ -32,13 +32,13 @@ from typing import Any, cast
 
 import pytest
 
-from kubewatch.cluster.client import ApiUnreachable, ListWatch, Query
 from kubewatch.config import DeliveryConfig
 from kubewatch.delivery import Dispatcher, SinkStats
 from kubewatch.delivery.dispatcher import DROP_LOG_INTERVAL
 from kubewatch.delivery.queue import shard_capacities, shard_of
 from kubewatch.events import Event
-from kubewatch.informer import DeletedFinalStateUnknown, ReflectorSettings, SharedInformer
+from kubewatch.kube import DeletedFinalStateUnknown, ReflectorSettings, SharedInformer
+from kubewatch.kube.client import ApiUnreachable, ListWatch, Query
 from kubewatch.sinks.base import SinkBase
 from tests.unit.test_delivery import make_event
 from tests.unit.test_fake_apiserver import FakeApiServer, Recorder, cm, connect, line

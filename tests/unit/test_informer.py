@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from kubewatch.errors import ApiError, WatchExpired
-from kubewatch.informer import (
+from kubewatch.kube import (
     DeletedFinalStateUnknown,
     Reflector,
     ReflectorSettings,
     SharedInformer,
     Store,
 )
-from kubewatch.informer.reflector import reflector_backoff
+from kubewatch.kube.reflector import reflector_backoff
 
 FAST = ReflectorSettings(
     page_size=2, backoff_initial=0.001, backoff_max=0.002, min_watch_duration=0.0

@@ -1,4 +1,4 @@
-"""kubewatch.kevents: Kubernetes Events as alerts — both schemas, filters, the start-time
+"""kubewatch.watch.kevents: Kubernetes Events as alerts — both schemas, filters, the start-time
 rule, the repeat window, bounded memory, create/update typing, summary and JSON.
 
 Fixtures are Event objects captured from a real kube-apiserver v1.20.2
@@ -21,8 +21,8 @@ import pytest
 
 from kubewatch.config import ResourceConfig
 from kubewatch.events import EventType, InvolvedObject, KubeEventInfo
-from kubewatch.kevents import MESSAGE_CHARS, KubeEventAlerts, summarize_event
-from kubewatch.normalize import ResourceInfo
+from kubewatch.watch.kevents import MESSAGE_CHARS, KubeEventAlerts, summarize_event
+from kubewatch.watch.normalize import ResourceInfo
 
 FIXTURES: dict[str, dict[str, Any]] = json.loads(
     (Path(__file__).parent / "data" / "k8s-events.json").read_text(encoding="utf-8")

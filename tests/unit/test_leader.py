@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
-import kubewatch.leader as leader_module
-from kubewatch.cluster.client import ApiUnreachable
+import kubewatch.kube.leader as leader_module
 from kubewatch.config import LeaderElectionConfig
 from kubewatch.errors import ApiError
-from kubewatch.leader import LeaderElector, lease_namespace, micro_time
+from kubewatch.kube.client import ApiUnreachable
+from kubewatch.kube.leader import LeaderElector, lease_namespace
+from kubewatch.timefmt import micro_time
 
 NS = "kw"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"
@@ -265,7 +266,7 @@ def test_no_takeover_while_the_holder_renews(
         if n >= 40:  # 80 s, more than five lease durations
             h.elector.stop()
 
-    with caplog.at_level(logging.INFO, logger="kubewatch.leader"):
+    with caplog.at_level(logging.INFO, logger="kubewatch.kube.leader"):
         h.run(script)
     assert h.log == []
     assert api.count("PUT") == 0 and api.count("POST") == 0
@@ -544,7 +545,7 @@ def test_transitions_are_logged_at_info(
         if n >= 3:
             h.elector.stop()
 
-    with caplog.at_level(logging.INFO, logger="kubewatch.leader"):
+    with caplog.at_level(logging.INFO, logger="kubewatch.kube.leader"):
         h.run(script)
     text = caplog.text
     assert "kw/kubewatch: became leader (a): created the lease" in text

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from kubewatch.app import HANDOVER_EVENTS, HandoverBuffer
-from kubewatch.informer import SharedInformer
-from kubewatch.nshold import HoldStats
+from kubewatch.kube import SharedInformer
 from kubewatch.observability.metrics import Metrics, watch_states
+from kubewatch.watch.nshold import HoldStats
 from tests.unit.test_delivery import make_event
 from tests.unit.test_informer import FakeListerWatcher
 
@@ -47,7 +47,7 @@ def test_handler_errors_are_counted_logged_once_per_interval_and_exported(
     inf = informer()
     failing = Failing()
     inf.add_handler(failing)
-    with caplog.at_level(logging.DEBUG, "kubewatch.informer"):
+    with caplog.at_level(logging.DEBUG, "kubewatch.kube"):
         for i in range(50):
             inf.watch_event("ADDED", cm(f"c{i}", i + 1))
         inf.watch_event("MODIFIED", cm("c0", 100))
@@ -68,7 +68,7 @@ def test_the_next_line_says_how_many_were_not_logged(caplog: pytest.LogCaptureFi
     inf.add_handler(Failing())
     clock = [0.0]
     inf._handler_log._clock = lambda: clock[0]
-    with caplog.at_level(logging.ERROR, "kubewatch.informer"):
+    with caplog.at_level(logging.ERROR, "kubewatch.kube"):
         for i in range(5):
             inf.watch_event("ADDED", cm(f"c{i}", i + 1))
         clock[0] += 10.0

@@ -13,11 +13,11 @@ import pytest
 
 from kubewatch.config import parse_config
 from kubewatch.events import Event
-from kubewatch.informer import DeletedFinalStateUnknown
-from kubewatch.normalize import EventBuilder, ResourceInfo
-from kubewatch.nshold import MAX_HELD, MAX_HOLD_SECONDS, NamespaceHold
-from kubewatch.pipeline import EntryHandler, Fanout
+from kubewatch.kube import DeletedFinalStateUnknown
 from kubewatch.routing import NamespaceLabels, ObjectFilter
+from kubewatch.watch.normalize import EventBuilder, ResourceInfo
+from kubewatch.watch.nshold import MAX_HELD, MAX_HOLD_SECONDS, NamespaceHold
+from kubewatch.watch.pipeline import EntryHandler, Fanout
 
 INFO = ResourceInfo("ConfigMap", "v1", "configmaps")
 
@@ -142,7 +142,7 @@ def test_a_change_held_too_long_is_judged_with_what_is_known_and_said(
     nsl.hold.expire()
     assert nsl.hold.stats().held == 1
     clock.now += 1
-    with caplog.at_level(logging.WARNING, "kubewatch.nshold"):
+    with caplog.at_level(logging.WARNING, "kubewatch.watch.nshold"):
         nsl.hold.expire()
     assert events == []  # unknown namespace: the selector rejects it, as before, but said
     stats = nsl.hold.stats()
@@ -155,7 +155,7 @@ def test_the_hold_is_bounded_oldest_judged_first(caplog: pytest.LogCaptureFixtur
     nsl = NamespaceLabels()
     nsl.hold = NamespaceHold(nsl._labels, max_held=3)
     f, events = fanout(nsl, selector="'!frozen'")
-    with caplog.at_level(logging.DEBUG, "kubewatch.nshold"):
+    with caplog.at_level(logging.DEBUG, "kubewatch.watch.nshold"):
         for i in range(5):
             f.on_add(cm(f"ns-{i % 2}", f"o{i}", i), False)
     stats = nsl.hold.stats()

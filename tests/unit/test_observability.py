@@ -27,7 +27,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubewatch.delivery import SinkStats
-from kubewatch.informer import SharedInformer
+from kubewatch.kube import SharedInformer
 from kubewatch.observability import (
     HealthServer,
     Heartbeats,

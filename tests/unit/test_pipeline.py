@@ -6,10 +6,10 @@ from typing import Any
 
 from kubewatch.config import parse_config
 from kubewatch.events import Event
-from kubewatch.informer import DeletedFinalStateUnknown
-from kubewatch.normalize import EventBuilder, ResourceInfo, update_trees
-from kubewatch.pipeline import EntryHandler, Fanout
+from kubewatch.kube import DeletedFinalStateUnknown
 from kubewatch.routing import NamespaceLabels, ObjectFilter
+from kubewatch.watch.normalize import EventBuilder, ResourceInfo, update_trees
+from kubewatch.watch.pipeline import EntryHandler, Fanout
 
 INFO = ResourceInfo("ConfigMap", "v1", "configmaps")
 

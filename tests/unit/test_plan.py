@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kubewatch.cluster.discovery import ResourceTable
 from kubewatch.config import parse_config
 from kubewatch.errors import ConfigErrors
-from kubewatch.plan import resolve_resources
+from kubewatch.kube.discovery import ResourceTable
+from kubewatch.watch.plan import resolve_resources
 
 TABLE = ResourceTable.from_documents(
     json.loads((Path(__file__).parent / "data" / "discovery-1.20.json").read_text())

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from kubewatch.cluster.client import ApiUnreachable
 from kubewatch.errors import ApiError
-from kubewatch.recorder import MAX_ATTEMPTS, EventRecorder
+from kubewatch.kube.client import ApiUnreachable
+from kubewatch.kube.recorder import MAX_ATTEMPTS, EventRecorder
 
 NS = "kw"
 EVENTS = f"/api/v1/namespaces/{NS}/events"
@@ -285,7 +285,7 @@ def test_a_refusal_is_not_retried_and_warned_once(
 ) -> None:
     recorder = make(api, clock)
     api.fail = ApiError(403, "Forbidden", "events is forbidden")
-    with caplog.at_level(logging.DEBUG, logger="kubewatch.recorder"):
+    with caplog.at_level(logging.DEBUG, logger="kubewatch.kube.recorder"):
         recorder.warning("SinkFailed", "a")
         recorder.warning("SinkFailed", "b")
         assert recorder.process() is None
@@ -299,7 +299,7 @@ def test_a_full_queue_drops_with_a_debug_line(
     api: FakeApi, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     recorder = make(api, clock, queue_size=3)
-    with caplog.at_level(logging.DEBUG, logger="kubewatch.recorder"):
+    with caplog.at_level(logging.DEBUG, logger="kubewatch.kube.recorder"):
         for i in range(5):
             recorder.warning("SinkFailed", f"sink {i}")
     assert recorder.dropped == 2
@@ -353,7 +353,7 @@ def test_from_environment_without_a_pod_is_none_with_one_info_line(
 ) -> None:
     monkeypatch.delenv("POD_NAME", raising=False)
     monkeypatch.setenv("POD_NAMESPACE", NS)
-    with caplog.at_level(logging.INFO, logger="kubewatch.recorder"):
+    with caplog.at_level(logging.INFO, logger="kubewatch.kube.recorder"):
         assert EventRecorder.from_environment(api) is None
     assert [r.levelno for r in caplog.records] == [logging.INFO]
     assert "records no Kubernetes Events" in caplog.text
@@ -404,7 +404,7 @@ def test_without_a_uid_events_are_still_recorded(
     monkeypatch.delenv("POD_UID", raising=False)
     recorder = EventRecorder.from_environment(api, background=False, clock=clock)
     assert recorder is not None
-    with caplog.at_level(logging.INFO, logger="kubewatch.recorder"):
+    with caplog.at_level(logging.INFO, logger="kubewatch.kube.recorder"):
         recorder.normal("LeaderElected", "x")
         recorder.process()
     assert api.methods() == ["GET", "POST"]  # 403 on the Pod: go on without the UID

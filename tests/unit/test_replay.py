@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from kubewatch.cluster.discovery import ResourceTable
 from kubewatch.config import Config, load_config, parse_config
 from kubewatch.events import Event
-from kubewatch.plan import WatchPlan
+from kubewatch.kube.discovery import ResourceTable
 from kubewatch.replay import (
     Replayer,
     ReplayStats,
@@ -24,6 +23,7 @@ from kubewatch.replay import (
     resource_type,
 )
 from kubewatch.routing import NamespaceLabels
+from kubewatch.watch.plan import WatchPlan
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURE = ROOT / "examples" / "watch-capture.json"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from kubewatch.events import Change, DigestInfo, Event, EventType, InvolvedObject, KubeEventInfo
-from kubewatch.informer import DeletedFinalStateUnknown, SharedInformer
+from kubewatch.kube import DeletedFinalStateUnknown, SharedInformer
 from kubewatch.state import DB_FILE, Checkpoint, StateDB, open_state
 from tests.unit.test_informer import FAST, FakeListerWatcher, Recorder, cm, ev, pages
 

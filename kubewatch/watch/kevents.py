@@ -68,7 +68,8 @@ from typing import Any
 
 from kubewatch.config import ResourceConfig
 from kubewatch.events import Event, EventType, InvolvedObject, KubeEventInfo
-from kubewatch.normalize import ResourceInfo, parse_time, rfc3339
+from kubewatch.timefmt import parse_time, rfc3339
+from kubewatch.watch.normalize import ResourceInfo
 
 __all__ = ["MESSAGE_CHARS", "KubeEventAlerts", "summarize_event"]
 

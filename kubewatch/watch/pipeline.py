@@ -18,12 +18,13 @@ from typing import Any
 
 from kubewatch.config import Config, ResourceConfig
 from kubewatch.events import Event
-from kubewatch.informer import DeletedFinalStateUnknown
-from kubewatch.kevents import KubeEventAlerts
-from kubewatch.normalize import EventBuilder, ResourceInfo, rfc3339, update_trees
-from kubewatch.nshold import NamespaceHold
-from kubewatch.plan import WatchPlan
+from kubewatch.kube import DeletedFinalStateUnknown
 from kubewatch.routing import NamespaceLabels, ObjectFilter
+from kubewatch.timefmt import rfc3339
+from kubewatch.watch.kevents import KubeEventAlerts
+from kubewatch.watch.normalize import EventBuilder, ResourceInfo, update_trees
+from kubewatch.watch.nshold import NamespaceHold
+from kubewatch.watch.plan import WatchPlan
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class Fanout:
 
     With a ``hold`` and an entry whose namespace selector needs namespace labels, a
     change of an object in a namespace the Namespace watch has not reported yet is held
-    and judged once it has (see :mod:`kubewatch.nshold`), so a Namespace and its objects
+    and judged once it has (see :mod:`kubewatch.watch.nshold`), so a Namespace and its objects
     applied together lose nothing to the race between the two watches.
 
     ``while_down`` (the informer's ``recovering``) says whether a change comes from the

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubewatch.errors import ApiError
-from kubewatch.informer.reflector import ListerWatcher, Reflector, ReflectorSettings
-from kubewatch.informer.store import Store, StoredObject, object_key
+from kubewatch.kube.reflector import ListerWatcher, Reflector, ReflectorSettings
+from kubewatch.kube.store import Store, StoredObject, object_key
 from kubewatch.observability.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)

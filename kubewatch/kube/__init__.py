@@ -1,14 +1,16 @@
-"""The watch engine: Reflector (list/watch), Store (compact cache), SharedInformer (fan-out)."""
+"""API-server I/O: the client, discovery, access checks, list/watch (Reflector, Store,
+SharedInformer), leader election and the Event recorder. Nothing here knows of events,
+routing or sinks."""
 
-from kubewatch.informer.informer import (
+from kubewatch.kube.informer import (
     DeletedFinalStateUnknown,
     InformerCheckpoint,
     ResourceEventHandler,
     SharedInformer,
     strip_managed_fields,
 )
-from kubewatch.informer.reflector import ListerWatcher, Reflector, ReflectorSettings
-from kubewatch.informer.store import Store, StoredObject, object_key
+from kubewatch.kube.reflector import ListerWatcher, Reflector, ReflectorSettings
+from kubewatch.kube.store import Store, StoredObject, object_key
 
 __all__ = [
     "DeletedFinalStateUnknown",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from kubewatch.cluster.discovery import ResourceType
+from kubewatch.kube.discovery import ResourceType
 
 __all__ = ["REVIEW_PATH", "Access", "may"]
 
@@ -18,7 +18,7 @@ REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 
 
 class Access(Protocol):
-    """What :func:`may` needs of a :class:`~kubewatch.cluster.client.ClusterClient`."""
+    """What :func:`may` needs of a :class:`~kubewatch.kube.client.ClusterClient`."""
 
     def request_json(
         self, method: str, path: str, body: dict[str, Any] | None = None

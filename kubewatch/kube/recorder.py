@@ -44,8 +44,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
-from kubewatch.cluster.client import ApiUnreachable
 from kubewatch.errors import ApiError
+from kubewatch.kube.client import ApiUnreachable
+from kubewatch.timefmt import k8s_time
 
 __all__ = ["MAX_ATTEMPTS", "EventRecorder", "JsonApi"]
 
@@ -65,7 +66,7 @@ EventKind = Literal["Normal", "Warning"]
 
 class JsonApi(Protocol):
     """What the recorder and the leader elector need of
-    :class:`~kubewatch.cluster.client.ClusterClient` (tests pass a fake)."""
+    :class:`~kubewatch.kube.client.ClusterClient` (tests pass a fake)."""
 
     def get_json(
         self, path: str, params: list[tuple[str, str]] | None = None
@@ -84,11 +85,6 @@ class JsonApi(Protocol):
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _time(moment: datetime) -> str:
-    """A metav1.Time (whole seconds), as ``firstTimestamp``/``lastTimestamp`` take."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +333,7 @@ class EventRecorder:
     def _observe(self, occurrence: _Occurrence) -> None:
         key = (occurrence.type, occurrence.reason, occurrence.message)
         series = self._series.get(key)
-        stamp = _time(occurrence.wall)
+        stamp = k8s_time(occurrence.wall)
         if series is None or occurrence.at - series.last_seen > self._window:
             previous = series
             series = _Series(

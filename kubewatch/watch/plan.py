@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from kubewatch.cluster.discovery import NotInstalled, ResourceTable, ResourceType
 from kubewatch.config import Config, NamespacesConfig, ResourceConfig
 from kubewatch.errors import ConfigError, ConfigErrors, ResolveError
-from kubewatch.patterns import compile_name
+from kubewatch.kube.discovery import NotInstalled, ResourceTable, ResourceType
+from kubewatch.match.patterns import compile_name
 
 log = logging.getLogger(__name__)
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
 from kubewatch.config import UpdatesConfig
-from kubewatch.diff import (
+from kubewatch.events import REDACTED, Change, Event, EventType
+from kubewatch.match.diff import (
     DEFAULT_IGNORE,
     DEFAULT_IGNORE_TREE,
     SECRET_REDACT_TREE,
@@ -25,7 +24,7 @@ from kubewatch.diff import (
     compile_paths,
     diff,
 )
-from kubewatch.events import REDACTED, Change, Event, EventType
+from kubewatch.timefmt import utc_now
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 SUMMARY_CHANGES = 3
@@ -36,38 +35,6 @@ SUMMARY_VALUE_CHARS = 40
 _HASH_KEY = os.urandom(16)
 """Per-process key for Secret value fingerprints: equal values compare equal within this
 process (so a change is detected), and nothing outside it can test a guess against them."""
-
-
-def rfc3339(moment: datetime) -> str:
-    """RFC 3339 UTC with milliseconds, the format of ``observedAt``."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-_TIME = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)")
-
-
-def parse_time(value: Any) -> datetime | None:
-    """RFC 3339 (Kubernetes ``Time`` or ``MicroTime``) → aware UTC datetime; anything else
-    → ``None``. Fractions of any length (Python 3.10's ``fromisoformat`` takes only 3 or 6
-    digits, and no ``Z``)."""
-    if not isinstance(value, str):
-        return None
-    m = _TIME.fullmatch(value.strip())
-    if m is None:
-        return None
-    base, fraction, zone = m.groups()
-    micros = (fraction or "0")[:6].ljust(6, "0")
-    offset = "+00:00" if zone in ("Z", "z") else zone
-    try:
-        return datetime.fromisoformat(f"{base}.{micros}{offset}").astimezone(timezone.utc)
-    except ValueError:  # 2024-02-30 and the like
-        return None
-
-
-def utc_now() -> str:
-    """Now, as :func:`rfc3339`."""
-    return rfc3339(datetime.now(timezone.utc))
 
 
 def compact(obj: dict[str, Any]) -> dict[str, Any]:

@@ -57,10 +57,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from kubewatch.cluster.client import ApiUnreachable
 from kubewatch.config import LeaderElectionConfig
 from kubewatch.errors import ApiError
-from kubewatch.recorder import EventRecorder, JsonApi
+from kubewatch.kube.client import ApiUnreachable
+from kubewatch.kube.recorder import EventRecorder, JsonApi
+from kubewatch.timefmt import micro_time
 
 __all__ = ["LeaderElector", "lease_namespace", "micro_time"]
 
@@ -73,11 +74,6 @@ JITTER = 0.2
 started together do not query the Lease in lockstep (client-go adds up to 120 %)."""
 
 _T = TypeVar("_T")
-
-
-def micro_time(moment: datetime) -> str:
-    """A metav1.MicroTime: UTC with microseconds, ``2026-11-26T22:10:51.123456Z``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _utc_now() -> datetime:
