@@ -26,6 +26,8 @@ from kubewatch.config.runtime import (
 )
 from kubewatch.config.shapes import format_path
 from kubewatch.config.sinks import (
+    CHAT_DIGEST,
+    CHAT_RATE_LIMIT,
     SINK_TYPES,
     CloudEventsSinkConfig,
     DigestConfig,
@@ -44,6 +46,8 @@ from kubewatch.config.sinks import (
 
 __all__ = [
     "ALL_EVENTS",
+    "CHAT_DIGEST",
+    "CHAT_RATE_LIMIT",
     "MAX_CONFIG_BYTES",
     "SINK_TYPES",
     "CloudEventsSinkConfig",
