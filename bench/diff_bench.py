@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from kubewatch.match.diff import DEFAULT_IGNORE_TREE, PathTree, compile_paths, diff, path_matches
+from kubewatch.match.diff import diff
+from kubewatch.match.paths import DEFAULT_IGNORE_TREE, PathTree, compile_paths, path_matches
 
 REPEAT = 7
 """Best of several runs: the minimum is the least noisy estimate of the cost."""

@@ -32,7 +32,8 @@ from kubewatch.kube import SharedInformer
 from kubewatch.kube.client import decode_line
 from kubewatch.kube.discovery import ResourceType
 from kubewatch.observability.metrics import Metrics, seconds_since
-from kubewatch.routing import NamespaceLabels, Router
+from kubewatch.routing import Router
+from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.normalize import compact
 from kubewatch.watch.pipeline import Fanout, build_entry
 from kubewatch.watch.plan import WatchPlan

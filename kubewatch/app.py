@@ -47,10 +47,11 @@ from kubewatch.observability.metrics import (
     watch_states,
 )
 from kubewatch.observability.ratelog import RateLimitedLog
-from kubewatch.routing import NamespaceLabels, Router
+from kubewatch.routing import Router
 from kubewatch.sinks import Sink, build_sink
 from kubewatch.state import State, open_state
 from kubewatch.timefmt import parse_time
+from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.normalize import compact
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.watch.plan import Plan, WatchPlan, describe_scope, plan_watch, resolve_resources

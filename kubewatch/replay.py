@@ -53,8 +53,8 @@ from kubewatch.kube import SharedInformer, object_key
 from kubewatch.kube.discovery import ResourceTable, ResourceType
 from kubewatch.kube.reflector import WatchStreamLike
 from kubewatch.match.patterns import LabelSelector, PatternError, parse_selector
-from kubewatch.routing import NamespaceLabels
 from kubewatch.timefmt import parse_time
+from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.normalize import compact
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.watch.plan import WatchPlan, describe_scope, plan_watch

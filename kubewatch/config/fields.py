@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kubewatch.config.shapes import _kind_of
-from kubewatch.match.diff import compile_paths
+from kubewatch.match.paths import compile_paths
 from kubewatch.match.patterns import PatternError, compile_name, parse_selector
 
 EventName = Literal["create", "update", "delete"]

@@ -78,7 +78,7 @@ from kubewatch.events import (
     InvolvedObject,
     KubeEventInfo,
 )
-from kubewatch.match.diff import shorten
+from kubewatch.match.shorten import shorten
 from kubewatch.render.escape import MARKUPS, Markup, escape
 from kubewatch.render.limits import (
     BoundedSandbox,

@@ -89,7 +89,7 @@ from kubewatch.errors import (
     RetryableError,
 )
 from kubewatch.events import Event
-from kubewatch.match.diff import shorten
+from kubewatch.match.shorten import shorten
 from kubewatch.render import (
     ChatMessage,
     Template,

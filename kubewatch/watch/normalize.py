@@ -16,13 +16,13 @@ import orjson
 
 from kubewatch.config import UpdatesConfig
 from kubewatch.events import REDACTED, Change, Event, EventType
-from kubewatch.match.diff import (
+from kubewatch.match.diff import diff
+from kubewatch.match.paths import (
     DEFAULT_IGNORE,
     DEFAULT_IGNORE_TREE,
     SECRET_REDACT_TREE,
     PathTree,
     compile_paths,
-    diff,
 )
 from kubewatch.timefmt import utc_now
 

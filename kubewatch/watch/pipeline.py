@@ -19,8 +19,8 @@ from typing import Any
 from kubewatch.config import Config, ResourceConfig
 from kubewatch.events import Event
 from kubewatch.kube import DeletedFinalStateUnknown
-from kubewatch.routing import NamespaceLabels, ObjectFilter
 from kubewatch.timefmt import rfc3339
+from kubewatch.watch.filters import NamespaceLabels, ObjectFilter
 from kubewatch.watch.kevents import KubeEventAlerts
 from kubewatch.watch.normalize import EventBuilder, ResourceInfo, update_trees
 from kubewatch.watch.nshold import NamespaceHold

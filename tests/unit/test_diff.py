@@ -16,18 +16,16 @@ else:
     HAVE_HYPOTHESIS = True
 
 from kubewatch.events import REDACTED, Change
-from kubewatch.match.diff import (
+from kubewatch.match.diff import diff
+from kubewatch.match.paths import (
     DEFAULT_IGNORE,
     DEFAULT_IGNORE_TREE,
     SECRET_REDACT_TREE,
-    SHORTEN_MARKER,
     PathTree,
     compile_paths,
-    diff,
     path_matches,
-    shorten,
-    shorten_change,
 )
+from kubewatch.match.shorten import SHORTEN_MARKER, shorten, shorten_change
 
 R = REDACTED
 

@@ -14,7 +14,7 @@ import pytest
 from kubewatch.config import parse_config
 from kubewatch.events import Event
 from kubewatch.kube import DeletedFinalStateUnknown
-from kubewatch.routing import NamespaceLabels, ObjectFilter
+from kubewatch.watch.filters import NamespaceLabels, ObjectFilter
 from kubewatch.watch.normalize import EventBuilder, ResourceInfo
 from kubewatch.watch.nshold import MAX_HELD, MAX_HOLD_SECONDS, NamespaceHold
 from kubewatch.watch.pipeline import EntryHandler, Fanout

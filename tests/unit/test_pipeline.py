@@ -7,7 +7,7 @@ from typing import Any
 from kubewatch.config import parse_config
 from kubewatch.events import Event
 from kubewatch.kube import DeletedFinalStateUnknown
-from kubewatch.routing import NamespaceLabels, ObjectFilter
+from kubewatch.watch.filters import NamespaceLabels, ObjectFilter
 from kubewatch.watch.normalize import EventBuilder, ResourceInfo, update_trees
 from kubewatch.watch.pipeline import EntryHandler, Fanout
 

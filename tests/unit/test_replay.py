@@ -22,7 +22,7 @@ from kubewatch.replay import (
     iter_watch_events,
     resource_type,
 )
-from kubewatch.routing import NamespaceLabels
+from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.plan import WatchPlan
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,8 @@ from kubewatch.events import (
 )
 from kubewatch.kube import DeletedFinalStateUnknown
 from kubewatch.match.patterns import parse_selector
-from kubewatch.routing import NamespaceLabels, ObjectFilter, Router
+from kubewatch.routing import Router
+from kubewatch.watch.filters import NamespaceLabels, ObjectFilter
 
 SINKS = """
 sinks:
