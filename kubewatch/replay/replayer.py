@@ -1,8 +1,5 @@
-"""Replay: captured watch output → the same events a live run would have produced.
+"""The :class:`Replayer`: a capture run through the live pipeline without a cluster.
 
-``kubectl get RESOURCE --watch --output-watch-events -o json`` prints what the API server
-streams; :func:`iter_watch_events` reads that (pretty-printed or compact, several values
-per line or one, bare objects, ``List`` documents, garbage in between) and
 :class:`Replayer` runs it through the live pipeline without a cluster: a
 :class:`~kubewatch.kube.SharedInformer` per collection as the Reflector's target, the
 entries :func:`build_entry` builds (exactly those ``kubewatch run`` builds), one
@@ -31,339 +28,38 @@ What differs from a live run, and why:
   timestamp on the object itself (managedFields times, its creation, an Event's last
   occurrence): when it was last written, which for a delete is before it went away. So a
   replay is reproducible and repeat windows span what they spanned in the cluster. Every
-  Kubernetes Event in the input counts (a live run ignores those older than its start).
-"""
+  Kubernetes Event in the input counts (a live run ignores those older than its start)."""
 
 from __future__ import annotations
 
-import codecs
-import json
 import logging
-import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import IO, Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from kubewatch.config import Config, ResourceConfig
 from kubewatch.errors import ConfigError, ResolveError
 from kubewatch.events import Event
-from kubewatch.kube import SharedInformer, object_key
+from kubewatch.kube import object_key
 from kubewatch.kube.discovery import ResourceTable, ResourceType
-from kubewatch.kube.reflector import WatchStreamLike
 from kubewatch.match.patterns import LabelSelector, PatternError, parse_selector
+from kubewatch.replay.feeds import _Collection, _FieldSelector, _informer
+from kubewatch.replay.offline import _names_match, resource_type
+from kubewatch.replay.reader import _identity, iter_watch_events
 from kubewatch.timefmt import parse_time
 from kubewatch.watch.filters import NamespaceLabels
-from kubewatch.watch.normalize import compact
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.watch.plan import WatchPlan, describe_scope, plan_watch
-from kubewatch.words import plural
-
-__all__ = [
-    "DEFAULT_CLUSTER",
-    "WATCH_EVENT_TYPES",
-    "ReplayStats",
-    "Replayer",
-    "build_entry",
-    "iter_watch_events",
-    "needs_namespace_labels",
-    "resource_type",
-]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLUSTER = "replay"
 """The ``cluster`` of replayed events when neither the caller nor the config names one."""
 
-WATCH_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"})
-
-CHUNK_CHARS = 64 * 1024
-"""Read size; a value longer than the buffer makes reads grow geometrically (linear time)."""
-
 REPLAY_START = datetime.min.replace(tzinfo=timezone.utc)
 """``started_at`` of Event alerts in a replay: every Event in the input counts."""
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def iter_watch_events(
-    stream: TextIO | BinaryIO, *, chunk_size: int = CHUNK_CHARS
-) -> Iterator[dict[str, Any]]:
-    """The watch events in ``stream``, as ``{"type": ..., "object": {...}}`` dicts.
-
-    Reads JSON values one after another, with or without whitespace between them, in
-    chunks (a binary stream is decoded as UTF-8; prefer one, e.g. ``sys.stdin.buffer``:
-    it is read as data arrives, a text stream only a chunk at a time). Each value is:
-
-    * a watch event, ``{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": {...}}``;
-    * a bare object (``kubectl get -w -o json`` without ``--output-watch-events``): ADDED
-      the first time its key is seen, MODIFIED after (bare output cannot show deletes);
-    * a list (``kind: List`` or ``ConfigMapList`` and the like): each item so, ADDED when
-      its key is new; items lacking ``kind``/``apiVersion`` get them from the list.
-
-    Anything else (invalid JSON, a value that is not an object) is logged as a WARNING
-    with its line and byte offset, and reading resumes at the next line starting with
-    ``{``. It never raises for what the stream contains.
-    """
-    seen: set[tuple[str, str, str, str]] = set()
-    for value, where in _JsonValues(stream, chunk_size):
-        yield from _watch_events(value, where, seen)
-
-
-def _watch_events(
-    value: dict[str, Any], where: str, seen: set[tuple[str, str, str, str]]
-) -> Iterator[dict[str, Any]]:
-    event_type, obj = value.get("type"), value.get("object")
-    if isinstance(event_type, str) and "object" in value:
-        if event_type not in WATCH_EVENT_TYPES:
-            log.warning("%s: unknown watch event type %r; skipped", where, event_type)
-        elif not isinstance(obj, dict):
-            log.warning("%s: %s watch event without an object; skipped", where, event_type)
-        else:
-            if event_type in ("ADDED", "MODIFIED"):
-                seen.add(_identity(obj))
-            elif event_type == "DELETED":
-                seen.discard(_identity(obj))
-            yield {"type": event_type, "object": obj}
-        return
-    kind, items = value.get("kind"), value.get("items")
-    if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
-        item_kind = kind.removesuffix("List")
-        api_version = value.get("apiVersion")
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                log.warning("%s: items[%d] of a %s is not an object; skipped", where, i, kind)
-                continue
-            if item_kind and "kind" not in item:  # an API list: items carry no kind
-                item["kind"] = item_kind
-            if isinstance(api_version, str) and "apiVersion" not in item:
-                item["apiVersion"] = api_version
-            yield _bare(item, seen)
-        return
-    if isinstance(kind, str) and isinstance(value.get("metadata"), dict):
-        yield _bare(value, seen)
-        return
-    log.warning("%s: neither a watch event nor a Kubernetes object; skipped", where)
-
-
-def _bare(obj: dict[str, Any], seen: set[tuple[str, str, str, str]]) -> dict[str, Any]:
-    key = _identity(obj)
-    event_type = "MODIFIED" if key in seen else "ADDED"
-    seen.add(key)
-    return {"type": event_type, "object": obj}
-
-
-def _identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
-    meta = obj.get("metadata")
-    meta = meta if isinstance(meta, dict) else {}
-    return (
-        str(obj.get("apiVersion", "")),
-        str(obj.get("kind", "")),
-        str(meta.get("namespace") or ""),
-        str(meta.get("name", "")),
-    )
-
-
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-"""JSON's whitespace, the only thing allowed between two values."""
-_INCOMPLETE_TAIL = 16
-"""A parse error this close to the end of the buffer may be a value cut by a chunk."""
-
-
-class _JsonValues:
-    """The JSON objects of a stream, with where each started; skips garbage with a warning.
-
-    Holds the unparsed rest of the stream only: consumed text is dropped before each read.
-    """
-
-    def __init__(self, stream: IO[Any], chunk_size: int) -> None:
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        self._stream = stream
-        self._read: Callable[[int], Any] = getattr(stream, "read1", None) or stream.read
-        self._chunk = chunk_size
-        self._decoder: codecs.IncrementalDecoder | None = None
-        self._buf = ""
-        self._pos = 0
-        self._base_bytes = 0  # offset of _buf[0] in the stream's (UTF-8) bytes
-        self._base_lines = 0  # newlines before _buf[0]
-        self._eof = False
-        self._first = True
-
-    def __iter__(self) -> Iterator[tuple[dict[str, Any], str]]:
-        decoder = json.JSONDecoder()
-        while True:
-            self._pos = _skip_whitespace(self._buf, self._pos)
-            if self._pos == len(self._buf):
-                if self._eof:
-                    return
-                self._fill(self._chunk)
-                continue
-            start = self._pos
-            try:
-                value, end = decoder.raw_decode(self._buf, start)
-            except json.JSONDecodeError as e:
-                if not self._eof and _maybe_incomplete(e, len(self._buf)):
-                    self._fill(max(self._chunk, len(self._buf) - start))
-                    continue
-                problem = "cut short at the end of the input" if self._eof else e.msg
-                log.warning(
-                    "%s: invalid JSON (%s, at %s); skipping to the next line starting with '{'",
-                    self._where(start),
-                    problem,
-                    self._where(e.pos),
-                )
-                self._resync(start)
-                continue
-            if isinstance(value, dict):
-                self._pos = end
-                yield value, self._where(start)
-                continue
-            log.warning(
-                "%s: a JSON %s, not an object; skipping to the next line starting with '{'",
-                self._where(start),
-                _json_type(value),
-            )
-            self._resync(end)
-
-    def _where(self, pos: int) -> str:
-        """``line L (byte B)`` of a buffer position, for messages."""
-        line = self._base_lines + self._buf.count("\n", 0, pos) + 1
-        return f"line {line} (byte {self._base_bytes + _utf8_len(self._buf[:pos])})"
-
-    def _resync(self, after: int) -> None:
-        """Move to the next ``{`` that starts a line after position ``after``."""
-        while True:
-            found = self._buf.find("\n{", after)
-            if found >= 0:
-                self._pos = found + 1
-                return
-            if self._eof:
-                self._pos = len(self._buf)
-                return
-            self._pos = max(len(self._buf) - 1, self._pos)  # keep a trailing "\n"
-            self._fill(self._chunk)
-            after = self._pos
-
-    def _fill(self, size: int) -> None:
-        """Drop what was consumed, then append up to ``size`` more characters (or bytes)."""
-        if self._pos:
-            dropped = self._buf[: self._pos]
-            self._base_bytes += _utf8_len(dropped)
-            self._base_lines += dropped.count("\n")
-            self._buf = self._buf[self._pos :]
-            self._pos = 0
-        data = self._read(size)
-        if isinstance(data, bytes | bytearray):
-            if self._decoder is None:
-                self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-            text = self._decoder.decode(bytes(data), final=not data)
-        else:
-            text = data or ""
-        if self._first and text:
-            self._first = False
-            if text.startswith("\ufeff"):  # a BOM in a text stream
-                self._base_bytes += 3
-                text = text[1:]
-        if not data:
-            self._eof = True
-        self._buf += text
-
-
-def _skip_whitespace(text: str, pos: int) -> int:
-    m = _WHITESPACE.match(text, pos)
-    return m.end() if m else pos
-
-
-def _maybe_incomplete(error: json.JSONDecodeError, length: int) -> bool:
-    """Could more input complete this value? Only errors at the very end (or a string
-    running to the end: "Unterminated string" names where it *started*) qualify; being
-    wrong costs one more read, after which the same error is judged again."""
-    return error.pos >= length - _INCOMPLETE_TAIL or error.msg.startswith("Unterminated string")
-
-
-def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    return "number"
-
-
-# --------------------------------------------------------------------------- matching
-
-_BUILTIN_SHORT_NAMES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("", "ComponentStatus"): ("cs",),
-    ("", "ConfigMap"): ("cm",),
-    ("", "Endpoints"): ("ep",),
-    ("", "Event"): ("ev",),
-    ("", "LimitRange"): ("limits",),
-    ("", "Namespace"): ("ns",),
-    ("", "Node"): ("no",),
-    ("", "PersistentVolumeClaim"): ("pvc",),
-    ("", "PersistentVolume"): ("pv",),
-    ("", "Pod"): ("po",),
-    ("", "ReplicationController"): ("rc",),
-    ("", "ResourceQuota"): ("quota",),
-    ("", "ServiceAccount"): ("sa",),
-    ("", "Service"): ("svc",),
-    ("apps", "DaemonSet"): ("ds",),
-    ("apps", "Deployment"): ("deploy",),
-    ("apps", "ReplicaSet"): ("rs",),
-    ("apps", "StatefulSet"): ("sts",),
-    ("autoscaling", "HorizontalPodAutoscaler"): ("hpa",),
-    ("batch", "CronJob"): ("cj",),
-    ("certificates.k8s.io", "CertificateSigningRequest"): ("csr",),
-    ("events.k8s.io", "Event"): ("ev",),
-    ("extensions", "Ingress"): ("ing",),
-    ("networking.k8s.io", "Ingress"): ("ing",),
-    ("networking.k8s.io", "NetworkPolicy"): ("netpol",),
-    ("policy", "PodDisruptionBudget"): ("pdb",),
-    ("policy", "PodSecurityPolicy"): ("psp",),
-    ("scheduling.k8s.io", "PriorityClass"): ("pc",),
-    ("storage.k8s.io", "StorageClass"): ("sc",),
-    ("apiextensions.k8s.io", "CustomResourceDefinition"): ("crd", "crds"),
-}
-"""kubectl's short names of built-in resources (their discovery, which a replay lacks)."""
-
-_IRREGULAR_PLURALS = {("", "Endpoints"): "endpoints"}
-
-
-def resource_type(api_version: str, kind: str, namespaced: bool) -> ResourceType:
-    """The resource of objects of ``kind`` in ``api_version``, guessed without discovery:
-    plural from the kind, kubectl's short names for built-in kinds."""
-    group, _, version = api_version.rpartition("/")
-    return ResourceType(
-        group=group,
-        version=version,
-        kind=kind,
-        plural=_IRREGULAR_PLURALS.get((group, kind)) or plural(kind.lower()),
-        singular=kind.lower(),
-        namespaced=namespaced,
-        short_names=_BUILTIN_SHORT_NAMES.get((group, kind), ()),
-        verbs=frozenset({"list", "watch"}),
-    )
-
-
-def _names_match(rc: ResourceConfig, t: ResourceType) -> bool:
-    """Does entry ``rc`` name resource ``t`` (a kind, plural, singular or short name, any
-    case; ``name.group``, ``name.version.group``; or a name with ``apiVersion``)?"""
-    names = {t.kind.lower(), t.plural, t.singular, *(s.lower() for s in t.short_names)}
-    name = rc.kind.strip().lower()
-    if rc.api_version:
-        return rc.api_version == t.api_version and name in names
-    head, _, rest = name.partition(".")
-    if not rest:
-        return name in names
-    return head in names and rest in (t.group, f"{t.version}.{t.group}")
 
 
 # --------------------------------------------------------------------------- replaying
@@ -386,75 +82,6 @@ class ReplayStats:
     """Objects first seen MODIFIED: they existed before the capture."""
     skipped: Counter[str] = field(default_factory=Counter)
     """``Kind (apiVersion)`` → objects that no resource entry matches."""
-
-
-class _OfflineSource:
-    """The ListerWatcher of a replay's informers: they are fed directly, never started."""
-
-    def list_page(self, *, limit: int, continue_token: str | None) -> dict[str, Any]:
-        raise RuntimeError("a replay never lists")
-
-    def watch(self, *, resource_version: str, timeout_seconds: int) -> WatchStreamLike:
-        raise RuntimeError("a replay never watches")
-
-
-def _informer(name: str, t: ResourceType) -> SharedInformer:
-    return SharedInformer(
-        name, _OfflineSource(), kind=t.kind, api_version=t.api_version, transform=compact
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _FieldSelector:
-    """A field selector (``a.b=c,d!=e``) evaluated on the object, as the API server does
-    for the fields it supports (all of which are plain paths)."""
-
-    text: str
-    terms: tuple[tuple[tuple[str, ...], str, bool], ...]
-    """(path, value, wanted): holds when ``(field == value) is wanted``."""
-
-    @classmethod
-    def parse(cls, text: str) -> _FieldSelector:
-        terms = []
-        for term in (t.strip() for t in text.split(",")):
-            if not term:
-                continue
-            m = re.fullmatch(r"([^=!\s]+)\s*(==|!=|=)\s*(\S*)", term)
-            if m is None:
-                raise PatternError(f"cannot parse field selector term {term!r}")
-            terms.append((tuple(m.group(1).split(".")), m.group(3), m.group(2) != "!="))
-        return cls(text, tuple(terms))
-
-    def __call__(self, obj: dict[str, Any]) -> bool:
-        for path, value, wanted in self.terms:
-            current: Any = obj
-            for part in path:
-                current = current.get(part) if isinstance(current, dict) else None
-            if isinstance(current, bool):
-                current = "true" if current else "false"
-            text = "" if current is None else str(current)
-            if (text == value) is not wanted:
-                return False
-        return True
-
-
-@dataclass(slots=True)
-class _Collection:
-    """What one live informer would watch: a resource in one namespace (or all), with the
-    server-side selectors, feeding the entries that share it."""
-
-    informer: SharedInformer
-    namespace: str | None
-    labels: LabelSelector | None
-    fields: _FieldSelector | None
-    needs_namespace_labels: bool
-
-    def selects(self, obj: dict[str, Any]) -> bool:
-        if self.labels is not None:
-            meta = obj.get("metadata") or {}
-            if not self.labels(meta.get("labels")):
-                return False
-        return self.fields is None or self.fields(obj)
 
 
 CollectionKey = tuple[str, str | None, str | None]
