@@ -26,7 +26,7 @@ from kubewatch.observability.views import (
     _zero,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kubewatch.observability.metrics")
 
 _SINK_COUNTERS = (
     # (SinkStats field, metric name without _total, HELP)

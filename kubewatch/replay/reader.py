@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import IO, Any, BinaryIO, TextIO
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kubewatch.replay")
 
 WATCH_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"})
 

@@ -53,7 +53,7 @@ from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.watch.plan import WatchPlan, describe_scope, plan_watch
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kubewatch.replay")
 
 DEFAULT_CLUSTER = "replay"
 """The ``cluster`` of replayed events when neither the caller nor the config names one."""

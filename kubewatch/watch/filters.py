@@ -33,7 +33,7 @@ from kubewatch.watch.nshold import NamespaceHold
 
 __all__ = ["NamespaceLabels", "ObjectFilter"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kubewatch.routing")
 # --------------------------------------------------------------------------- namespace labels
 
 
