@@ -89,7 +89,7 @@ def test_healthz_fails_when_a_worker_thread_is_dead() -> None:
         died.set()
         raise SystemExit  # not an Exception: the supervisor lets it end the thread
 
-    d._work = work  # type: ignore[method-assign]
+    d._sender._work = work  # type: ignore[method-assign]
     beats = Heartbeats(60.0)
     beats.add_check(d.workers_alive)
     with d:
