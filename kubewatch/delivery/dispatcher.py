@@ -30,7 +30,7 @@ policy, its own token bucket (``rate_limit``) and, optionally, a digester. Guara
   ``burst + perSecond * t`` attempts in ``t`` seconds, however many workers it has.
 - **Retry-After.** A :class:`~kubewatch.errors.RateLimited` error is always honoured:
   the failed event waits at least its ``retry_after`` (capped at
-  :data:`~kubewatch.delivery.retry.MAX_RETRY_AFTER`), beyond ``maxBackoff`` if need be,
+  :data:`~kubewatch.backoff.MAX_RETRY_AFTER`), beyond ``maxBackoff`` if need be,
   and the sink's bucket is paused for as long, so no worker of that sink attempts
   anything before then (the receiver's limit is per sink, not per worker). Sinks without
   ``rateLimit`` are paused the same way.

@@ -26,8 +26,8 @@ from kubewatch.config import (
     parse_config,
 )
 from kubewatch.delivery import (
-    Backoff,
     Dispatcher,
+    RetryBackoff,
     RetryPolicy,
     SinkPolicy,
     SinkStats,
@@ -230,14 +230,14 @@ class _MaxRandom(random.Random):
 
 
 def test_backoff_ceilings_double_up_to_the_cap() -> None:
-    backoff = Backoff(max_backoff=5.0)
+    backoff = RetryBackoff(max_backoff=5.0)
     delays = [backoff.delay(n, RetryableError("x"), _MaxRandom()) for n in range(1, 8)]
     assert delays == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
     assert backoff.ceiling(10_000) == 5.0  # no overflow on absurd attempt numbers
 
 
 def test_backoff_full_jitter_stays_within_ceiling() -> None:
-    backoff, rng = Backoff(max_backoff=30.0), random.Random(7)
+    backoff, rng = RetryBackoff(max_backoff=30.0), random.Random(7)
     for n in range(1, 20):
         for _ in range(50):
             assert 0.0 <= backoff.delay(n, RetryableError("x"), rng) <= backoff.ceiling(n)
@@ -253,7 +253,7 @@ def test_backoff_full_jitter_stays_within_ceiling() -> None:
     ],
 )
 def test_rate_limited_sets_a_minimum_wait(retry_after: float, expected: float) -> None:
-    backoff = Backoff(max_backoff=1.0)
+    backoff = RetryBackoff(max_backoff=1.0)
     assert backoff.delay(1, RateLimited("slow", retry_after), _MaxRandom()) == expected
 
 
@@ -660,13 +660,13 @@ sinks:
 def test_policy_from_config_takes_the_sinks_keys_else_delivery() -> None:
     config = parse_config(POLICY_CONFIG)
     policies = sink_policies(config)
-    global_retry = RetryPolicy(attempts=7, backoff=Backoff(max_backoff=9.0))
+    global_retry = RetryPolicy(attempts=7, backoff=RetryBackoff(max_backoff=9.0))
     assert policies["plain"] == SinkPolicy(queue_size=500, concurrency=3, retry=global_retry)
     assert policies["plain"] == SinkPolicy.defaults(config.delivery)
     assert policies["tuned"] == SinkPolicy(
         queue_size=20,
         concurrency=2,
-        retry=RetryPolicy(attempts=2, backoff=Backoff(max_backoff=1.0)),
+        retry=RetryPolicy(attempts=2, backoff=RetryBackoff(max_backoff=1.0)),
         rate_limit=RateLimitConfig(per_second=5, burst=10),
         digest=DigestConfig(threshold=3, window=5.0),
     )
@@ -809,7 +809,7 @@ def test_a_failing_sink_never_delays_a_healthy_one() -> None:
         delivery(),
         policies={
             "failing": SinkPolicy(
-                concurrency=1, retry=RetryPolicy(100, Backoff(initial=3600, max_backoff=3600))
+                concurrency=1, retry=RetryPolicy(100, RetryBackoff(initial=3600, max_backoff=3600))
             ),
             "healthy": SinkPolicy(concurrency=1),
         },

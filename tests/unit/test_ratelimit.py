@@ -14,10 +14,11 @@ from collections.abc import Callable
 
 import pytest
 
+from kubewatch.backoff import MAX_RETRY_AFTER, RetryBackoff
 from kubewatch.config import RateLimitConfig
 from kubewatch.delivery import Dispatcher, SinkPolicy, SinkStats, TokenBucket
 from kubewatch.delivery.queue import shard_of
-from kubewatch.delivery.retry import MAX_RETRY_AFTER, Backoff, RetryPolicy
+from kubewatch.delivery.retry import RetryPolicy
 from kubewatch.errors import RateLimited, RetryableError
 from kubewatch.events import Event
 from tests.unit.test_delivery import (
@@ -356,9 +357,9 @@ def test_a_paused_sink_does_not_pause_another() -> None:
 
 
 def test_retry_after_is_capped_for_the_pause_too() -> None:
-    assert Backoff().retry_after(RateLimited("429", 1e9)) == MAX_RETRY_AFTER
-    assert Backoff().retry_after(RateLimited("429", -3.0)) == 0.0
-    assert Backoff().retry_after(RetryableError("503")) == 0.0
+    assert RetryBackoff().retry_after(RateLimited("429", 1e9)) == MAX_RETRY_AFTER
+    assert RetryBackoff().retry_after(RateLimited("429", -3.0)) == 0.0
+    assert RetryBackoff().retry_after(RetryableError("503")) == 0.0
     assert RetryPolicy().backoff.retry_after(RateLimited("429", 7.0)) == 7.0
 
 
