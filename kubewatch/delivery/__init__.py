@@ -14,8 +14,8 @@ from kubewatch.backoff import RetryBackoff
 from kubewatch.delivery.digest import Digester
 from kubewatch.delivery.dispatcher import Dispatcher, SinkStats
 from kubewatch.delivery.policy import SinkPolicy, sink_policies
-from kubewatch.delivery.ratelimit import TokenBucket
 from kubewatch.delivery.retry import RetryPolicy
+from kubewatch.ratelimit import TokenBucket
 
 __all__ = [
     "Digester",

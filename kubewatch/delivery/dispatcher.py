@@ -87,7 +87,6 @@ from kubewatch.delivery.lane import (
 )
 from kubewatch.delivery.policy import SinkPolicy, check_policies
 from kubewatch.delivery.queue import Shard
-from kubewatch.delivery.ratelimit import Sleep
 from kubewatch.delivery.supervise import (
     SEND_STUCK_AFTER,
     TimedSink,
@@ -96,6 +95,7 @@ from kubewatch.delivery.supervise import (
 )
 from kubewatch.delivery.worker import Journal, Sender
 from kubewatch.events import Event
+from kubewatch.ratelimit import Sleep
 from kubewatch.sinks.base import Sink
 
 log = logging.getLogger("kubewatch.delivery")

@@ -19,10 +19,10 @@ from typing import Protocol
 from kubewatch.config import DeliveryConfig
 from kubewatch.delivery.lane import Item, Lane
 from kubewatch.delivery.queue import Shard
-from kubewatch.delivery.ratelimit import Sleep
 from kubewatch.delivery.supervise import RESTART_DELAY, WorkerWatch
 from kubewatch.errors import DeliveryError, RateLimited, RetryableError
 from kubewatch.events import Event
+from kubewatch.ratelimit import Sleep
 
 log = logging.getLogger("kubewatch.delivery")
 

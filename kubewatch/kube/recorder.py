@@ -46,6 +46,7 @@ from typing import Any, Literal, Protocol
 
 from kubewatch.errors import ApiError
 from kubewatch.kube.client import ApiUnreachable
+from kubewatch.ratelimit import TokenBucket
 from kubewatch.timefmt import k8s_time
 
 __all__ = ["MAX_ATTEMPTS", "EventRecorder", "JsonApi"]
@@ -120,33 +121,6 @@ class _Series:
     """Failed calls in a row for the pending update."""
 
 
-class _Budget:
-    """The global token bucket: ``burst`` calls at once, ``per_second`` on average."""
-
-    def __init__(self, burst: int, per_second: float, now: float) -> None:
-        self._burst = float(burst)
-        self._rate = per_second
-        self._tokens = float(burst)
-        self._updated = now
-
-    def _refill(self, now: float) -> None:
-        if now > self._updated:
-            self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
-            self._updated = now
-
-    def take(self, now: float) -> bool:
-        self._refill(now)
-        if self._tokens >= 1.0 - 1e-9:
-            self._tokens = max(0.0, self._tokens - 1.0)
-            return True
-        return False
-
-    def next_token(self, now: float) -> float:
-        """clock() when the next token is due."""
-        self._refill(now)
-        return now + max(0.0, 1.0 - self._tokens) / self._rate
-
-
 class EventRecorder:
     """Records core/v1 Events about ``involved`` (kubewatch's Pod) in ``namespace``.
 
@@ -214,7 +188,7 @@ class EventRecorder:
         self._process_lock = threading.Lock()
         self._series: OrderedDict[tuple[str, str, str], _Series] = OrderedDict()
         self._dirty: dict[tuple[str, str, str], None] = {}
-        self._budget = _Budget(burst, per_second, clock())
+        self._budget = TokenBucket(per_second, burst, clock=clock)
         self._last_name_ns = 0
         self._refusal_logged = False
         self._wake = threading.Event()
@@ -319,8 +293,9 @@ class EventRecorder:
             if not force and now < series.next_call:
                 next_due = series.next_call if next_due is None else min(next_due, series.next_call)
                 continue
-            if not self._budget.take(now):
-                due = self._budget.next_token(now)
+            wait = self._budget.try_acquire()
+            if wait > 0.0:
+                due = now + wait
                 next_due = due if next_due is None else min(next_due, due)
                 break
             self._send(series, now)

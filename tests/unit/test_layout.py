@@ -40,13 +40,13 @@ LAYERS: dict[str, int] = {
     "timefmt": 0,
     "words": 0,
     "backoff": 0,
-    "ratelimit": 0,
     "match": 1,
     # the config, and what every stage may use
     "config": 2,
     "observability": 2,
     "state": 2,
     "render": 2,
+    "ratelimit": 2,
     # API-server I/O; where events go
     "kube": 3,
     "sinks": 3,

@@ -1,4 +1,5 @@
-"""Rate limits: one token bucket per sink, which a receiver's ``Retry-After`` also pauses.
+"""Token buckets: one per sink, which a receiver's ``Retry-After`` also pauses, and the
+budget of kubewatch's own Kubernetes Events (:mod:`kubewatch.kube.recorder`).
 
 Chat services limit how fast one may post (Slack: about one message per second per
 channel, short bursts tolerated) and answer 429 beyond it. A :class:`TokenBucket` keeps a
