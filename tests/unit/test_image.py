@@ -150,7 +150,7 @@ def test_dockerignore_sends_only_what_the_build_copies() -> None:
         assert not ignored(source, patterns), source
     assert not ignored("kubewatch/cli/__init__.py", patterns)
     for unwanted in (
-        "tests/unit/test_config.py",
+        "tests/unit/config/test_config.py",
         ".git/config",
         ".venv/bin/python",
         "config.yaml",

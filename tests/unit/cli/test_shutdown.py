@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 DISCOVERY = json.loads(
-    (Path(__file__).parent / "data" / "discovery-1.20.json").read_text(encoding="utf-8")
+    (Path(__file__).parents[1] / "data" / "discovery-1.20.json").read_text(encoding="utf-8")
 )
 EXIT_BOUND = 10.0
 """Seconds the stopped process may take: well below a 30 s grace period."""

@@ -15,7 +15,7 @@ from kubewatch.errors import PermanentError
 from kubewatch.events import Event
 from kubewatch.observability.health import Heartbeats
 from kubewatch.observability.metrics import Metrics
-from tests.unit.test_delivery import WAIT, FakeSink, delivery, make_event
+from tests.unit.delivery.test_delivery import WAIT, FakeSink, delivery, make_event
 
 
 def test_a_raising_on_delivered_cannot_kill_the_worker(caplog: pytest.LogCaptureFixture) -> None:

@@ -40,8 +40,8 @@ from kubewatch.events import Event
 from kubewatch.kube import DeletedFinalStateUnknown, ReflectorSettings, SharedInformer
 from kubewatch.kube.client import ApiUnreachable, ListWatch, Query
 from kubewatch.sinks.base import SinkBase
-from tests.unit.test_delivery import make_event
-from tests.unit.test_fake_apiserver import FakeApiServer, Recorder, cm, connect, line
+from tests.unit.delivery.test_delivery import make_event
+from tests.unit.kube.test_fake_apiserver import FakeApiServer, Recorder, cm, connect, line
 
 HANG_GUARD = 60.0
 """Seconds a test waits for something that should happen at once (a hang guard only)."""

@@ -20,7 +20,7 @@ from kubewatch.config import WebhookSinkConfig
 from kubewatch.errors import RetryableError
 from kubewatch.sinks.deadline import DeadlineBackend
 from kubewatch.sinks.webhook import WebhookSink
-from tests.unit.test_sinks import make_event
+from tests.unit.sinks.test_sinks import make_event
 
 TRICKLE_INTERVAL = 3.0
 TRICKLE_BYTES = 12  # 36 s of trickling: far beyond the default 10 s timeout

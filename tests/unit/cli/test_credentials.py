@@ -15,7 +15,7 @@ from kubewatch.errors import ConfigErrors, PermanentError
 from kubewatch.observability.logs import default_redactor
 from kubewatch.scrub import Scrubber, secret_forms
 from kubewatch.sinks.webhook import WebhookSink
-from tests.unit.test_sinks import Received, Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import Received, Receiver, Reply, make_event, serve
 
 
 @pytest.fixture

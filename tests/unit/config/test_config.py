@@ -24,7 +24,7 @@ from kubewatch.config import (
 )
 from kubewatch.errors import ConfigError, ConfigErrors
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ALL_TYPES = "stdout, webhook, slack, slackWebhook, teams, discord, mattermost, cloudevents, smtp"
 RES = "resources: [{kind: Pod}]\n"
 OUT = "sinks: {out: {type: stdout}}\n"

@@ -21,7 +21,7 @@ from kubewatch.delivery.digest import MAX_HELD, digest_summary
 from kubewatch.delivery.lane import Fence as _Fence
 from kubewatch.events import DigestInfo, Event, EventType
 from kubewatch.words import plural
-from tests.unit.test_delivery import WAIT, FakeSink, Gate, delivery, make_event, shard_of
+from tests.unit.delivery.test_delivery import WAIT, FakeSink, Gate, delivery, make_event, shard_of
 
 STAMP = "2026-11-27T08:00:00.000Z"
 

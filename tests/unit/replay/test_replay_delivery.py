@@ -21,10 +21,10 @@ import pytest
 from kubewatch.cli import EXIT_FAILURE, main
 from kubewatch.config import DigestConfig
 from kubewatch.delivery import Dispatcher, SinkStats
-from tests.unit.test_cli_test_sink import Receiver
-from tests.unit.test_delivery import WAIT, FakeSink, Gate, delivery, make_event
+from tests.unit.cli.test_cli_test_sink import Receiver
+from tests.unit.delivery.test_delivery import WAIT, FakeSink, Gate, delivery, make_event
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def pod_capture(path: Path, count: int) -> Path:

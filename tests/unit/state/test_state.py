@@ -16,7 +16,7 @@ import pytest
 from kubewatch.events import Change, DigestInfo, Event, EventType, InvolvedObject, KubeEventInfo
 from kubewatch.kube import DeletedFinalStateUnknown, SharedInformer
 from kubewatch.state import DB_FILE, Checkpoint, StateDB, open_state
-from tests.unit.test_informer import FAST, FakeListerWatcher, Recorder, cm, ev, pages
+from tests.unit.kube.test_informer import FAST, FakeListerWatcher, Recorder, cm, ev, pages
 
 
 def make_event(name: str = "app", rv: int = 1, **overrides: Any) -> Event:

@@ -14,7 +14,7 @@ from kubewatch.config import Config, parse_config
 from kubewatch.events import Event
 from kubewatch.sinks.base import SinkBase
 from kubewatch.watch.plan import Plan
-from tests.unit.test_delivery import make_event
+from tests.unit.delivery.test_delivery import make_event
 
 CONFIG = """
 resources: [{kind: ConfigMap}]

@@ -21,7 +21,7 @@ from kubewatch.delivery.queue import shard_of
 from kubewatch.delivery.retry import RetryPolicy
 from kubewatch.errors import RateLimited, RetryableError
 from kubewatch.events import Event
-from tests.unit.test_delivery import (
+from tests.unit.delivery.test_delivery import (
     WAIT,
     FakeSink,
     RecordingSleep,

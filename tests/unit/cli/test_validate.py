@@ -18,7 +18,7 @@ import yaml
 from kubewatch.cli import main
 
 DISCOVERY = json.loads(
-    (Path(__file__).parent / "data" / "discovery-1.20.json").read_text(encoding="utf-8")
+    (Path(__file__).parents[1] / "data" / "discovery-1.20.json").read_text(encoding="utf-8")
 )
 
 

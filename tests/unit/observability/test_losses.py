@@ -12,8 +12,8 @@ from kubewatch.app import HANDOVER_EVENTS, HandoverBuffer
 from kubewatch.kube import SharedInformer
 from kubewatch.observability.metrics import Metrics, watch_states
 from kubewatch.watch.nshold import HoldStats
-from tests.unit.test_delivery import make_event
-from tests.unit.test_informer import FakeListerWatcher
+from tests.unit.delivery.test_delivery import make_event
+from tests.unit.kube.test_informer import FakeListerWatcher
 
 
 def cm(name: str, rv: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from kubewatch.kube.discovery import ResourceTable
 from kubewatch.watch.plan import resolve_resources
 
 TABLE = ResourceTable.from_documents(
-    json.loads((Path(__file__).parent / "data" / "discovery-1.20.json").read_text())
+    json.loads((Path(__file__).parents[1] / "data" / "discovery-1.20.json").read_text())
 )
 SINKS = "sinks: {c: {type: stdout}}\n"
 

@@ -13,7 +13,7 @@ from kubewatch.config import DeliveryConfig, DigestConfig, RetryConfig
 from kubewatch.delivery import Dispatcher, SinkPolicy, SinkStats
 from kubewatch.errors import PermanentError, RetryableError
 from kubewatch.events import Event
-from tests.unit.test_delivery import WAIT, FakeSink, RecordingSleep, fail_times, make_event
+from tests.unit.delivery.test_delivery import WAIT, FakeSink, RecordingSleep, fail_times, make_event
 
 
 class Journal:

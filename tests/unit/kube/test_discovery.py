@@ -25,7 +25,7 @@ from kubernetes import config
 from kubewatch.errors import ApiError, ResolveError
 from kubewatch.kube.discovery import NotInstalled, ResourceTable, ResourceType
 
-DATA = Path(__file__).parent / "data" / "discovery-1.20.json"
+DATA = Path(__file__).parents[1] / "data" / "discovery-1.20.json"
 
 GetJson = Callable[[str], dict[str, Any]]
 

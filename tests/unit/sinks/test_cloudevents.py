@@ -28,7 +28,7 @@ from kubewatch.sinks.cloudevents import (
     CloudEventsSink,
     header_value,
 )
-from tests.unit.test_sinks import TOKEN, Received, Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import TOKEN, Received, Receiver, Reply, make_event, serve
 
 Mode = Literal["structured", "binary"]
 MODES: tuple[Mode, ...] = ("structured", "binary")

@@ -25,7 +25,7 @@ from kubewatch.watch.kevents import MESSAGE_CHARS, KubeEventAlerts, summarize_ev
 from kubewatch.watch.normalize import ResourceInfo
 
 FIXTURES: dict[str, dict[str, Any]] = json.loads(
-    (Path(__file__).parent / "data" / "k8s-events.json").read_text(encoding="utf-8")
+    (Path(__file__).parents[1] / "data" / "k8s-events.json").read_text(encoding="utf-8")
 )["events"]
 
 CORE = ResourceInfo("Event", "v1", "events")

@@ -25,9 +25,9 @@ from kubewatch.replay import (
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.plan import WatchPlan
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CAPTURE = ROOT / "examples" / "watch-capture.json"
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def cm(
