@@ -19,7 +19,7 @@ MAX_LINES = 450
 
 TOO_LONG = frozenset(
     {
-        "kubewatch.app",
+        "kubewatch.app.core",
         "kubewatch.delivery.dispatcher",
         "kubewatch.render.templates",
         "kubewatch.sinks.smtp",

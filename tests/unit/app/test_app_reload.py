@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-import kubewatch.app as app_module
+import kubewatch.app.core as app_module
 from kubewatch.app import App
 from kubewatch.config import Config, parse_config
 from kubewatch.events import Event

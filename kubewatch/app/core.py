@@ -17,24 +17,26 @@ than losing the ones the old leader had not yet sent.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from kubewatch.config import Config, ResourceConfig
+from kubewatch.app.build import build_sinks, default_identity, sum_stats
+from kubewatch.app.discovery import PendingDiscovery
+from kubewatch.app.handover import HandoverBuffer
+from kubewatch.app.recovery import resubmit, take_over
+from kubewatch.config import Config
 from kubewatch.delivery import Dispatcher, SinkStats
 from kubewatch.delivery.policy import sink_policies
 from kubewatch.delivery.supervise import WorkerStats
-from kubewatch.errors import ApiError, ConfigError, ConfigErrors, ResolveError
+from kubewatch.errors import ApiError
 from kubewatch.events import Event
 from kubewatch.kube import ReflectorSettings, SharedInformer
-from kubewatch.kube.client import ApiUnreachable, ClusterClient, ListWatch, Query
+from kubewatch.kube.client import ClusterClient, ListWatch, Query
 from kubewatch.kube.discovery import ResourceTable, ResourceType
 from kubewatch.kube.leader import LeaderElector, lease_namespace
 from kubewatch.kube.recorder import EventRecorder
@@ -46,17 +48,14 @@ from kubewatch.observability.metrics import (
     seconds_since,
     watch_states,
 )
-from kubewatch.observability.ratelog import RateLimitedLog
 from kubewatch.routing import Router
-from kubewatch.sinks import Sink, build_sink
 from kubewatch.state import State, open_state
-from kubewatch.timefmt import parse_time
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.normalize import compact
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
-from kubewatch.watch.plan import Plan, WatchPlan, describe_scope, plan_watch, resolve_resources
+from kubewatch.watch.plan import Plan, WatchPlan, describe_scope, resolve_resources
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kubewatch.app")
 
 NAMESPACE_SYNC_TIMEOUT = 30.0
 """Seconds to wait for the Namespace watch before the others start: namespace selectors
@@ -64,8 +63,6 @@ need the labels, and a resource watch that starts first would misjudge early obj
 STOP_POLL_INTERVAL = 0.1
 """Seconds between looks at a stop request while a start step waits: a SIGTERM ends the
 wait within this, not after the step's timeout."""
-HANDOVER_EVENTS = 10_000
-"""Events a standby keeps for a handover, at most: bounds its memory whatever the rate."""
 LIVENESS_TIMEOUT = 60.0
 """Seconds a registered loop may go without a heartbeat before ``/healthz`` fails."""
 ALIVE_INTERVAL = 30.0
@@ -78,83 +75,8 @@ Groups = dict[InformerKey, list[EntryHandler]]
 Origin = tuple[WatchPlan, str | None]
 
 
-def build_sinks(config: Config) -> dict[str, Sink]:
-    """Every configured sink, templates compiled; ConfigErrors lists every bad one."""
-    sinks: dict[str, Sink] = {}
-    errors: list[ConfigError] = []
-    for name, sink_config in config.sinks.items():
-        try:
-            sinks[name] = build_sink(name, sink_config)
-        except ConfigErrors as e:
-            errors.extend(e.errors)
-    if errors:
-        for sink in sinks.values():
-            sink.close()
-        raise ConfigErrors(errors)
-    return sinks
-
-
-def check_config(config: Config) -> None:
-    """What can be checked without a cluster beyond the model: templates and routes."""
-    for sink in build_sinks(config).values():
-        sink.close()
-    Router.build(config)
-
-
 def _recovering(informer: SharedInformer) -> Callable[[], bool]:
     return lambda: informer.recovering
-
-
-def default_identity() -> str:
-    """This replica's name in a Lease: the Pod name, else host and process."""
-    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-
-
-class HandoverBuffer:
-    """What a standby saw recently: ``(when, event, sinks)`` for at most ``window`` seconds
-    and :data:`HANDOVER_EVENTS` events. Invariant: entries are in arrival order and none is
-    older than ``window`` after :meth:`add` or :meth:`drain` ran. An event pushed out by
-    the bound (not by age) is counted in :attr:`dropped` and logged, rate limited."""
-
-    def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._window = window
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._items: deque[tuple[float, Event, tuple[str, ...]]] = deque(maxlen=HANDOVER_EVENTS)
-        self._dropped = 0  # under _lock
-        self._drop_log = RateLimitedLog(log)
-
-    @property
-    def dropped(self) -> int:
-        """Events pushed out unsent because the buffer was full (a takeover misses them)."""
-        with self._lock:
-            return self._dropped
-
-    def _prune(self, now: float) -> None:
-        while self._items and self._items[0][0] < now - self._window:
-            self._items.popleft()
-
-    def add(self, event: Event, sinks: tuple[str, ...]) -> None:
-        now = self._clock()
-        with self._lock:
-            self._prune(now)
-            full = len(self._items) == self._items.maxlen
-            if full:
-                self._dropped += 1
-            self._items.append((now, event, sinks))
-        if full:
-            self._drop_log(
-                "standby: handover buffer full (%d events), oldest event dropped: a takeover "
-                "will not deliver it",
-                HANDOVER_EVENTS,
-            )
-
-    def drain(self) -> list[tuple[Event, tuple[str, ...]]]:
-        with self._lock:
-            self._prune(self._clock())
-            items = [(event, sinks) for _, event, sinks in self._items]
-            self._items.clear()
-        return items
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,30 +86,6 @@ class _Route:
 
     router: Router
     dispatcher: Dispatcher
-
-
-def _sum_stats(parts: list[dict[str, SinkStats]]) -> dict[str, SinkStats]:
-    """Counters of several dispatchers added up per sink (the last one says ``up``)."""
-    total: dict[str, SinkStats] = {}
-    for stats in parts:
-        for name, s in stats.items():
-            t = total.get(name)
-            total[name] = (
-                s
-                if t is None
-                else SinkStats(
-                    delivered=t.delivered + s.delivered,
-                    failed=t.failed + s.failed,
-                    retried=t.retried + s.retried,
-                    dropped=t.dropped + s.dropped,
-                    queued=t.queued + s.queued,
-                    digested=t.digested + s.digested,
-                    held=t.held + s.held,
-                    expired=t.expired + s.expired,
-                    up=s.up,
-                )
-            )
-    return total
 
 
 class App:
@@ -240,7 +138,11 @@ class App:
         self._namespace_informer: SharedInformer | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._discovery_stop = threading.Event()
+        self._discovery = PendingDiscovery(
+            client,
+            lambda found, stop: self._start_watches(found, cancelled=stop),
+            recorder,
+        )
         self._rng = random.Random()
         self._server: HealthServer | None = None
         self._elector: LeaderElector | None = None
@@ -307,7 +209,7 @@ class App:
             )
             self._elector.start()
         self._start_watches(self._plan.watches)
-        self._start_discovery(self._plan.pending)
+        self._discovery.start(self.config, self._plan.pending)
         if self.state is not None:
             threading.Thread(target=self._note_alive, name="kubewatch-alive", daemon=True).start()
 
@@ -330,29 +232,9 @@ class App:
         )
         with self._leading_lock:
             if self._leading:
-                self._resubmit(recovered)
+                resubmit(self.state, self.dispatcher, recovered)
             else:
                 self._unspooled = recovered
-
-    def _resubmit(self, items: list[tuple[str, Event]]) -> None:
-        """Queue recovered ``(sink, event)`` pairs, oldest first; caller holds the lock."""
-        assert self.state is not None
-        dispatcher = self.dispatcher
-        known = set(dispatcher.stats())
-        now = time.time()
-        orphans = 0
-        for sink, event in items:
-            if sink not in known:
-                self.state.spool.settle(sink, event.id)
-                orphans += 1
-                continue
-            seen = parse_time(event.observed_at)
-            age = now - seen.timestamp() if seen is not None else 0.0
-            dispatcher.submit(event, (sink,), age=max(0.0, age))
-        if orphans:
-            log.warning(
-                "state: %d spooled event(s) for sinks no longer configured dropped", orphans
-            )
 
     def _note_alive(self) -> None:
         while not self._stopping.wait(ALIVE_INTERVAL):
@@ -377,7 +259,7 @@ class App:
     def stop(self) -> bool:
         """Stop watching, then drain deliveries; True if everything queued was handled."""
         self._stopping.set()
-        self._discovery_stop.set()
+        self._discovery.stop.set()
         with self._lock:
             informers = list(self.informers.values())
             if self._namespace_informer is not None:
@@ -459,7 +341,7 @@ class App:
         with self._lock:
             retiring = [d.stats() for d in self._retiring]
             retired = dict(self._retired)
-        return _sum_stats([retired, *retiring, self.dispatcher.stats()])
+        return sum_stats([retired, *retiring, self.dispatcher.stats()])
 
     def _state_view(self) -> StateView | None:
         state = self.state
@@ -515,7 +397,8 @@ class App:
                     2 * self.config.leader_election.lease_duration,
                 )
             if self._unspooled:
-                self._resubmit(self._unspooled)
+                assert self.state is not None  # only a state's spool fills it
+                resubmit(self.state, self.dispatcher, self._unspooled)
                 self._unspooled = []
             known = set(self.dispatcher.stats())  # a reload may have removed a sink since
             for event, sinks in pending:
@@ -677,50 +560,6 @@ class App:
             NAMESPACE_SYNC_TIMEOUT,
         )
 
-    # -- discovery of resources not installed yet -------------------------------------------
-
-    def _start_discovery(self, pending: list[tuple[int, ResourceConfig]]) -> None:
-        self._discovery_stop.set()
-        self._discovery_stop = threading.Event()
-        if not pending:
-            return
-        for index, rc in pending:
-            if self._recorder is not None:
-                self._recorder.warning(
-                    "ResourceNotInstalled",
-                    f"resources[{index}]: {rc.kind} is not served yet; watching it once it is",
-                )
-        threading.Thread(
-            target=self._discover_pending,
-            args=(list(pending), self._discovery_stop),
-            name="kubewatch-discovery",
-            daemon=True,
-        ).start()
-
-    def _discover_pending(
-        self, pending: list[tuple[int, ResourceConfig]], stop: threading.Event
-    ) -> None:
-        while pending and not stop.wait(self.config.watch.discovery_interval):
-            try:
-                table = ResourceTable.fetch(self.client.get_json)
-            except (ApiError, ApiUnreachable) as e:
-                log.warning("discovery failed: %s; trying again later", e)
-                continue
-            still: list[tuple[int, ResourceConfig]] = []
-            found: list[WatchPlan] = []
-            for index, rc in pending:
-                try:
-                    resource = table.resolve(rc.kind, rc.api_version)
-                    found.append(plan_watch(self.config, index, rc, resource))
-                except ResolveError:
-                    still.append((index, rc))
-                except ConfigError as e:
-                    log.error("%s; not watched", e)
-                else:
-                    log.info("resources[%d]: %s is now served", index, resource.group_resource)
-            self._start_watches(found, cancelled=stop)
-            pending = still
-
     # -- reload ---------------------------------------------------------------------------
 
     def reload(self, config: Config, plan: Plan) -> None:
@@ -733,7 +572,7 @@ class App:
         apply to watches started from now on and at the next start, respectively.
         """
         with self._lock:  # no discovery pass of the old configuration starts watches now
-            self._discovery_stop.set()
+            self._discovery.stop.set()
         router = Router.build(config)
         old_dispatcher = None
         new_dispatcher = None
@@ -746,7 +585,7 @@ class App:
                 old_dispatcher = old.dispatcher
                 with self._lock:
                     self._retiring.append(old_dispatcher)
-                self._take_over(old_dispatcher, new_dispatcher)
+                take_over(self.state, old_dispatcher, new_dispatcher)
         self.config = config
         self.cluster = config.cluster or self.client.context_name
         self._plan = plan
@@ -762,7 +601,7 @@ class App:
             informer.stop(timeout=5.0)
         self._start_watches(plan.watches, replace=True)
         self._previous_entries = {}  # entries of resources no longer configured: pruned
-        self._start_discovery(plan.pending)
+        self._discovery.start(self.config, plan.pending)
         if old_dispatcher is not None:
             retire = threading.Thread(
                 target=self._retire,
@@ -783,21 +622,6 @@ class App:
             for ns in watch.namespaces
         ]
 
-    def _take_over(self, old: Dispatcher, new: Dispatcher) -> None:
-        """Move what ``old`` has queued to ``new``, in order; caller holds the lock."""
-        known = set(new.stats())
-        orphans = 0
-        for sink, items in old.hand_over().items():
-            for event, age in items:
-                if sink in known:
-                    new.submit(event, (sink,), age=age)
-                    continue
-                orphans += 1
-                if self.state is not None:
-                    self.state.spool.settle(sink, event.id)
-        if orphans:
-            log.warning("reload: %d queued event(s) for removed sinks dropped", orphans)
-
     def _retire(self, old: Dispatcher, new: Dispatcher | None) -> None:
         """Let ``old`` finish its sends in flight, then start ``new``: no newer event of
         an object overtakes one still being sent by the old configuration's sinks."""
@@ -806,6 +630,6 @@ class App:
         if new is not None:
             new.start()
         with self._lock:
-            self._retired = _sum_stats([self._retired, old.stats()])
+            self._retired = sum_stats([self._retired, old.stats()])
             self._retiring.remove(old)
             self._retire_threads.remove(threading.current_thread())
