@@ -22,7 +22,6 @@ TOO_LONG = frozenset(
         "kubewatch.app.core",
         "kubewatch.delivery.dispatcher",
         "kubewatch.render.templates",
-        "kubewatch.sinks.smtp",
         "kubewatch.kube.leader",
         "kubewatch.kube.client",
         "kubewatch.kube.recorder",

@@ -62,12 +62,9 @@ echoes them.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import email.utils
 import hashlib
-import html
-import ipaddress
 import logging
 import re
 import smtplib
@@ -91,76 +88,36 @@ from kubewatch.errors import (
 from kubewatch.events import Event
 from kubewatch.match.shorten import shorten
 from kubewatch.render import (
-    ChatMessage,
-    Template,
     chat_message,
-    compile_template,
     default_text,
     one_line,
 )
-from kubewatch.scrub import Scrubber, secret_forms
 from kubewatch.sinks.base import SinkBase
+from kubewatch.sinks.smtp.message import SUBJECT_CHARS, clean_text, html_part, text_part
+from kubewatch.sinks.smtp.settings import (
+    compile_text,
+    is_loopback,
+    parse_address,
+    password_scrubber,
+    ssl_context,
+)
 from kubewatch.sinks.webhook import EVENT_ID_HEADER
 
 __all__ = ["DEFAULT_PORTS", "SmtpSink"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kubewatch.sinks.smtp")
 
 TlsMode = Literal["starttls", "implicit", "none"]
 
 DEFAULT_PORTS: dict[TlsMode, int] = {"starttls": 587, "implicit": 465, "none": 25}
 """Submission (RFC 6409), submissions (RFC 8314) and relay ports, by TLS mode."""
 
-SUBJECT_CHARS = 200
-"""Characters of a subject line at most: mail clients cut around there anyway."""
-
 REPLY_EXCERPT_CHARS = 200
 """Characters of a server reply put into an error message or a log line."""
 
-_MIN_SECRET_LEN = 4
-"""Shorter passwords are not scrubbed from messages; replacing them would garble messages."""
-
-
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
-
-_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
-_FALLBACK_COLOUR = "#808080"
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""Control characters except tab and newline, which a text part may hold."""
 
 _DOT_ATOM = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 """A domain usable as the right-hand side of a Message-ID."""
-
-_HTML_TEMPLATE = """\
-<!DOCTYPE html>
-<html>
-<head><meta charset="utf-8"><title>{title}</title></head>
-<body style="margin:0;padding:16px;font-family:-apple-system,'Segoe UI',Helvetica,Arial,\
-sans-serif;font-size:14px;color:#1d1c1d;">
-<div style="border-left:4px solid {colour};padding:4px 0 4px 12px;">
-<p style="margin:0 0 8px 0;font-weight:bold;">{title}</p>
-{body}
-</div>
-<p style="margin:12px 0 0 0;font-size:12px;color:#616061;">{footer}</p>
-</body>
-</html>
-"""
-"""The HTML part: inline styles only (clients drop ``<style>``), nothing fetched."""
-
-_PRE_STYLE = (
-    "margin:8px 0 0 0;padding:8px;background:#f8f8f8;border:1px solid #e0e0e0;"
-    "font-family:Menlo,Consolas,monospace;font-size:12px;white-space:pre-wrap;"
-)
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _reply_text(reply: bytes | str) -> str:
@@ -217,21 +174,21 @@ class SmtpSink(SinkBase):
         self._timeout = config.timeout
         self._username = config.username
         self._password = config.password
-        self._secrets = self._collect_secrets(config.username, config.password)
+        self._secrets = password_scrubber(config.username, config.password)
 
         errors: list[ConfigError] = []
-        self._subject = self._compile(errors, name, "subject", config.subject)
+        self._subject = compile_text(errors, name, "subject", config.subject)
         self._template = (
-            self._compile(errors, name, "template", config.template)
+            compile_text(errors, name, "template", config.template)
             if config.template is not None
             else None
         )
-        self._from = self._addresses(errors, name, ("from",), config.from_)
+        self._from = parse_address(errors, name, ("from",), config.from_)
         self._to: list[Address] = []
         for i, value in enumerate(config.to):
-            self._to += self._addresses(errors, name, ("to", i), value)
-        self._context = self._ssl_context(errors, name, config)
-        if config.username is not None and config.tls == "none" and not _is_loopback(self.host):
+            self._to += parse_address(errors, name, ("to", i), value)
+        self._context = ssl_context(errors, name, config)
+        if config.username is not None and config.tls == "none" and not is_loopback(self.host):
             errors.append(
                 ConfigError(
                     format_path(("sinks", name, "tls")),
@@ -266,87 +223,6 @@ class SmtpSink(SinkBase):
 
     # ------------------------------------------------------------------ construction
 
-    @staticmethod
-    def _compile(errors: list[ConfigError], name: str, key: str, source: str) -> Template | None:
-        """A text template of this sink; its mistakes go to ``errors``."""
-        try:
-            return compile_template(
-                source, markup="none", kind="text", path=format_path(("sinks", name, key))
-            )
-        except ConfigError as exc:
-            errors.append(exc)
-            return None
-
-    @staticmethod
-    def _addresses(
-        errors: list[ConfigError], name: str, key: tuple[str | int, ...], value: str
-    ) -> list[Address]:
-        """One address (``ops@example.com`` or ``Ops <ops@example.com>``) from ``value``."""
-        path = format_path(("sinks", name, *key))
-        message = EmailMessage()
-        try:
-            message["To"] = value
-        except ValueError:  # a line break: the header would split
-            errors.append(ConfigError(path, "an e-mail address must be on one line"))
-            return []
-        header = message["To"]
-        addresses = list(header.addresses)
-        if len(addresses) != 1:
-            errors.append(ConfigError(path, "must be exactly one e-mail address"))
-            return []
-        if header.defects or not addresses[0].username or not addresses[0].domain:
-            errors.append(ConfigError(path, "is not an e-mail address (like ops@example.com)"))
-            return []
-        return addresses
-
-    @staticmethod
-    def _ssl_context(
-        errors: list[ConfigError], name: str, config: SmtpSinkConfig
-    ) -> ssl.SSLContext | None:
-        """The client TLS context: default verification, ``caFile``, or none."""
-        if config.tls == "none":
-            for key, is_set in (
-                ("caFile", config.ca_file is not None),
-                ("insecureSkipVerify", config.insecure_skip_verify),
-            ):
-                if is_set:
-                    errors.append(
-                        ConfigError(
-                            format_path(("sinks", name, key)),
-                            "applies to tls: starttls or implicit, not tls: none",
-                        )
-                    )
-            return None
-        if config.insecure_skip_verify:
-            if config.ca_file is not None:
-                errors.append(
-                    ConfigError(
-                        format_path(("sinks", name, "insecureSkipVerify")),
-                        "cannot be true together with caFile (the CA would be ignored)",
-                    )
-                )
-                return None
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            return context
-        try:
-            return ssl.create_default_context(cafile=config.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            errors.append(
-                ConfigError(format_path(("sinks", name, "caFile")), f"cannot load CA bundle: {exc}")
-            )
-            return None
-
-    @staticmethod
-    def _collect_secrets(username: str | None, password: str | None) -> Scrubber:
-        """The password and the forms AUTH PLAIN / LOGIN put it on the wire in."""
-        if password is None or len(password) < _MIN_SECRET_LEN:
-            return Scrubber(())
-        found = secret_forms(password)
-        found.add(base64.b64encode(f"\0{username}\0{password}".encode()).decode())
-        return Scrubber(found, min_length=_MIN_SECRET_LEN)
-
     def _scrub(self, text: str) -> str:
         return self._secrets(text)
 
@@ -360,7 +236,7 @@ class SmtpSink(SinkBase):
         chat = chat_message(event, "html")
         text: str | None = None
         if self._template is not None:
-            text = self._clean(self._template.render_or(event, self._default_text))
+            text = clean_text(self._template.render_or(event, text_part))
 
         message = EmailMessage()
         message["From"] = self._from
@@ -371,10 +247,8 @@ class SmtpSink(SinkBase):
         message["Auto-Submitted"] = "auto-generated"
         message[EVENT_ID_HEADER] = event.id
         # Quoted-printable: 7-bit safe for any server, and readable in the raw message.
-        message.set_content(
-            text if text is not None else self._default_text(event), cte="quoted-printable"
-        )
-        message.add_alternative(self._html(chat, text), subtype="html", cte="quoted-printable")
+        message.set_content(text if text is not None else text_part(event), cte="quoted-printable")
+        message.add_alternative(html_part(chat, text), subtype="html", cte="quoted-printable")
         for part in message.iter_parts():
             del part["MIME-Version"]  # add_alternative copies it into the parts; it belongs on top
         return message
@@ -389,44 +263,6 @@ class SmtpSink(SinkBase):
         assert self._subject is not None  # checked at construction
         line = " ".join(one_line(self._subject.render_or(event, default_text)).split())
         return str(shorten(line or default_text(event), SUBJECT_CHARS))
-
-    @staticmethod
-    def _clean(text: str) -> str:
-        """Template output for a text part: CRLF as LF, other controls shown as ``\\xNN``."""
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-    @staticmethod
-    def _default_text(event: Event) -> str:
-        """The text part without a template: title, fields, changes, footer."""
-        chat = chat_message(event, "none")
-        width = max(len(label) for label, _ in chat.fields) + 2
-        lines = [chat.title, ""]
-        lines += [f"{label + ':':<{width}}{value}" for label, value in chat.fields]
-        if chat.changes:
-            lines += ["", "Changes:", *(f"  {line}" for line in chat.changes.splitlines())]
-        lines += ["", "-- ", chat.footer]  # "-- " is the signature separator
-        return "\n".join(lines) + "\n"
-
-    @staticmethod
-    def _html(chat: ChatMessage, text: str | None) -> str:
-        """The HTML part; ``chat`` is escaped for HTML already, ``text`` is raw."""
-        if text is not None:
-            body = f'<div style="white-space:pre-wrap;">{html.escape(text)}</div>'
-        else:
-            rows = "".join(
-                '<tr><th style="text-align:left;vertical-align:top;padding:2px 16px 2px 0;'
-                f'font-weight:normal;color:#616061;">{html.escape(label)}</th>'
-                f'<td style="padding:2px 0;">{value}</td></tr>\n'
-                for label, value in chat.fields
-            )
-            body = f'<table style="border-collapse:collapse;font-size:14px;">\n{rows}</table>'
-            if chat.changes:
-                body += f'\n<pre style="{_PRE_STYLE}">{chat.changes}</pre>'
-        colour = chat.colour if _COLOUR.fullmatch(chat.colour) else _FALLBACK_COLOUR
-        return _HTML_TEMPLATE.format(
-            title=chat.title, colour=colour, body=body, footer=html.escape(chat.footer)
-        )
 
     # ------------------------------------------------------------------ sending
 
