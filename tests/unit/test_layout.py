@@ -21,7 +21,6 @@ TOO_LONG = frozenset(
     {
         "kubewatch.app.core",
         "kubewatch.delivery.dispatcher",
-        "kubewatch.render.templates",
         "kubewatch.kube.leader",
         "kubewatch.kube.client",
         "kubewatch.kube.recorder",
