@@ -27,8 +27,8 @@ from typing import Any
 import orjson
 from throughput import make_pod
 
-from kubewatch.cluster.client import ClusterClient
 from kubewatch.errors import ApiError
+from kubewatch.kube.client import ClusterClient
 
 # -- machine and process facts --------------------------------------------------------------
 

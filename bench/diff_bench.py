@@ -1,4 +1,4 @@
-"""Time kubewatch.diff on two ~5 KiB Pods, as the informer hands them over (orjson dicts).
+"""Time kubewatch.match.diff on two ~5 KiB Pods, as the informer hands them over (orjson dicts).
 
 Cases: one changed field (a container image) and identical content parsed twice (the
 common "nothing we care about changed" update), both with DEFAULT_IGNORE_TREE; the same
@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from kubewatch.diff import DEFAULT_IGNORE_TREE, PathTree, compile_paths, diff, path_matches
+from kubewatch.match.diff import diff
+from kubewatch.match.paths import DEFAULT_IGNORE_TREE, PathTree, compile_paths, path_matches
 
 REPEAT = 7
 """Best of several runs: the minimum is the least noisy estimate of the cost."""

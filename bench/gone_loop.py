@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from kubewatch.cluster.client import ClusterClient, ListWatch, Query
-from kubewatch.informer import ReflectorSettings, SharedInformer
+from kubewatch.kube import ReflectorSettings, SharedInformer
+from kubewatch.kube.client import ClusterClient, ListWatch, Query
 
 
 def serve() -> tuple[http.server.ThreadingHTTPServer, list[int]]:

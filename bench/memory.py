@@ -36,10 +36,10 @@ from typing import Any
 
 import benchlib
 
-from kubewatch.cluster.client import ListWatch, Query
 from kubewatch.config import WatchConfig
-from kubewatch.informer import ReflectorSettings, SharedInformer
-from kubewatch.normalize import compact
+from kubewatch.kube import ReflectorSettings, SharedInformer
+from kubewatch.kube.client import ListWatch, Query
+from kubewatch.watch.normalize import compact
 
 SETTLE = 2.0
 """Seconds to let a subprocess settle after ``synced`` before reading its RSS."""

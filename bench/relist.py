@@ -36,9 +36,9 @@ from typing import Any
 
 import benchlib
 
-from kubewatch.cluster.client import ListWatch, Query
-from kubewatch.informer import SharedInformer
-from kubewatch.normalize import compact
+from kubewatch.kube import SharedInformer
+from kubewatch.kube.client import ListWatch, Query
+from kubewatch.watch.normalize import compact
 
 RESTART = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "kube", "restart.sh"

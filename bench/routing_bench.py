@@ -21,7 +21,8 @@ from typing import Any
 
 from kubewatch.config import Config, parse_config
 from kubewatch.events import Change, Event, EventType, InvolvedObject, KubeEventInfo
-from kubewatch.routing import NamespaceLabels, ObjectFilter, Router
+from kubewatch.routing import Router
+from kubewatch.watch.filters import NamespaceLabels, ObjectFilter
 
 REPEAT = 7
 """Best of several runs: the minimum is the least noisy estimate of the cost."""

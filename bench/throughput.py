@@ -25,17 +25,18 @@ from typing import Any
 import orjson
 from kubernetes import watch
 
-from kubewatch.cluster.client import decode_line
-from kubewatch.cluster.discovery import ResourceType
 from kubewatch.config import Config
 from kubewatch.delivery import Dispatcher, sink_policies
 from kubewatch.events import Event
-from kubewatch.informer import SharedInformer
-from kubewatch.normalize import compact
+from kubewatch.kube import SharedInformer
+from kubewatch.kube.client import decode_line
+from kubewatch.kube.discovery import ResourceType
 from kubewatch.observability.metrics import Metrics, seconds_since
-from kubewatch.pipeline import Fanout, build_entry
-from kubewatch.plan import WatchPlan
-from kubewatch.routing import NamespaceLabels, Router
+from kubewatch.routing import Router
+from kubewatch.watch.filters import NamespaceLabels
+from kubewatch.watch.normalize import compact
+from kubewatch.watch.pipeline import Fanout, build_entry
+from kubewatch.watch.plan import WatchPlan
 
 PODS = ResourceType(
     group="",

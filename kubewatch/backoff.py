@@ -1,4 +1,8 @@
-"""Exponential backoff with jitter that forgets past failures after a healthy period.
+"""Exponential backoff: one formula (:func:`ceiling`) for every retry loop in kubewatch.
+
+:class:`Backoff` — a watch's relists: jitter that forgets past failures after a healthy
+period. :class:`RetryBackoff` — a sink's deliveries: a frozen policy, full jitter, and
+the receiver's ``Retry-After`` honoured.
 
 The shape of client-go's ``wait.NewExponentialBackoffManager`` as its Reflector uses it:
 the ceiling starts at ``initial`` and doubles with every failure up to ``maximum``; the
@@ -14,11 +18,15 @@ threads).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["Backoff", "ceiling"]
+from kubewatch.errors import RateLimited, RetryableError
+
+__all__ = ["INITIAL_BACKOFF", "MAX_RETRY_AFTER", "Backoff", "RetryBackoff", "ceiling"]
 
 MAX_EXPONENT = 64
 """Doublings beyond this change nothing (the cap has long been reached) and would only
@@ -73,3 +81,41 @@ class Backoff:
         """Forget every failure: the next wait is ``initial`` at most."""
         self._failures = 0
         self._last_failure = -float("inf")
+
+
+INITIAL_BACKOFF = 0.5
+"""Seconds: ceiling of the first wait; a blip is usually over by then."""
+
+MAX_RETRY_AFTER = 300.0
+"""Seconds: the longest ``Retry-After`` honoured, so a bogus header cannot park a worker
+(and its shard) for hours."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBackoff:
+    """Exponential backoff with full jitter (AWS "Exponential Backoff And Jitter").
+
+    Before retry ``n`` (1 = after the first failed attempt) the wait is uniform in
+    ``[0, min(max_backoff, initial * 2 ** (n - 1))]``: full jitter spreads the retries of
+    many workers hitting one broken receiver. A ``RateLimited`` error raises the wait to
+    at least its ``retry_after`` (capped at ``max_retry_after``), even beyond
+    ``max_backoff``: the receiver knows better than our guess.
+    """
+
+    initial: float = INITIAL_BACKOFF
+    max_backoff: float = 30.0
+    max_retry_after: float = MAX_RETRY_AFTER
+
+    def ceiling(self, retry: int) -> float:
+        """Upper bound of the jittered wait before retry ``retry`` (1-based)."""
+        return ceiling(self.initial, self.max_backoff, retry)
+
+    def retry_after(self, error: RetryableError) -> float:
+        """Seconds the receiver asked for (``RateLimited``), capped; 0.0 when it did not."""
+        if isinstance(error, RateLimited) and math.isfinite(error.retry_after):
+            return min(max(error.retry_after, 0.0), self.max_retry_after)
+        return 0.0
+
+    def delay(self, retry: int, error: RetryableError, rng: random.Random) -> float:
+        """Seconds to wait before retry ``retry`` after ``error``."""
+        return max(rng.uniform(0.0, self.ceiling(retry)), self.retry_after(error))

@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 
 from kubewatch.config import DigestConfig
 from kubewatch.events import DigestInfo, Event, EventType
-from kubewatch.normalize import utc_now
+from kubewatch.timefmt import utc_now
+from kubewatch.words import plural
 
 log = logging.getLogger("kubewatch.delivery")
 
@@ -63,15 +64,6 @@ SUMMARY_NAMES = 3
 _VERBS = {EventType.CREATE: "created", EventType.UPDATE: "updated", EventType.DELETE: "deleted"}
 
 _GroupKey = tuple[EventType, str, str | None]
-
-
-def plural(kind: str) -> str:
-    """The kind in plural, simply: ``Pods``, ``Ingresses``, ``NetworkPolicies``."""
-    if kind.endswith(("s", "x", "ch", "sh")):
-        return kind + "es"
-    if len(kind) > 1 and kind.endswith("y") and kind[-2].lower() not in "aeiou":
-        return kind[:-1] + "ies"
-    return kind + "s"
 
 
 def digest_summary(first: Event, count: int, names: tuple[str, ...]) -> str:

@@ -30,7 +30,7 @@ policy, its own token bucket (``rate_limit``) and, optionally, a digester. Guara
   ``burst + perSecond * t`` attempts in ``t`` seconds, however many workers it has.
 - **Retry-After.** A :class:`~kubewatch.errors.RateLimited` error is always honoured:
   the failed event waits at least its ``retry_after`` (capped at
-  :data:`~kubewatch.delivery.retry.MAX_RETRY_AFTER`), beyond ``maxBackoff`` if need be,
+  :data:`~kubewatch.backoff.MAX_RETRY_AFTER`), beyond ``maxBackoff`` if need be,
   and the sink's bucket is paused for as long, so no worker of that sink attempts
   anything before then (the receiver's limit is per sink, not per worker). Sinks without
   ``rateLimit`` are paused the same way.
@@ -74,7 +74,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Protocol
 
 from kubewatch.config import DeliveryConfig, DigestConfig
 from kubewatch.delivery.digest import Digester
@@ -88,16 +87,15 @@ from kubewatch.delivery.lane import (
 )
 from kubewatch.delivery.policy import SinkPolicy, check_policies
 from kubewatch.delivery.queue import Shard
-from kubewatch.delivery.ratelimit import Sleep
 from kubewatch.delivery.supervise import (
-    RESTART_DELAY,
     SEND_STUCK_AFTER,
     TimedSink,
     WorkerStats,
     WorkerWatch,
 )
-from kubewatch.errors import DeliveryError, RateLimited, RetryableError
+from kubewatch.delivery.worker import Journal, Sender
 from kubewatch.events import Event
+from kubewatch.ratelimit import Sleep
 from kubewatch.sinks.base import Sink
 
 log = logging.getLogger("kubewatch.delivery")
@@ -115,16 +113,6 @@ __all__ = [
 
 class _Interrupted(Exception):
     """Raised out of a backoff or token wait that shutdown interrupted: stop trying."""
-
-
-class Journal(Protocol):
-    """Where the events owed to sinks are kept durably (the spool): the dispatcher says
-    when one leaves (delivered, failed for good, expired, dropped, folded into a digest)
-    and adds the digests it makes. Called on dispatcher threads; must be quick."""
-
-    def put(self, event: Event, sinks: Iterable[str]) -> None: ...
-
-    def settle(self, sink: str, event_id: str) -> None: ...
 
 
 STOP_GRACE = 0.5
@@ -179,11 +167,6 @@ class Dispatcher:
     ) -> None:
         self._config = config
         self._journal = journal
-        self._on_sink_state = on_sink_state
-        # Observers of outcomes (metrics, kubewatch's own Events); called on worker threads,
-        # must be quick; what they raise is caught, counted and logged (see .supervise).
-        self._on_delivered = on_delivered
-        self._on_failed = on_failed
         policies = policies or {}
         digests = digests or {}
         check_policies(policies, sinks, "delivery policies")
@@ -191,28 +174,42 @@ class Dispatcher:
         # Set only when close() gives up draining: wakes backoff and token waits, stops
         # new attempts.
         self._stop = threading.Event()
-        self._sleep: Sleep = sleep if sleep is not None else self._stop.wait
-        self._rng = rng if rng is not None else random.Random()
         self._clock = clock
-        self._lanes: dict[str, Lane] = {}
+        # Guards _state and _evicted; everything that queues does it under this lock
+        # (submit, the flusher, close), so queue order is decision order and once close()
+        # has flipped _state to CLOSED and closed the queues, no event can slip in. Lock
+        # order: _lock, then a digester's lock, then a fence's or a shard's. Also guards
+        # the sender's count of events given up because of close().
+        self._lock = threading.Lock()
         self._workers: dict[str, WorkerWatch] = {}  # sink name -> its workers' supervision
+        self._sender = Sender(
+            config,
+            stop=self._stop,
+            sleep=sleep if sleep is not None else self._stop.wait,
+            rng=rng if rng is not None else random.Random(),
+            clock=clock,
+            lock=self._lock,
+            workers=self._workers,
+            journal=journal,
+            on_delivered=on_delivered,
+            on_failed=on_failed,
+            on_sink_state=on_sink_state,
+        )
+        self._lanes: dict[str, Lane] = {}
         for name, sink in sinks.items():
             policy = policies[name] if name in policies else SinkPolicy.defaults(config)
             if name in digests:
                 policy = dataclasses.replace(policy, digest=digests[name])
             self._workers[name] = watch = WorkerWatch(name, clock)
-            lane = Lane(name, TimedSink(sink, watch), policy, clock, self._interruptible_sleep)
+            lane = Lane(
+                name, TimedSink(sink, watch), policy, clock, self._sender.interruptible_sleep
+            )
             if policy.digest is not None:
                 lane.fence = Fence()
                 lane.digester = Digester(
                     name, policy.digest, clock=clock, emit=functools.partial(self._enqueue, lane)
                 )
             self._lanes[name] = lane
-        # Guards _state and _evicted; everything that queues does it under this lock
-        # (submit, the flusher, close), so queue order is decision order and once close()
-        # has flipped _state to CLOSED and closed the queues, no event can slip in. Lock
-        # order: _lock, then a digester's lock, then a fence's or a shard's.
-        self._lock = threading.Lock()
         self._state = _State.NEW  # NEW -> STARTED -> CLOSED, never backwards
         self._evicted: list[tuple[Lane, Event]] = []  # dropped on overflow, not yet logged
         # Set when a window starts digesting (a new deadline), and by close().
@@ -220,16 +217,9 @@ class Dispatcher:
         self._flusher: threading.Thread | None = None
         self._close_lock = threading.Lock()  # serializes close(); guards _close_result
         self._close_result: bool | None = None
-        self._shutdown_failures = 0  # events given up because of close(); guarded by _lock
         # The event submit() is queueing and its age (under _lock), for its expiry.
         self._adding: Event | None = None
         self._age = 0.0
-
-    def _interruptible_sleep(self, delay: float) -> bool:
-        """Every wait of a worker (backoff, tokens): True once close() has given up."""
-        return self._sleep(delay) or self._stop.is_set()
-
-    # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the workers: one thread per shard, named ``kubewatch-sink-<name>-<i>``;
@@ -243,7 +233,7 @@ class Dispatcher:
                     # Daemon: a send stuck past close()'s timeout must not keep the
                     # process alive; close() has already reported it by then.
                     thread = threading.Thread(
-                        target=self._supervise,
+                        target=self._sender.supervise,
                         args=(lane, shard),
                         name=f"kubewatch-sink-{lane.name}-{i}",
                         daemon=True,
@@ -294,7 +284,7 @@ class Dispatcher:
                 items = lane.queue.clear()
                 for item in items:
                     lane.done(item)
-                self._abandon(lane, [item.event for item in items])
+                self._sender.abandon(lane, [item.event for item in items])
             grace = time.monotonic() + STOP_GRACE
             for thread in threads:
                 thread.join(max(0.0, grace - time.monotonic()))
@@ -304,14 +294,14 @@ class Dispatcher:
             if stuck:
                 log.error("delivery: workers still busy in send after close: %s", ", ".join(stuck))
                 for lane in self._lanes.values():
-                    self._write_off(lane)
+                    self._sender.write_off(lane)
             for lane in self._lanes.values():
                 try:
                     lane.sink.close()
                 except Exception:
                     log.exception("sink %r: close failed", lane.name)
             with self._lock:
-                self._close_result = not stuck and self._shutdown_failures == 0
+                self._close_result = not stuck and self._sender.shutdown_failures == 0
             return self._close_result
 
     def hand_over(self) -> dict[str, list[tuple[Event, float]]]:
@@ -352,7 +342,7 @@ class Dispatcher:
     def abandoned(self) -> int:
         """Events ``close`` gave up on (never attempted, interrupted, or still in send)."""
         with self._lock:
-            return self._shutdown_failures
+            return self._sender.shutdown_failures
 
     def __enter__(self) -> Dispatcher:
         self.start()
@@ -570,212 +560,3 @@ class Dispatcher:
                 for age in self._workers[lane.name].stuck()
             ]
         return not reasons, reasons
-
-    def _supervise(self, lane: Lane, shard: Shard[Item]) -> None:
-        """A worker thread: :meth:`_work`, run again after any exception escapes it."""
-        watch = self._workers[lane.name]
-        while True:
-            try:
-                self._work(lane, shard)
-                return  # the shard is closed and empty
-            except Exception:
-                watch.restarted()
-                if threading.get_ident() in lane._sending:  # its event: count it, once
-                    lane.settle(failed=1)
-                self._stop.wait(RESTART_DELAY)
-
-    def _work(self, lane: Lane, shard: Shard[Item]) -> None:
-        while (item := shard.get()) is not None:
-            try:
-                if lane.fence is not None:
-                    lane.fence.wait(item, self._stop)
-                if self._stop.is_set():  # close() gave up: no new attempts
-                    self._abandon(lane, [item.event])
-                else:
-                    lane.sending(item.event)
-                    self._deliver(lane, item.event, item.expires)
-            finally:
-                lane.done(item)
-                lane.drops.flush()  # the count of unlogged drops, once their second is over
-
-    def _deliver(self, lane: Lane, event: Event, expires: float) -> None:
-        """Send one event until accepted, refused for good, expired, or interrupted.
-
-        A retryable failure pauses the whole sink (its bucket: no worker of it attempts
-        anything meanwhile) for a backoff that grows with the sink's consecutive failures,
-        up to ``maxBackoff`` (or the receiver's ``Retry-After``); the event is then tried
-        again, so an outage costs probes, not each event's attempts. The event fails for
-        good on a permanent error, once ``retry.attempts`` are spent (when set), or when it
-        is older than ``delivery.maxAge``. Waits go through ``self._sleep``, which shutdown
-        interrupts.
-        """
-        policy = lane.policy.retry
-        attempts = 0  # attempts that reached the sink
-        while True:
-            if self._clock() > expires:
-                lane.add(expired=1)
-                self._fail(
-                    lane,
-                    event,
-                    attempts,
-                    f"expired: not delivered within delivery.maxAge "
-                    f"({self._config.max_age:g}s) of being seen",
-                )
-                return
-            if not lane.bucket.acquire() or self._stop.is_set():
-                with self._lock:
-                    self._shutdown_failures += 1
-                self._fail(lane, event, attempts, "shutdown before delivery", final=False)
-                return
-            attempts += 1
-            if attempts > 1:
-                lane.add(retried=1)
-            try:
-                lane.sink.send(event)
-            except RetryableError as error:
-                if policy.attempts is not None and attempts >= policy.attempts:
-                    self._sink_failed(lane, error)
-                    self._fail(lane, event, attempts, f"gave up: {error}")
-                    return
-                delay = self._sink_failed(lane, error)
-                log.info(
-                    "sink %r: attempt %d for event id=%s kind=%s key=%s failed, retry in %.2fs: %s",
-                    lane.name,
-                    attempts,
-                    event.id,
-                    event.kind,
-                    event.key,
-                    delay,
-                    error,
-                )
-            except DeliveryError as error:
-                self._fail(lane, event, attempts, str(error), permanent=True)
-                return
-            except Exception as error:
-                # A bug in the sink, not a delivery outcome: keep the worker alive.
-                self._fail(
-                    lane, event, attempts, f"unexpected error in sink: {error!r}", trace=True
-                )
-                return
-            else:
-                self._sink_up(lane)
-                if not lane.settle(delivered=1):
-                    log.warning(
-                        "sink %r: event id=%s key=%s was accepted after shutdown gave up on it "
-                        "(counted as failed)",
-                        lane.name,
-                        event.id,
-                        event.key,
-                    )
-                    return
-                if self._journal is not None:
-                    self._journal.settle(lane.name, event.id)
-                self._workers[lane.name].callback(self._on_delivered, lane.name, event)
-                return
-
-    def _sink_failed(self, lane: Lane, error: RetryableError) -> float:
-        """Pause ``lane`` after a failed attempt; returns the pause. Says once when the
-        sink is down (:data:`SINK_DOWN_AFTER` failures in a row)."""
-        backoff = lane.policy.retry.backoff
-        failures, went_down = lane.failed_attempt(str(error))
-        ceiling = backoff.ceiling(failures)
-        # Equal jitter: at least half the ceiling, so a down sink is not probed in a loop.
-        delay = max(self._rng.uniform(ceiling / 2, ceiling), backoff.retry_after(error))
-        self._pause(lane, delay, quiet=not isinstance(error, RateLimited))
-        if went_down:
-            log.warning(
-                "sink %r is down (%d attempts in a row failed, last: %s); its events are kept "
-                "and it is probed with backoff up to %.0fs",
-                lane.name,
-                failures,
-                error,
-                backoff.max_backoff,
-            )
-            if self._on_sink_state is not None:
-                self._on_sink_state(lane.name, False, str(error))
-        return delay
-
-    def _sink_up(self, lane: Lane) -> None:
-        down_for = lane.succeeded()
-        if down_for is None:
-            return
-        log.warning("sink %r is up again after %.1fs down", lane.name, down_for)
-        if self._on_sink_state is not None:
-            self._on_sink_state(lane.name, True, "")
-
-    def _pause(self, lane: Lane, seconds: float, *, quiet: bool = False) -> None:
-        """Hold every worker of ``lane`` for ``seconds`` (a receiver's Retry-After, or
-        the backoff of a failing sink: ``quiet``, logged with the attempt instead)."""
-        if lane.bucket.pause(seconds) and not quiet:
-            log.info(
-                "sink %r: receiver asked to wait %.1fs: no attempt by any of its %d worker(s) "
-                "before then",
-                lane.name,
-                seconds,
-                len(lane.queue.shards),
-            )
-
-    def _fail(
-        self,
-        lane: Lane,
-        event: Event,
-        attempts: int,
-        reason: str,
-        *,
-        trace: bool = False,
-        permanent: bool = False,
-        final: bool = True,
-    ) -> None:
-        """Count ``event`` as failed; ``final``: its outcome is settled (it leaves the
-        spool), else shutdown interrupted it and it stays owed for the next start."""
-        if not lane.settle(failed=1):  # close() counted it already, and said so
-            return
-        if final and self._journal is not None:
-            self._journal.settle(lane.name, event.id)
-        self._workers[lane.name].callback(self._on_failed, lane.name, event, reason, permanent)
-        log.error(
-            "sink %r: event id=%s kind=%s key=%s not delivered after %d attempt(s): %s",
-            lane.name,
-            event.id,
-            event.kind,
-            event.key,
-            attempts,
-            reason,
-            exc_info=trace,
-        )
-
-    def _write_off(self, lane: Lane) -> None:
-        """Count the events ``lane``'s workers are still sending as failed: close() does
-        not wait for them any longer, and the final counters must add up."""
-        events = lane.write_off()
-        if not events:
-            return
-        with self._lock:
-            self._shutdown_failures += len(events)
-        log.error(
-            "sink %r: shutdown: %d event(s) still in send given up, outcome unknown: the "
-            "receiver may have them (first id=%s key=%s)",
-            lane.name,
-            len(events),
-            events[0].id,
-            events[0].key,
-        )
-
-    def _abandon(self, lane: Lane, events: list[Event]) -> None:
-        """Count events never attempted because of shutdown: one summary line, not one each."""
-        if not events:
-            return
-        lane.add(failed=len(events))
-        with self._lock:
-            self._shutdown_failures += len(events)
-        for event in events:
-            log.debug(
-                "sink %r: shutdown: abandoned event id=%s key=%s", lane.name, event.id, event.key
-            )
-        log.error(
-            "sink %r: shutdown: %d queued event(s) abandoned undelivered (first id=%s key=%s)",
-            lane.name,
-            len(events),
-            events[0].id,
-            events[0].key,
-        )

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from kubewatch.delivery.digest import Digester
 from kubewatch.delivery.policy import SinkPolicy
 from kubewatch.delivery.queue import ShardedQueue
-from kubewatch.delivery.ratelimit import Sleep, TokenBucket
 from kubewatch.events import Event
-from kubewatch.normalize import utc_now
+from kubewatch.ratelimit import Sleep, TokenBucket
 from kubewatch.sinks.base import Sink
+from kubewatch.timefmt import utc_now
 
 log = logging.getLogger("kubewatch.delivery")
 

@@ -58,7 +58,7 @@ every few seconds (the per-read timeout alone would let it stay for ever)."""
 
 class Readiness:
     """Ready iff every watch has synced, none failed its latest LIST or WATCH attempt
-    (:attr:`~kubewatch.informer.Reflector.failure`, reported with its reason from the first
+    (:attr:`~kubewatch.kube.Reflector.failure`, reported with its reason from the first
     failed attempt on) and none is silent past ``stall_threshold``.
 
     ``watches`` is called on every check (for instance

@@ -45,47 +45,39 @@ Checked by :func:`compile_template`, at load, before anything starts:
 
 At send time (:meth:`Template.render_or`) a failure — a missing value after all, output
 that is not JSON — never stops delivery: the sink sends its default rendering instead
-and logs a WARNING, once per template (then DEBUG), counting every failure.
-"""
+and logs a WARNING, once per template (then DEBUG), counting every failure."""
 
 from __future__ import annotations
 
-import contextvars
 import difflib
-import functools
 import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import jinja2
 import jinja2.meta
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import missing
 
 from kubewatch.config import SinkConfig, StdoutSinkConfig, format_path
-from kubewatch.diff import shorten
 from kubewatch.errors import ConfigError, ConfigErrors, KubewatchError
 from kubewatch.events import (
-    Change,
-    DigestInfo,
     Event,
-    EventType,
-    InvolvedObject,
-    KubeEventInfo,
 )
-from kubewatch.render.escape import MARKUPS, Markup, escape
+from kubewatch.render.escape import MARKUPS, Markup
 from kubewatch.render.limits import (
-    BoundedSandbox,
     TemplateLimitError,
     bound_ast,
     bounded_render,
 )
+from kubewatch.render.probe import _PROBE, _contract_objects, _Probe, template_context
+from kubewatch.render.samples import SAMPLES
+from kubewatch.render.values import _environment
 
 __all__ = [
     "SAMPLES",
@@ -114,307 +106,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 class TemplateRenderError(KubewatchError):
     """A template failed for one event at send time; the sink falls back to its default."""
-
-
-class _Escaped(str):
-    """Text already escaped for the markup (the ``escape`` filter): not escaped again."""
-
-    __slots__ = ()
-
-
-class _Json(str):
-    """JSON from ``tojson``, its strings escaped for the markup: printed as is."""
-
-    __slots__ = ()
-
-
-# --------------------------------------------------------------------------- values
-
-
-def _defined(value: Any) -> Any:
-    """``value``, or the UndefinedError an undefined value raises when used."""
-    if isinstance(value, jinja2.Undefined):
-        str(value)  # StrictUndefined: raises, naming what is missing
-    return value
-
-
-def _clean(text: str) -> str:
-    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
-
-
-def _text(value: Any) -> str:
-    """How a value prints in ``{{ … }}`` (see the module docstring), before escaping."""
-    value = _defined(value)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return _clean(str(value))
-    if isinstance(value, dict | list | tuple):
-        return _clean(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
-    return _clean(str(value))
-
-
-def _escaped_tree(value: Any, markup: Markup) -> Any:
-    """A copy of a JSON-like value with every string (keys too) escaped for ``markup``."""
-    value = _defined(value)
-    if isinstance(value, _Escaped | _Json):
-        return str(value)
-    if isinstance(value, str):
-        return escape(_clean(value), markup)
-    if isinstance(value, Mapping):
-        return {escape(_text(k), markup): _escaped_tree(v, markup) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_escaped_tree(v, markup) for v in value]
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    return escape(_text(value), markup)
-
-
-def _json_string_body(text: str) -> str:
-    """``text`` as the inside of a JSON string literal (no quotes around it)."""
-    return json.dumps(text, ensure_ascii=False)[1:-1]
-
-
-@functools.cache
-def _environment(markup: Markup, kind: TemplateKind) -> BoundedSandbox:
-    """One sandbox per (markup, kind); environments are thread-safe for rendering."""
-
-    def finalize(value: Any) -> str:
-        if isinstance(value, _Json):
-            return str(value)
-        text = str(value) if isinstance(value, _Escaped) else escape(_text(value), markup)
-        return _json_string_body(text) if kind == "json" else text
-
-    def escape_filter(value: Any) -> str:
-        if isinstance(value, _Escaped | _Json):
-            return value
-        return _Escaped(escape(_text(value), markup))
-
-    def tojson_filter(value: Any, indent: int | None = None) -> str:
-        return _Json(
-            json.dumps(
-                _escaped_tree(value, markup), ensure_ascii=False, indent=indent, allow_nan=False
-            )
-        )
-
-    def shorten_filter(value: Any, n: int = SHORTEN_CHARS) -> str:
-        return str(shorten(_text(value), n))
-
-    env = BoundedSandbox(
-        undefined=_Undefined, autoescape=False, finalize=finalize, keep_trailing_newline=False
-    )
-    del env.filters["safe"]
-    env.filters.update(
-        escape=escape_filter, e=escape_filter, tojson=tojson_filter, shorten=shorten_filter
-    )
-    return env
-
-
-# --------------------------------------------------------------------------- load-time probe
-
-
-@dataclass
-class _Probe:
-    """Notes, while samples render, each field a contract object was asked for and lacks."""
-
-    contract: dict[int, tuple[str, Mapping[str, Any]]]
-    """id → (name in messages, the mapping): the objects whose keys are the contract.
-    Holding the mapping keeps its id from being reused while the probe lives."""
-    misses: dict[tuple[str, str], tuple[str, ...]]
-    """(object name, field) → the fields that object does have, in first-seen order."""
-
-    def note(self, obj: Any, name: Any) -> None:
-        entry = self.contract.get(id(obj))
-        if entry is not None and entry[1] is obj and isinstance(name, str):
-            self.misses.setdefault((entry[0], name), tuple(obj))
-
-
-_PROBE: contextvars.ContextVar[_Probe | None] = contextvars.ContextVar(
-    "kubewatch_template_probe", default=None
-)
-"""Set only while :func:`compile_template` renders its samples (per thread)."""
-
-
-class _Undefined(jinja2.StrictUndefined):
-    """StrictUndefined that reports to the load-time probe where it was created."""
-
-    __slots__ = ()
-
-    def __init__(
-        self,
-        hint: str | None = None,
-        obj: Any = missing,
-        name: str | None = None,
-        exc: type[jinja2.TemplateRuntimeError] = UndefinedError,
-    ) -> None:
-        super().__init__(hint, obj, name, exc)
-        probe = _PROBE.get()
-        if probe is not None and exc is UndefinedError and obj is not missing:
-            probe.note(obj, name)
-
-
-_DATA_KEYS = frozenset({"labels", "old", "new"})
-"""Keys whose values are object data, not contract: any key may be missing there."""
-
-
-def _contract_objects(value: Any, name: str, out: dict[int, tuple[str, Mapping[str, Any]]]) -> None:
-    """Register every mapping of the event JSON that is part of the contract."""
-    if isinstance(value, dict):
-        out[id(value)] = (name, value)
-        for key, child in value.items():
-            if key not in _DATA_KEYS:
-                _contract_objects(child, key if name == "event" else f"{name}.{key}", out)
-    elif isinstance(value, list):
-        for child in value:
-            _contract_objects(child, f"{name}[…]", out)
-
-
-def template_context(event: Event) -> dict[str, Any]:
-    """What a template sees: each top-level field of the event JSON, and ``event``."""
-    doc = event.to_dict()
-    return {**doc, "event": doc}
-
-
-# --------------------------------------------------------------------------- samples
-
-
-def _samples() -> tuple[tuple[str, Event], ...]:
-    """Events every template is rendered for at load: one of each shape the contract has.
-
-    Their values carry what breaks naive templates: quotes, backslashes, line breaks,
-    ``<!channel>`` and markdown, a null namespace, numbers and null change values.
-    """
-    base: dict[str, Any] = {"cluster": "prod-eu", "observed_at": "2026-11-26T22:10:51.123Z"}
-    deployment: dict[str, Any] = {
-        **base,
-        "kind": "Deployment",
-        "api_version": "apps/v1",
-        "resource": "deployments.apps",
-        "namespace": "shop",
-    }
-    backoff = KubeEventInfo(
-        type="Warning",
-        reason="BackOff",
-        message='Back-off restarting failed container web in pod "web-7d4b9c-x2k4p"',
-        count=5,
-        involved=InvolvedObject("Pod", "shop", "web-7d4b9c-x2k4p", "5b0e6c1a-pod"),
-        source="kubelet",
-        first_seen="2026-11-26T22:01:10Z",
-        last_seen="2026-11-26T22:10:50Z",
-    )
-    burst = DigestInfo(
-        count=12,
-        ids=tuple(f"{i:032x}" for i in range(12)),
-        names=tuple(f"shop/web-{i}" for i in range(12)),
-    )
-    changes = (
-        Change("spec.replicas", 1, 3),
-        Change(
-            'spec.template.metadata.annotations["note"]',
-            'say "hi" \\ <!channel>',
-            "line 1\nline 2 [click](https://evil.example) @everyone",
-        ),
-        Change("metadata.labels.tier", None, "web", "added"),
-        Change("spec.template.spec.containers[web].args", ["--debug", "-v"], None, "removed"),
-    )
-    return (
-        (
-            "create",
-            Event(
-                type=EventType.CREATE,
-                **deployment,
-                name="web",
-                uid="8c3f9a52-0b7e-4b8e-9d55-2f6b1c1e7a10",
-                resource_version="48211",
-                labels={"app": "web", "app.kubernetes.io/name": "web"},
-                summary="[prod-eu] Deployment shop/web created",
-            ),
-        ),
-        (
-            "update",
-            Event(
-                type=EventType.UPDATE,
-                **deployment,
-                name="web",
-                uid="8c3f9a52-0b7e-4b8e-9d55-2f6b1c1e7a10",
-                resource_version="48213",
-                labels={"app": "web"},
-                changes=changes,
-                summary="[prod-eu] Deployment shop/web updated: spec.replicas 1 → 3, spec.temp"
-                'late.metadata.annotations["note"] say "hi" \\ <!channel> → line 1\nline 2 '
-                "[click](https://e… (+2 more)",
-            ),
-        ),
-        (
-            "delete (final state unknown)",
-            Event(
-                type=EventType.DELETE,
-                **base,
-                kind="Namespace",
-                api_version="v1",
-                resource="namespaces",
-                namespace=None,
-                name="team-old",
-                uid="0f1e2d3c-ns",
-                resource_version="47001",
-                summary="[prod-eu] Namespace team-old deleted (seen after a watch gap; "
-                "last known state)",
-                final_state_unknown=True,
-            ),
-        ),
-        (
-            "Kubernetes Event",
-            Event(
-                type=EventType.UPDATE,
-                **base,
-                kind="Event",
-                api_version="v1",
-                resource="events",
-                namespace="shop",
-                name="web-7d4b9c-x2k4p.17a2b3c4d5e6f708",
-                uid="3a4b5c6d-event",
-                resource_version="48300",
-                summary="[prod-eu] Warning BackOff Pod shop/web-7d4b9c-x2k4p: Back-off "
-                'restarting failed container web in pod "web-7d4b9c-x2k4p" (×5)',  # noqa: RUF001
-                k8s_event=backoff,
-            ),
-        ),
-        (
-            "digest",
-            Event(
-                type=EventType.DELETE,
-                **{**deployment, "kind": "Pod", "api_version": "v1", "resource": "pods"},
-                name="",
-                uid="",
-                resource_version="",
-                summary="[prod-eu] 12 Pods deleted in namespace shop: web-0, web-1, web-2 … "
-                "and 9 more",
-                digest=burst,
-            ),
-        ),
-        (
-            "all fields set",
-            Event(
-                type=EventType.UPDATE,
-                **deployment,
-                name="web",
-                uid="8c3f9a52-0b7e-4b8e-9d55-2f6b1c1e7a10",
-                resource_version="48214",
-                labels={"app": "web"},
-                changes=changes,
-                summary="[prod-eu] Deployment shop/web updated: spec.replicas 1 → 3",
-                final_state_unknown=True,
-                k8s_event=backoff,
-                digest=burst,
-            ),
-        ),
-    )
-
-
-SAMPLES: tuple[tuple[str, Event], ...] = _samples()
-"""(name, event) pairs every template renders for at load (see the module docstring)."""
 
 
 # --------------------------------------------------------------------------- templates

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from kubewatch.diff import shorten
 from kubewatch.events import Change, Event
+from kubewatch.match.shorten import shorten
 from kubewatch.render.escape import Markup, escape
 
 __all__ = ["CHANGE_LINES", "CHANGE_VALUE_CHARS", "changes_block", "default_text", "one_line"]

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable
 import orjson
 
 from kubewatch.events import Event
-from kubewatch.normalize import parse_time
 from kubewatch.state.db import StateDB
+from kubewatch.timefmt import parse_time
 
 log = logging.getLogger("kubewatch.state")
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from kubewatch.cluster.client import ApiUnreachable, ClusterClient, Query
 from kubewatch.config import LeaderElectionConfig
-from kubewatch.leader import LeaderElector
-from kubewatch.recorder import EventRecorder
+from kubewatch.kube.client import ApiUnreachable, ClusterClient, Query
+from kubewatch.kube.leader import LeaderElector
+from kubewatch.kube.recorder import EventRecorder
 from tests.e2e.conftest import KUBECONFIG, wait_for
 
 pytestmark = pytest.mark.e2e

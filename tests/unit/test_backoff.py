@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from kubewatch.backoff import Backoff, ceiling
+from kubewatch.backoff import Backoff, RetryBackoff, ceiling
 
 
 def test_ceiling_doubles_from_initial_to_the_cap() -> None:
@@ -45,3 +45,10 @@ def test_initial_must_be_positive_and_below_the_cap() -> None:
         Backoff(0, 1, 1)
     with pytest.raises(ValueError, match="initial"):
         Backoff(2, 1, 1)
+
+
+def test_relists_and_deliveries_share_one_ceiling() -> None:
+    """A sink's retries and a watch's relists grow by the same formula."""
+    retry = RetryBackoff(initial=0.5, max_backoff=30.0)
+    for failures in range(1, 80):
+        assert retry.ceiling(failures) == ceiling(0.5, 30.0, failures)

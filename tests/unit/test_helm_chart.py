@@ -28,10 +28,10 @@ import pytest
 import yaml
 
 from kubewatch import __version__
-from kubewatch.cluster.discovery import ResourceTable
 from kubewatch.config import SINK_TYPES, SlackSinkConfig, parse_config
-from kubewatch.plan import resolve_resources
+from kubewatch.kube.discovery import ResourceTable
 from kubewatch.sinks import registered_configs
+from kubewatch.watch.plan import resolve_resources
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "kubewatch"

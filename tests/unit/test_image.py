@@ -148,13 +148,13 @@ def test_dockerignore_sends_only_what_the_build_copies() -> None:
     ]
     for source in copy_sources():
         assert not ignored(source, patterns), source
-    assert not ignored("kubewatch/cli.py", patterns)
+    assert not ignored("kubewatch/cli/__init__.py", patterns)
     for unwanted in (
-        "tests/unit/test_config.py",
+        "tests/unit/config/test_config.py",
         ".git/config",
         ".venv/bin/python",
         "config.yaml",
-        "kubewatch/__pycache__/cli.cpython-311.pyc",
+        "kubewatch/cli/__pycache__/run.cpython-311.pyc",
         "helm/kubewatch/values.yaml",
     ):
         assert ignored(unwanted, patterns), unwanted

@@ -21,9 +21,10 @@ from kubewatch.events import (
     InvolvedObject,
     KubeEventInfo,
 )
-from kubewatch.informer import DeletedFinalStateUnknown
-from kubewatch.patterns import parse_selector
-from kubewatch.routing import NamespaceLabels, ObjectFilter, Router
+from kubewatch.kube import DeletedFinalStateUnknown
+from kubewatch.match.patterns import parse_selector
+from kubewatch.routing import Router
+from kubewatch.watch.filters import NamespaceLabels, ObjectFilter
 
 SINKS = """
 sinks:
@@ -712,7 +713,7 @@ LABEL_SETS = [
 
 @pytest.mark.parametrize("selector", SELECTORS)
 def test_filter_selectors_agree_with_patterns(selector: str) -> None:
-    """The filter's flattened selectors decide exactly as kubewatch.patterns does."""
+    """The filter's flattened selectors decide exactly as kubewatch.match.patterns does."""
     reference = parse_selector(selector)
     by_labels = object_filter(f"{{kind: ConfigMap, labels: '{selector}'}}")
     by_annotations = object_filter(f"{{kind: ConfigMap, annotations: '{selector}'}}")

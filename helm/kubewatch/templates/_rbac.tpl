@@ -96,7 +96,7 @@ Namespaces are read when a namespaceSelector (global or per resource) needs thei
 
 {{/*
 kubewatch.resolveKind: one config.resources[i] -> {groups, resources, namespaced}, the way
-kubewatch's discovery would resolve it (cluster/discovery.py), from the kind table
+kubewatch's discovery would resolve it (kube/discovery.py), from the kind table
 (files/kinds.yaml) and rbac.extraRules instead of a live cluster:
 
 1. an rbac.extraRules entry whose kind (or one of its resources) is the name, and whose

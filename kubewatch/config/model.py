@@ -1,0 +1,172 @@
+"""The top model (:class:`Config`), with routes and their match conditions."""
+
+from __future__ import annotations
+
+import difflib
+import json
+
+from pydantic import (
+    field_validator,
+    model_validator,
+)
+
+from kubewatch.config.fields import (
+    EventName,
+    NamePattern,
+    NamespacePattern,
+    NonBlank,
+    PathPattern,
+    Regex,
+    Selector,
+    SinkName,
+    StrictBool,
+    _fail,
+    _fail_at,
+    _Model,
+    _Problems,
+)
+from kubewatch.config.resources import NamespacesConfig, ResourceConfig
+from kubewatch.config.runtime import (
+    DeliveryConfig,
+    LeaderElectionConfig,
+    ServerConfig,
+    StateConfig,
+    WatchConfig,
+)
+from kubewatch.config.sinks import SinkConfig
+
+
+class MatchConfig(_Model):
+    """Conditions on an event; all given keys must hold, each list is any-of."""
+
+    kinds: tuple[NonBlank, ...] | None = None
+    namespaces: tuple[NamespacePattern, ...] | None = None
+    names: tuple[NamePattern, ...] | None = None
+    types: tuple[EventName, ...] | None = None
+    labels: Selector | None = None
+    reasons: tuple[Regex, ...] | None = None
+    """Kubernetes Events only: reasons, names or regular expressions (whole reason)."""
+    changed: tuple[PathPattern, ...] | None = None
+    """Updates only: at least one changed path at or below one of these."""
+
+    @model_validator(mode="after")
+    def _no_empty_lists(self) -> MatchConfig:
+        """An empty list would match nothing: a route that never fires, silently."""
+        _fail_at(
+            "MatchConfig",
+            [
+                ((field.alias or name,), [], _fail("must not be empty (leave the key out)"))
+                for name, field in type(self).model_fields.items()
+                if getattr(self, name) == ()
+            ],
+        )
+        return self
+
+
+class RouteConfig(_Model):
+    """Events matching ``match`` (all events when absent) go to ``sinks``."""
+
+    match: MatchConfig | None = None
+    sinks: tuple[SinkName, ...]
+    stop: StrictBool = False
+    """Do not evaluate later routes for an event this route matched."""
+
+    @field_validator("sinks")
+    @classmethod
+    def _some_sinks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise _fail("at least one sink is required")
+        return value
+
+
+class Config(_Model):
+    cluster: NonBlank | None = None
+    """Name put in every event; default: the kube context's name."""
+    namespaces: NamespacesConfig = NamespacesConfig()
+    resources: tuple[ResourceConfig, ...]
+    """At least one (checked by a validator: ``min_length`` misfires when an item fails)."""
+    sinks: dict[SinkName, SinkConfig]
+    namespace_selector: Selector | None = None
+    """Only objects in namespaces whose labels match (kept current by a Namespace watch)."""
+    drop: tuple[MatchConfig, ...] = ()
+    """Evaluated first: an event matching any entry is discarded."""
+    routes: tuple[RouteConfig, ...] = ()
+    """In order; without routes every event goes to every sink."""
+    delivery: DeliveryConfig = DeliveryConfig()
+    watch: WatchConfig = WatchConfig()
+    server: ServerConfig = ServerConfig()
+    leader_election: LeaderElectionConfig = LeaderElectionConfig()
+    state: StateConfig = StateConfig()
+
+    @field_validator("drop")
+    @classmethod
+    def _drop_not_everything(cls, value: tuple[MatchConfig, ...]) -> tuple[MatchConfig, ...]:
+        """An empty match drops every event: never what was meant."""
+        _fail_at(
+            "drop",
+            [
+                ((i,), None, _fail("an empty match would drop every event"))
+                for i, m in enumerate(value)
+                if not m.model_fields_set
+            ],
+        )
+        return value
+
+    @model_validator(mode="after")
+    def _stall_after_reopen(self) -> Config:
+        """A quiet, healthy watch shows life only when it reopens; a shorter stall
+        threshold would make /readyz flap on a healthy cluster."""
+        quiet = min(2 * self.watch.server_timeout, 0.9 * self.watch.read_timeout)
+        if self.server.stall_threshold <= quiet:
+            message = (
+                f"must be longer than {quiet:g}s, the longest a healthy quiet watch goes "
+                "between reopens (min(2 x watch.serverTimeout, 0.9 x watch.readTimeout))"
+            )
+            _fail_at("Config", [(("server", "stallThreshold"), None, _fail(message))])
+        return self
+
+    @model_validator(mode="after")
+    def _routes_name_sinks(self) -> Config:
+        """A route to a sink that does not exist would lose events silently."""
+        errors: _Problems = []
+        for i, route in enumerate(self.routes):
+            for j, name in enumerate(route.sinks):
+                if name not in self.sinks:
+                    close = difflib.get_close_matches(name, list(self.sinks), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    known = ", ".join(self.sinks)
+                    errors.append(
+                        (
+                            ("routes", i, "sinks", j),
+                            name,
+                            _fail(f"unknown sink {name!r}{hint}; sinks: {known}", value=repr(name)),
+                        )
+                    )
+        _fail_at("Config", errors)
+        return self
+
+    @field_validator("resources")
+    @classmethod
+    def _resources_distinct(cls, value: tuple[ResourceConfig, ...]) -> tuple[ResourceConfig, ...]:
+        """Two identical watches would report every change twice."""
+        if not value:
+            raise _fail("at least one resource is required")
+        first: dict[str, int] = {}
+        errors: _Problems = []
+        for i, r in enumerate(value):
+            key = json.dumps(r.model_dump(mode="json"), sort_keys=True)
+            if key in first:
+                msg = f"duplicate of resources[{first[key]}] (every key the same)"
+                errors.append(((i,), None, _fail(msg)))
+            else:
+                first[key] = i
+        _fail_at("resources", errors)
+        return value
+
+    @field_validator("sinks")
+    @classmethod
+    def _some_sink(cls, value: dict[str, SinkConfig]) -> dict[str, SinkConfig]:
+        """Events with nowhere to go mean a configuration mistake."""
+        if not value:
+            raise _fail("at least one sink is required")
+        return value

@@ -1,0 +1,139 @@
+"""What to watch: resources, their namespaces, names and update settings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    field_validator,
+    model_validator,
+)
+
+from kubewatch.config.fields import (
+    _API_VERSION,
+    ALL_EVENTS,
+    Duration,
+    EventName,
+    NamePattern,
+    NamespacePattern,
+    NonBlank,
+    PathPattern,
+    Regex,
+    Selector,
+    StrictBool,
+    _fail,
+    _fail_at,
+    _Model,
+    _Problems,
+)
+
+
+class NamespacesConfig(_Model):
+    """Which namespaces to watch. An empty ``include`` means every namespace."""
+
+    include: tuple[NamespacePattern, ...] = ()
+    """Only these namespaces: names, globs (``team-*``) or ``/regex/``. Plain names get one
+    watch each; any pattern means one cluster-wide watch filtered by kubewatch."""
+    exclude: tuple[NamespacePattern, ...] = ()
+    """Never these: plain names are filtered by the API server, patterns by kubewatch."""
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> NamespacesConfig:
+        """Included and excluded at once is a contradiction, not a preference."""
+        errors: _Problems = []
+        for key, names in (("include", self.include), ("exclude", self.exclude)):
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    errors.append(
+                        (
+                            (key, i),
+                            name,
+                            _fail(f"namespace {name!r} is listed twice", value=repr(name)),
+                        )
+                    )
+        included = set(self.include)
+        for i, name in enumerate(self.exclude):
+            if name in included:
+                msg = f"namespace {name!r} is both included and excluded"
+                errors.append((("exclude", i), name, _fail(msg, value=repr(name))))
+        _fail_at("NamespacesConfig", errors)
+        return self
+
+
+class NamesConfig(_Model):
+    """Object names to report: names, globs or ``/regex/``."""
+
+    include: tuple[NamePattern, ...] = ()
+    exclude: tuple[NamePattern, ...] = ()
+
+
+class UpdatesConfig(_Model):
+    """Which changes make an update worth reporting."""
+
+    watch: tuple[PathPattern, ...] = ()
+    """When set, only changes at or below these paths count (``spec.template.**``)."""
+    ignore: tuple[PathPattern, ...] = ()
+    """Added to the default ignore list (status, resourceVersion, managedFields, …)."""
+
+
+class ResourceConfig(_Model):
+    """One watched resource: a kind, plural, short name, ``kind.group`` or apiVersion + kind."""
+
+    kind: NonBlank
+    api_version: str | None = None
+    events: tuple[EventName, ...] = ALL_EVENTS
+    label_selector: str | None = None
+    field_selector: str | None = None
+    notify_existing: StrictBool = False
+    """Report objects that already exist at start as creates (default: only new ones)."""
+    namespaces: NamespacesConfig | None = None
+    """Narrows the global ``namespaces`` for this resource (both must admit an object)."""
+    namespace_selector: Selector | None = None
+    """Only objects in namespaces whose labels match (with the global one, if any)."""
+    labels: Selector | None = None
+    """Client-side label selector on the object (unlike ``labelSelector``, it also sees
+    objects leave the selection: their delete is reported)."""
+    annotations: Selector | None = None
+    """Selector syntax applied to the object's annotations."""
+    names: NamesConfig | None = None
+    updates: UpdatesConfig = UpdatesConfig()
+    # Kubernetes Events (kind: Event) only:
+    types: tuple[Literal["Normal", "Warning"], ...] | None = None
+    """Event ``type``s to report (default: all)."""
+    reasons: tuple[Regex, ...] | None = None
+    """Event reasons: names or regular expressions, matched against the whole reason."""
+    message: Regex | None = None
+    """Regular expression searched in the Event's message."""
+    involved_kinds: tuple[NonBlank, ...] | None = None
+    """Kinds of the involved object (``Pod``, ``Node``)."""
+    repeat_window: Duration = 600.0
+    """A repeating Event (same involved object and reason) is reported at most once per
+    window, with its current count."""
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version_shape(cls, value: str | None) -> str | None:
+        """Catch ``apps/v1/`` or ``Apps/V1`` here rather than as a discovery miss later."""
+        if value is not None and not _API_VERSION.fullmatch(value):
+            raise _fail(
+                f"{value!r} is not an apiVersion (expected 'v1' or 'group/version', "
+                "e.g. 'apps/v1')",
+                value=repr(value),
+            )
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _events_set(cls, value: tuple[EventName, ...]) -> tuple[EventName, ...]:
+        """An empty list would watch and never report; a duplicate hints at a typo."""
+        if not value:
+            raise _fail("at least one event is required (create, update, delete)")
+        _fail_at(
+            "events",
+            [
+                ((i,), e, _fail(f"duplicate event {e!r}", value=repr(e)))
+                for i, e in enumerate(value)
+                if e in value[:i]
+            ],
+        )
+        return value

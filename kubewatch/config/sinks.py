@@ -1,0 +1,365 @@
+"""Where events go: one model per sink type, their retry, rate limit and digest settings."""
+
+from __future__ import annotations
+
+import ssl
+import urllib.parse
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from kubewatch.config.fields import (
+    _HEADER_NAME,
+    MAX_DURATION,
+    Duration,
+    NonBlank,
+    Seconds,
+    StrictBool,
+    StrictInt,
+    _fail,
+    _fail_at,
+    _Model,
+    _Problems,
+    _strict,
+)
+from kubewatch.config.shapes import _union_members, _unwrap
+
+
+class RetryConfig(_Model):
+    attempts: StrictInt | None = Field(None, ge=1, le=100)
+    """Attempts per event and sink, the first included. Default: no limit; an event is
+    retried until it is delivered, refused for good, or older than ``delivery.maxAge``."""
+    max_backoff: Duration = 30.0
+    """Seconds (or ``30s``): the longest pause of a failing sink between two probes
+    (Retry-After may ask for more)."""
+
+
+class DigestConfig(_Model):
+    """Burst digests: beyond ``threshold`` events within ``window``, one summary instead."""
+
+    threshold: StrictInt = Field(ge=1, le=10_000_000)
+    """Events per window sent one by one; the rest of the window becomes one digest."""
+    window: Duration = 10.0
+    """Seconds (or ``10s``, ``1m``) over which events are counted and then summarized."""
+
+
+def _rate(value: Any) -> Any:
+    """``rateLimit: 2`` is shorthand for ``{perSecond: 2}``; ``off`` turns it off."""
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "false")):
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"perSecond": value}
+    return value
+
+
+def _digest_off(value: Any) -> Any:
+    """``digest: false`` (or ``off``) turns a chat sink's default digest off."""
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "false")):
+        return None
+    return value
+
+
+class RateLimitConfig(_Model):
+    """A token bucket: ``perSecond`` messages on average, bursts of up to ``burst``."""
+
+    per_second: Annotated[float, _strict(float)] = Field(ge=1 / MAX_DURATION, le=1e9)
+    """At least one per year (the wait between two sends is at most a year)."""
+    burst: StrictInt = Field(1, ge=1, le=1_000_000)
+
+
+RateLimit = Annotated[RateLimitConfig | None, BeforeValidator(_rate)]
+Digest = Annotated[DigestConfig | None, BeforeValidator(_digest_off)]
+
+
+def _base_path(value: str, info: ValidationInfo) -> Path:
+    """A path from the config, relative to the config file's folder (like kubeconfig)."""
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base_dir") if isinstance(info.context, dict) else None
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path.absolute()
+
+
+def _readable_bundle(value: str | None, info: ValidationInfo) -> str | None:
+    """A missing or broken CA bundle would fail every delivery; find out at start."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise _fail("must not be empty (leave caFile out to use the system's CAs)")
+    path = _base_path(value, info)
+    shown = repr(str(path))
+    if not path.exists():
+        raise _fail(f"file {shown} does not exist", value=shown)
+    if not path.is_file():
+        raise _fail(f"{shown} is not a file", value=shown)
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except PermissionError:
+        raise _fail(f"file {shown} is not readable", value=shown) from None
+    except (ssl.SSLError, OSError, ValueError):
+        raise _fail(f"file {shown} is not a PEM certificate bundle", value=shown) from None
+    return str(path)
+
+
+class _SinkBase(_Model):
+    """Keys every sink has: its delivery policy (defaults from ``delivery``) and digests."""
+
+    queue_size: StrictInt | None = Field(None, ge=1, le=10_000_000)
+    """Events waiting for this sink (default: ``delivery.queueSize``)."""
+    concurrency: StrictInt | None = Field(None, ge=1, le=64)
+    """Parallel sends (default: ``delivery.workers``); one object's events stay in order."""
+    retry: RetryConfig | None = None
+    """Retry policy for this sink (default: ``delivery.retry``)."""
+    rate_limit: RateLimit = None
+    """Messages per second (``1``, or ``{perSecond: 1, burst: 5}``); default: none."""
+    digest: Digest = None
+    """Burst digests; off unless set."""
+
+
+CHAT_RATE_LIMIT = RateLimitConfig(per_second=1.0, burst=1)
+"""Slack allows about one message per second per channel; chat services are alike."""
+CHAT_DIGEST = DigestConfig(threshold=10, window=10.0)
+"""In chat, more than 10 messages in 10 s is a flood: the rest becomes one digest."""
+
+
+class _ChatSinkBase(_SinkBase):
+    """Chat sinks: rate limited and digested by default; ``template`` is the message text."""
+
+    rate_limit: RateLimit = CHAT_RATE_LIMIT
+    digest: Digest = CHAT_DIGEST
+    template: str | None = None
+    """Jinja2 text of the message (default: the summary and the changes)."""
+
+
+class StdoutSinkConfig(_SinkBase):
+    """Print events to standard output."""
+
+    type: Literal["stdout"]
+    format: Literal["json", "text"] = "json"
+    """``json``: one event JSON per line; ``text``: one human line per event."""
+    template: str | None = None
+    """Jinja2 text for ``format: text`` (default: time and summary)."""
+
+
+class _HttpSinkBase(_SinkBase):
+    """Keys of every sink that calls an HTTP(S) URL."""
+
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    """Extra request headers; often credentials, hence kept out of ``repr``."""
+    timeout: Seconds = 10.0
+    """Seconds for one whole attempt: connect, send, response headers and body."""
+    ca_file: str | None = None
+    """PEM bundle to verify the receiver's certificate (default: the system's).
+
+    A relative path is taken relative to the configuration file, like kubeconfig does,
+    and stored absolute.
+    """
+    insecure_skip_verify: StrictBool = False
+    """Turn TLS verification off. For tests only."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        """Fail at start, not at the first event; never echo the URL (it may hold a token)."""
+        try:
+            parts = urllib.parse.urlsplit(value)
+            _ = parts.port  # raises on a non-numeric or out-of-range port
+        except ValueError:
+            raise _fail("is not a valid URL (bad port or brackets)") from None
+        if parts.scheme.lower() not in ("http", "https"):
+            raise _fail("must be an http:// or https:// URL")
+        if not parts.hostname:
+            raise _fail("must be an http:// or https:// URL with a host")
+        if any(c.isspace() for c in value):
+            raise _fail("is not a valid URL (contains whitespace)")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_syntax(cls, value: dict[str, str]) -> dict[str, str]:
+        """A newline in a header (a secret read with its trailing newline) breaks requests."""
+        errors: _Problems = []
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                errors.append(((name,), name, _fail("is not a valid HTTP header name")))
+            elif any(c in text for c in "\r\n\0"):
+                errors.append(((name,), text, _fail("header value contains a line break or NUL")))
+        _fail_at("headers", errors)
+        return value
+
+    _ca_file = field_validator("ca_file")(_readable_bundle)
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> _HttpSinkBase:
+        """Userinfo in the URL becomes an ``Authorization: Basic`` header; an explicit one
+        as well would silently replace it: one of the two is a mistake."""
+        try:
+            has_userinfo = "@" in urllib.parse.urlsplit(self.url).netloc
+        except ValueError:
+            return self
+        explicit = [name for name in self.headers if name.lower() == "authorization"]
+        if has_userinfo and explicit:
+            message = (
+                "cannot be set together with credentials in the URL (user:password@), "
+                "which would be replaced by it: keep one of the two"
+            )
+            _fail_at("HttpSinkConfig", [(("headers", explicit[0]), None, _fail(message))])
+        return self
+
+    @model_validator(mode="after")
+    def _verify_xor_ca(self) -> _HttpSinkBase:
+        """A CA bundle with verification off is ignored: one of the two is a mistake."""
+        if self.ca_file is not None and self.insecure_skip_verify:
+            _fail_at(
+                "HttpSinkConfig",
+                [
+                    (
+                        ("insecureSkipVerify",),
+                        True,
+                        _fail("cannot be true together with caFile (the CA would be ignored)"),
+                    )
+                ],
+            )
+        return self
+
+
+class WebhookSinkConfig(_HttpSinkBase):
+    """Send the event JSON to an HTTP(S) endpoint, optionally signed."""
+
+    type: Literal["webhook"]
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    secret: str | None = Field(None, repr=False)
+    """HMAC-SHA256 signing key: adds ``X-Kubewatch-Timestamp`` / ``X-Kubewatch-Signature``."""
+    body_template: str | None = None
+    """Jinja2 template of the request body (JSON); default: the event JSON."""
+    markup: Literal["none", "slack", "markdown", "html"] = "none"
+    """Markup of the receiver: text from cluster objects is escaped for it in templates."""
+
+
+class SlackSinkConfig(_ChatSinkBase):
+    """Slack with a bot token (``chat.postMessage``; scope ``chat:write``)."""
+
+    type: Literal["slack"]
+    channel: NonBlank
+    """Channel name (``#ops``) or ID (``C0123456789``)."""
+    token: str | None = Field(None, repr=False)
+    """Bot token (``xoxb-…``); or ``tokenFile``."""
+    token_file: str | None = None
+    """File holding the token (a mounted Secret), read at start."""
+    api_url: str = "https://slack.com/api/"
+    """Web API base URL: GovSlack, a proxy, or a test server."""
+    timeout: Seconds = 10.0
+
+    @field_validator("token_file")
+    @classmethod
+    def _anchor_token_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Relative to the configuration file, like ``caFile`` (and kubeconfig paths)."""
+        return None if value is None else str(_base_path(value, info))
+
+    @model_validator(mode="after")
+    def _one_token(self) -> SlackSinkConfig:
+        """Exactly one way to get the token, so it is never ambiguous which one is used."""
+        if (self.token is None) == (self.token_file is None):
+            key = "tokenFile" if self.token_file is not None else "token"
+            _fail_at(
+                "SlackSinkConfig",
+                [((key,), None, _fail("set exactly one of token and tokenFile"))],
+            )
+        return self
+
+
+class SlackWebhookSinkConfig(_ChatSinkBase):
+    """A Slack incoming webhook (the channel is fixed by the webhook)."""
+
+    type: Literal["slackWebhook"]
+    url: str = Field(repr=False)
+    timeout: Seconds = 10.0
+
+
+class TeamsSinkConfig(_ChatSinkBase, _HttpSinkBase):
+    """Microsoft Teams through a Workflows webhook, as an Adaptive Card."""
+
+    type: Literal["teams"]
+
+
+class DiscordSinkConfig(_ChatSinkBase, _HttpSinkBase):
+    """A Discord channel webhook, as an embed with a colour."""
+
+    type: Literal["discord"]
+    username: str | None = None
+
+
+class MattermostSinkConfig(_ChatSinkBase, _HttpSinkBase):
+    """A Mattermost incoming webhook, as an attachment."""
+
+    type: Literal["mattermost"]
+    channel: str | None = None
+    """Override the webhook's channel (if the webhook allows it)."""
+    username: str | None = None
+
+
+class CloudEventsSinkConfig(_HttpSinkBase):
+    """CloudEvents 1.0 over HTTP."""
+
+    type: Literal["cloudevents"]
+    mode: Literal["structured", "binary"] = "structured"
+    source: str | None = None
+    """``source`` attribute (default: ``kubewatch/<cluster>``)."""
+
+
+class SmtpSinkConfig(_SinkBase):
+    """E-mail over SMTP: a text and an HTML part per event."""
+
+    type: Literal["smtp"]
+    host: NonBlank
+    port: StrictInt | None = Field(None, ge=1, le=65535)
+    """Default: 587 for ``starttls``, 465 for ``implicit``, 25 for ``none``."""
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    from_: str = Field(alias="from")
+    to: tuple[NonBlank, ...] = Field(min_length=1)
+    subject: str = "{{ summary }}"
+    """Jinja2 template of the subject line."""
+    template: str | None = None
+    """Jinja2 text of the plain-text part (default: summary and changes)."""
+    timeout: Seconds = 30.0
+    ca_file: str | None = None
+    """PEM bundle to verify the server's certificate, relative to the config file."""
+    insecure_skip_verify: StrictBool = False
+
+    _ca_file = field_validator("ca_file")(_readable_bundle)
+
+    @model_validator(mode="after")
+    def _auth_pair(self) -> SmtpSinkConfig:
+        """A username without a password (or the reverse) cannot log in."""
+        if (self.username is None) != (self.password is None):
+            key = "password" if self.username is not None else "username"
+            _fail_at("SmtpSinkConfig", [((key,), None, _fail("username and password go together"))])
+        return self
+
+
+SinkConfig = Annotated[
+    StdoutSinkConfig
+    | WebhookSinkConfig
+    | SlackSinkConfig
+    | SlackWebhookSinkConfig
+    | TeamsSinkConfig
+    | DiscordSinkConfig
+    | MattermostSinkConfig
+    | CloudEventsSinkConfig
+    | SmtpSinkConfig,
+    Field(discriminator="type"),
+]
+
+
+SINK_TYPES: tuple[str, ...] = tuple(_union_members(_unwrap(SinkConfig)[0], "type"))
+"""Every ``type`` a sink may have, derived from :data:`SinkConfig` (no list to keep in sync)."""

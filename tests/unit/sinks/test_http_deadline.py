@@ -1,0 +1,126 @@
+"""``timeout`` of an HTTP sink is a deadline for the whole attempt (kubewatch.sinks.deadline).
+
+A real loopback receiver answers with its status line and then trickles one byte every
+3 s — in the headers or in the body — for far longer than the default 10 s timeout,
+then completes a 200. Per-operation timeouts never fire on it (each read gets a byte
+within 3 s), so without the deadline the attempt "succeeds" after the whole trickle.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpcore
+import pytest
+
+from kubewatch.config import WebhookSinkConfig
+from kubewatch.errors import RetryableError
+from kubewatch.sinks.deadline import DeadlineBackend
+from kubewatch.sinks.webhook import WebhookSink
+from tests.unit.sinks.test_sinks import make_event
+
+TRICKLE_INTERVAL = 3.0
+TRICKLE_BYTES = 12  # 36 s of trickling: far beyond the default 10 s timeout
+
+
+@dataclass
+class Trickler:
+    """Answers each request slowly; ``finished`` counts answers sent to the end."""
+
+    where: str  # "headers" or "body"
+    sock: socket.socket = field(default_factory=socket.socket)
+    finished: int = 0
+    gave_up: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> str:
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        threading.Thread(target=self._serve, daemon=True).start()
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+            while len(rest) < length:
+                rest += conn.recv(65536)
+            slow = b"X" * TRICKLE_BYTES
+            try:
+                if self.where == "headers":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    self._trickle(conn, slow)
+                    conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+                else:
+                    conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(slow)}\r\n\r\n".encode())
+                    self._trickle(conn, slow)
+                self.finished += 1
+            except OSError:
+                self.gave_up.set()
+
+    def _trickle(self, conn: socket.socket, data: bytes) -> None:
+        for i in range(len(data)):
+            if self.stop.wait(TRICKLE_INTERVAL):
+                raise OSError("test over")
+            conn.sendall(data[i : i + 1])
+            # A peer that closed shows as EOF on our side: stop trickling into nothing.
+            conn.setblocking(False)
+            try:
+                if conn.recv(1) == b"":
+                    raise OSError("client gone")
+            except BlockingIOError:
+                pass
+            finally:
+                conn.setblocking(True)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture(params=["headers", "body"])
+def trickler(request: pytest.FixtureRequest) -> Iterator[Trickler]:
+    t = Trickler(request.param)
+    yield t
+    t.close()
+
+
+def test_a_trickling_receiver_costs_one_timeout_per_attempt(trickler: Trickler) -> None:
+    """Default timeout (10 s): the attempt fails with a deadline error, retryable, while
+    the receiver is still trickling (it never got to finish its answer)."""
+    url = trickler.start()
+    sink = WebhookSink("slow", WebhookSinkConfig(type="webhook", url=url))
+    with sink, pytest.raises(RetryableError, match=r"deadline of 10s passed"):
+        sink.send(make_event())
+    assert trickler.finished == 0
+    assert trickler.gave_up.wait(2 * TRICKLE_INTERVAL)
+
+
+def test_the_client_pools_use_the_deadline_backend() -> None:
+    """httpx offers no parameter for the backend: this pins the private attribute used."""
+    sink = WebhookSink("hook", WebhookSinkConfig(type="webhook", url="http://127.0.0.1:9/x"))
+    with sink:
+        pool = sink.endpoint._client._transport._pool  # type: ignore[attr-defined]
+        assert isinstance(pool, httpcore.ConnectionPool)
+        assert isinstance(pool._network_backend, DeadlineBackend)
