@@ -26,11 +26,15 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from kubewatch.schema import config_schema
+
 KUBECONFIG = os.environ.get("KUBEWATCH_E2E_KUBECONFIG")
 WIDGET_CRD = "widgets.example.com"
 EVENT_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schema" / "event-v1.json"
 _EVENT_VALIDATOR = jsonschema.Draft202012Validator(json.loads(EVENT_SCHEMA.read_text()))
 """Compiled once: every event a test receives is checked against the Event JSON schema."""
+_CONFIG_VALIDATOR = jsonschema.Draft202012Validator(config_schema())
+"""A configuration kubewatch started with must pass ``kubewatch config schema`` too."""
 
 
 def check_event(document: Any) -> Any:
@@ -256,6 +260,9 @@ class Kubewatch:
             f"{watches} watches to sync",
         )
         assert self.proc.poll() is None, f"kubewatch exited:\n{self.stderr}"
+        raw = yaml.safe_load(self.config_path.read_text())
+        errors = [e.message for e in _CONFIG_VALIDATOR.iter_errors(raw)]
+        assert not errors, f"kubewatch runs with it, the config schema refuses it: {errors}"
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:
