@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kubewatch.config import WebhookSinkConfig
 from kubewatch.errors import RetryableError
 from kubewatch.sinks.webhook import WebhookSink
-from tests.unit.test_http_deadline import Trickler
-from tests.unit.test_sinks import make_event
+from tests.unit.sinks.test_http_deadline import Trickler
+from tests.unit.sinks.test_sinks import make_event
 
 
 def main() -> int:

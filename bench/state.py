@@ -50,17 +50,20 @@ import benchlib
 import orjson
 from throughput import PODS, make_pod, make_stream
 
-from kubewatch.cluster.client import decode_line
 from kubewatch.config import Config
 from kubewatch.delivery import Dispatcher, sink_policies
 from kubewatch.events import Event, EventType
-from kubewatch.informer import ReflectorSettings, SharedInformer
-from kubewatch.normalize import compact, utc_now
-from kubewatch.pipeline import Fanout, build_entry
-from kubewatch.plan import WatchPlan
-from kubewatch.routing import NamespaceLabels, Router
+from kubewatch.kube.client import decode_line
+from kubewatch.kube.informer import SharedInformer
+from kubewatch.kube.reflector import ReflectorSettings
+from kubewatch.routing import Router
 from kubewatch.sinks import build_sink
 from kubewatch.state import Checkpoint, Spool, StateDB
+from kubewatch.timefmt import utc_now
+from kubewatch.watch.filters import NamespaceLabels
+from kubewatch.watch.normalize import compact
+from kubewatch.watch.pipeline import Fanout, build_entry
+from kubewatch.watch.plan import WatchPlan
 
 REPO = Path(__file__).resolve().parents[1]
 

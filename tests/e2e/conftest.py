@@ -20,13 +20,32 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from kubewatch.schema import config_schema
+
 KUBECONFIG = os.environ.get("KUBEWATCH_E2E_KUBECONFIG")
 WIDGET_CRD = "widgets.example.com"
+EVENT_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schema" / "event-v1.json"
+_EVENT_VALIDATOR = jsonschema.Draft202012Validator(json.loads(EVENT_SCHEMA.read_text()))
+"""Compiled once: every event a test receives is checked against the Event JSON schema."""
+_CONFIG_VALIDATOR = jsonschema.Draft202012Validator(config_schema())
+"""A configuration kubewatch started with must pass ``kubewatch config schema`` too."""
+
+
+def check_event(document: Any) -> Any:
+    """``document`` if it is a valid Event JSON (docs/schema/event-v1.json), else fail."""
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path)) or '<top>'}: {e.message}"
+        for e in _EVENT_VALIDATOR.iter_errors(document)
+    ]
+    assert not errors, f"event does not match {EVENT_SCHEMA.name}: {errors}\n{document}"
+    return document
+
 
 pytestmark = pytest.mark.e2e
 
@@ -119,6 +138,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self._checked = 0  # bodies already checked against the Event JSON schema
         self.status = 200
         self._lock = threading.Lock()
         receiver = self
@@ -142,8 +162,15 @@ class Receiver:
 
     @property
     def events(self) -> list[dict[str, Any]]:
+        """The bodies received; each Event JSON among them checked against its schema
+        (a webhook with a ``bodyTemplate`` posts other documents, left as they are)."""
         with self._lock:
-            return [body for _, body in self.requests]
+            bodies = [body for _, body in self.requests]
+        for body in bodies[self._checked :]:
+            if isinstance(body, dict) and "schemaVersion" in body:
+                check_event(body)
+        self._checked = max(self._checked, len(bodies))
+        return bodies
 
     def close(self) -> None:
         self.server.shutdown()
@@ -178,6 +205,7 @@ class Kubewatch:
         write_config(self.config_path, config)
         self.stderr_path = tmp / "kubewatch.stderr"
         self._stdout_lines: list[str] = []
+        self._checked = 0  # events already checked against the Event JSON schema
         self._lock = threading.Lock()
         with self.stderr_path.open("w") as stderr:
             self.proc = subprocess.Popen(
@@ -214,7 +242,12 @@ class Kubewatch:
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout_lines if line.strip()]
+        """The JSON lines of stdout, each checked against the Event JSON schema (once)."""
+        events = [json.loads(line) for line in self.stdout_lines if line.strip()]
+        for event in events[self._checked :]:
+            check_event(event)
+        self._checked = max(self._checked, len(events))
+        return events
 
     @property
     def stderr(self) -> str:
@@ -227,6 +260,9 @@ class Kubewatch:
             f"{watches} watches to sync",
         )
         assert self.proc.poll() is None, f"kubewatch exited:\n{self.stderr}"
+        raw = yaml.safe_load(self.config_path.read_text())
+        errors = [e.message for e in _CONFIG_VALIDATOR.iter_errors(raw)]
+        assert not errors, f"kubewatch runs with it, the config schema refuses it: {errors}"
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "match": 1,
     # the config, and what every stage may use
     "config": 2,
+    "schema": 2,
     "observability": 2,
     "state": 2,
     "render": 2,

@@ -20,7 +20,7 @@ from kubewatch.app import App
 from kubewatch.observability.metrics import Metrics
 from kubewatch.state import State, open_state
 from kubewatch.state import db as state_db
-from tests.unit.test_delivery import make_event
+from tests.unit.delivery.test_delivery import make_event
 
 SPARE_PAGES = 4
 """Pages the database may grow by before the disk is full."""
