@@ -628,7 +628,10 @@ class App:
         old.close(self.config.delivery.drain_timeout)
         self._log_stats(old)
         if new is not None:
-            new.start()
+            try:
+                new.start()
+            except RuntimeError:  # a later reload already handed its queue over: closed
+                log.debug("reload: a newer configuration replaced this one before it started")
         with self._lock:
             self._retired = sum_stats([self._retired, old.stats()])
             self._retiring.remove(old)
