@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Sequence
 
@@ -13,6 +14,7 @@ from kubewatch.cli.run import run
 from kubewatch.cli.test_sink import sink_test
 from kubewatch.cli.validate import validate
 from kubewatch.observability.logs import setup_logging
+from kubewatch.schema import config_schema
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +28,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sink_test(args)
     if args.command == "replay":
         return replay(args)
+    if args.command == "config":
+        return print_schema()
     raise AssertionError(args.command)
+
+
+def print_schema() -> int:
+    """``kubewatch config schema``: the config file's JSON Schema, for editors."""
+    print(json.dumps(config_schema(), indent=2, sort_keys=True))
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,4 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     test_sink_parser.add_argument("sink", metavar="NAME", help="a key under 'sinks:'")
     common(test_sink_parser)
+    config_parser = commands.add_parser("config", help="about the configuration file")
+    config_commands = config_parser.add_subparsers(dest="what", required=True, metavar="WHAT")
+    config_commands.add_parser(
+        "schema",
+        help="print the JSON Schema of the configuration file (for yaml-language-server)",
+    )
     return parser

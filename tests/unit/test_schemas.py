@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
+from kubewatch.cli import main
 from kubewatch.config import parse_config
 from kubewatch.kube.informer import DeletedFinalStateUnknown
 from kubewatch.schema import config_schema
@@ -263,3 +264,10 @@ def test_every_link_of_the_readme_resolves() -> None:
         assert target.exists(), link
         if anchor:
             assert anchor in _anchors(target.read_text()), link
+
+
+def test_the_cli_prints_the_schema_the_reference_is_made_from(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["config", "schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == config_schema()
