@@ -33,7 +33,7 @@ from kubewatch.config.runtime import (
     StateConfig,
     WatchConfig,
 )
-from kubewatch.config.sinks import SinkConfig
+from kubewatch.config.sink_types import SinkConfig
 
 
 class MatchConfig(_Model):

@@ -29,7 +29,6 @@ from kubewatch.config.fields import (
     _Problems,
     _strict,
 )
-from kubewatch.config.shapes import _union_members, _unwrap
 
 
 class RetryConfig(_Model):
@@ -108,7 +107,7 @@ def _readable_bundle(value: str | None, info: ValidationInfo) -> str | None:
     return str(path)
 
 
-class _SinkBase(_Model):
+class SinkBase(_Model):
     """Keys every sink has: its delivery policy (defaults from ``delivery``) and digests."""
 
     queue_size: StrictInt | None = Field(None, ge=1, le=10_000_000)
@@ -129,7 +128,7 @@ CHAT_DIGEST = DigestConfig(threshold=10, window=10.0)
 """In chat, more than 10 messages in 10 s is a flood: the rest becomes one digest."""
 
 
-class _ChatSinkBase(_SinkBase):
+class ChatSinkBase(SinkBase):
     """Chat sinks: rate limited and digested by default; ``template`` is the message text."""
 
     rate_limit: RateLimit = CHAT_RATE_LIMIT
@@ -138,7 +137,7 @@ class _ChatSinkBase(_SinkBase):
     """Jinja2 text of the message (default: the summary and the changes)."""
 
 
-class StdoutSinkConfig(_SinkBase):
+class StdoutSinkConfig(SinkBase):
     """Print events to standard output."""
 
     type: Literal["stdout"]
@@ -148,7 +147,7 @@ class StdoutSinkConfig(_SinkBase):
     """Jinja2 text for ``format: text`` (default: time and summary)."""
 
 
-class _HttpSinkBase(_SinkBase):
+class HttpSinkBase(SinkBase):
     """Keys of every sink that calls an HTTP(S) URL."""
 
     url: str
@@ -198,7 +197,7 @@ class _HttpSinkBase(_SinkBase):
     _ca_file = field_validator("ca_file")(_readable_bundle)
 
     @model_validator(mode="after")
-    def _one_authorization(self) -> _HttpSinkBase:
+    def _one_authorization(self) -> HttpSinkBase:
         """Userinfo in the URL becomes an ``Authorization: Basic`` header; an explicit one
         as well would silently replace it: one of the two is a mistake."""
         try:
@@ -215,7 +214,7 @@ class _HttpSinkBase(_SinkBase):
         return self
 
     @model_validator(mode="after")
-    def _verify_xor_ca(self) -> _HttpSinkBase:
+    def _verify_xor_ca(self) -> HttpSinkBase:
         """A CA bundle with verification off is ignored: one of the two is a mistake."""
         if self.ca_file is not None and self.insecure_skip_verify:
             _fail_at(
@@ -231,7 +230,7 @@ class _HttpSinkBase(_SinkBase):
         return self
 
 
-class WebhookSinkConfig(_HttpSinkBase):
+class WebhookSinkConfig(HttpSinkBase):
     """Send the event JSON to an HTTP(S) endpoint, optionally signed."""
 
     type: Literal["webhook"]
@@ -244,7 +243,7 @@ class WebhookSinkConfig(_HttpSinkBase):
     """Markup of the receiver: text from cluster objects is escaped for it in templates."""
 
 
-class SlackSinkConfig(_ChatSinkBase):
+class SlackSinkConfig(ChatSinkBase):
     """Slack with a bot token (``chat.postMessage``; scope ``chat:write``)."""
 
     type: Literal["slack"]
@@ -276,7 +275,7 @@ class SlackSinkConfig(_ChatSinkBase):
         return self
 
 
-class SlackWebhookSinkConfig(_ChatSinkBase):
+class SlackWebhookSinkConfig(ChatSinkBase):
     """A Slack incoming webhook (the channel is fixed by the webhook)."""
 
     type: Literal["slackWebhook"]
@@ -284,20 +283,20 @@ class SlackWebhookSinkConfig(_ChatSinkBase):
     timeout: Seconds = 10.0
 
 
-class TeamsSinkConfig(_ChatSinkBase, _HttpSinkBase):
+class TeamsSinkConfig(ChatSinkBase, HttpSinkBase):
     """Microsoft Teams through a Workflows webhook, as an Adaptive Card."""
 
     type: Literal["teams"]
 
 
-class DiscordSinkConfig(_ChatSinkBase, _HttpSinkBase):
+class DiscordSinkConfig(ChatSinkBase, HttpSinkBase):
     """A Discord channel webhook, as an embed with a colour."""
 
     type: Literal["discord"]
     username: str | None = None
 
 
-class MattermostSinkConfig(_ChatSinkBase, _HttpSinkBase):
+class MattermostSinkConfig(ChatSinkBase, HttpSinkBase):
     """A Mattermost incoming webhook, as an attachment."""
 
     type: Literal["mattermost"]
@@ -306,7 +305,7 @@ class MattermostSinkConfig(_ChatSinkBase, _HttpSinkBase):
     username: str | None = None
 
 
-class CloudEventsSinkConfig(_HttpSinkBase):
+class CloudEventsSinkConfig(HttpSinkBase):
     """CloudEvents 1.0 over HTTP."""
 
     type: Literal["cloudevents"]
@@ -315,7 +314,7 @@ class CloudEventsSinkConfig(_HttpSinkBase):
     """``source`` attribute (default: ``kubewatch/<cluster>``)."""
 
 
-class SmtpSinkConfig(_SinkBase):
+class SmtpSinkConfig(SinkBase):
     """E-mail over SMTP: a text and an HTML part per event."""
 
     type: Literal["smtp"]
@@ -345,21 +344,3 @@ class SmtpSinkConfig(_SinkBase):
             key = "password" if self.username is not None else "username"
             _fail_at("SmtpSinkConfig", [((key,), None, _fail("username and password go together"))])
         return self
-
-
-SinkConfig = Annotated[
-    StdoutSinkConfig
-    | WebhookSinkConfig
-    | SlackSinkConfig
-    | SlackWebhookSinkConfig
-    | TeamsSinkConfig
-    | DiscordSinkConfig
-    | MattermostSinkConfig
-    | CloudEventsSinkConfig
-    | SmtpSinkConfig,
-    Field(discriminator="type"),
-]
-
-
-SINK_TYPES: tuple[str, ...] = tuple(_union_members(_unwrap(SinkConfig)[0], "type"))
-"""Every ``type`` a sink may have, derived from :data:`SinkConfig` (no list to keep in sync)."""

@@ -100,7 +100,7 @@ _MIN_TOKEN_LEN = 16
 
 
 class HttpSettings(Protocol):
-    """The keys of every HTTP sink config (``_HttpSinkBase`` in :mod:`kubewatch.config`)."""
+    """The keys of every HTTP sink config (``HttpSinkBase`` in :mod:`kubewatch.config`)."""
 
     @property
     def url(self) -> str: ...
