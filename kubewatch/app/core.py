@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from kubewatch.app.build import build_sinks, default_identity, sum_stats
+from kubewatch.app.build import build_sinks, default_identity, sink_services, sum_stats
 from kubewatch.app.discovery import PendingDiscovery
 from kubewatch.app.handover import HandoverBuffer
 from kubewatch.app.recovery import resubmit, take_over
@@ -105,6 +105,7 @@ class App:
         self._plan = plan
         self._recorder = recorder
         self.state: State | None = open_state(config.state.path)
+        self._sink_services = sink_services(self.state)
         self._recovered = {"spool": 0, "while_down": 0}
         self.lost = 0
         """Events the last ``stop`` could neither deliver nor keep (no durable state)."""
@@ -170,7 +171,7 @@ class App:
 
     def _dispatcher(self, config: Config) -> Dispatcher:
         return Dispatcher(
-            build_sinks(config),
+            build_sinks(config, self._sink_services),
             config.delivery,
             policies=sink_policies(config),
             on_delivered=self._delivered,

@@ -256,6 +256,16 @@ class SlackSinkConfig(ChatSinkBase):
     api_url: str = "https://slack.com/api/"
     """Web API base URL: GovSlack, a proxy, or a test server."""
     timeout: Seconds = 10.0
+    thread: Literal["none", "object"] = "none"
+    """``object``: the first message about an object is a root; its later events (updates,
+    its Kubernetes Event alerts, its delete) reply in that thread. ``none``: one message each."""
+    update_root: StrictBool = False
+    """With ``thread: object``: also edit the root (``chat.update``) to show the object's
+    latest state and a short history, so the channel holds one message per object."""
+    thread_cache_size: StrictInt = Field(10_000, ge=1, le=10_000_000)
+    """Objects whose thread is remembered (least recently used forgotten first)."""
+    thread_max_age: Duration = 86_400.0
+    """A thread older than this (default ``24h``) is not replied to: a new root starts."""
 
     @field_validator("token_file")
     @classmethod
@@ -271,6 +281,11 @@ class SlackSinkConfig(ChatSinkBase):
             _fail_at(
                 "SlackSinkConfig",
                 [((key,), None, _fail("set exactly one of token and tokenFile"))],
+            )
+        if self.update_root and self.thread == "none":
+            _fail_at(
+                "SlackSinkConfig",
+                [(("updateRoot",), True, _fail("needs thread: object (the root to update)"))],
             )
         return self
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,6 +16,7 @@ from slack_sdk.web import SlackResponse
 from kubewatch.config import SlackSinkConfig
 from kubewatch.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from kubewatch.events import Event
+from kubewatch.sinks.slack.threads import ROOT_GONE_CODES, RootGone, SlackThreads
 from kubewatch.sinks.slack.transport import (
     _TRANSPORT_ERRORS,
     _check_url,
@@ -26,6 +27,7 @@ from kubewatch.sinks.slack.transport import (
     _SlackSinkBase,
     _transport_error,
 )
+from kubewatch.sinks.threads import ThreadBooks, ThreadRoot
 
 # --------------------------------------------------------------------------- bot token
 
@@ -67,9 +69,15 @@ class SlackSink(_SlackSinkBase):
     time; a missing or unreadable file is a :class:`~kubewatch.errors.ConfigError`. One
     slack-sdk ``WebClient`` serves all workers (it opens a connection per request, so it
     is thread-safe). A bad ``template`` is a ConfigError too.
+
+    With ``thread: object`` events go into per-object threads
+    (:mod:`kubewatch.sinks.slack.threads`); ``books`` keeps the thread roots across
+    reloads (and, with state, restarts), else this sink keeps its own.
     """
 
-    def __init__(self, name: str, config: SlackSinkConfig) -> None:
+    def __init__(
+        self, name: str, config: SlackSinkConfig, books: ThreadBooks | None = None
+    ) -> None:
         super().__init__(name, config.template)
         self._channel = config.channel
         token = self._read_token(name, config)
@@ -85,6 +93,14 @@ class SlackSink(_SlackSinkBase):
             logger=_SdkLog(name, self._scrub),
             retry_handlers=[],  # the delivery layer retries, not the SDK
         )
+        self._threads: SlackThreads | None = None
+        if config.thread == "object":
+            book = (books or ThreadBooks()).book(
+                name, config.thread_cache_size, config.thread_max_age
+            )
+            self._threads = SlackThreads(
+                book, update_root=config.update_root, post=self._post, update=self._update
+            )
 
     @staticmethod
     def _read_token(name: str, config: SlackSinkConfig) -> str:
@@ -118,9 +134,35 @@ class SlackSink(_SlackSinkBase):
     def send(self, event: Event) -> None:
         self._check_open()
         payload = self.payload(event)
+        if self._threads is None:
+            self._post(payload, None)
+        else:
+            self._threads.send(event, payload)
+
+    def _post(self, payload: dict[str, Any], root: ThreadRoot | None) -> tuple[str, str]:
+        """``chat.postMessage`` (a reply under ``root`` if given): (channel ID, ts)."""
+        if root is None:
+            response = self._call(self._client.chat_postMessage, channel=self._channel, **payload)
+        else:
+            response = self._call(
+                self._client.chat_postMessage, channel=root.channel, thread_ts=root.ts, **payload
+            )
+        data = response.data if isinstance(response.data, dict) else {}
+        return str(data.get("channel") or self._channel), str(data.get("ts") or "")
+
+    def _update(self, root: ThreadRoot, payload: dict[str, Any]) -> None:
+        """``chat.update`` of the root message (scope ``chat:write`` covers it)."""
+        content = {k: v for k, v in payload.items() if not k.startswith("unfurl_")}
+        self._call(self._client.chat_update, channel=root.channel, ts=root.ts, **content)
+
+    def _call(self, method: Callable[..., SlackResponse], **kwargs: Any) -> SlackResponse:
+        """One Web API call, its failures sorted into delivery errors (or RootGone)."""
         try:
-            self._client.chat_postMessage(channel=self._channel, **payload)
+            return method(**kwargs)
         except SlackApiError as exc:
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            if self._threads is not None and data.get("error") in ROOT_GONE_CODES:
+                raise RootGone(str(data.get("error"))) from None
             # `from None`: the SDK's text quotes the URL and the response; ours is scrubbed.
             raise self._api_error(exc.response) from None
         except _TRANSPORT_ERRORS as exc:

@@ -66,7 +66,7 @@ def test_deliver_during_reloads_loses_nothing_and_keeps_each_objects_order(
     monkeypatch.setattr(
         app_module,
         "build_sinks",
-        lambda cfg: {name: LoggingSink(name, shared) for name in cfg.sinks},
+        lambda cfg, services=None: {name: LoggingSink(name, shared) for name in cfg.sinks},
     )
     app = App(config("a"), Client(), Plan())  # type: ignore[arg-type]
     app.start()
@@ -113,7 +113,7 @@ def test_counters_stay_cumulative_across_a_reload(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(
         app_module,
         "build_sinks",
-        lambda cfg: {name: LoggingSink(name, shared) for name in cfg.sinks},
+        lambda cfg, services=None: {name: LoggingSink(name, shared) for name in cfg.sinks},
     )
     first = config("a")
     app = App(first, Client(), Plan())  # type: ignore[arg-type]

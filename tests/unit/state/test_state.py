@@ -89,6 +89,7 @@ def test_another_programs_database_is_moved_aside(tmp_path: Path) -> None:
         "spool",
         "collections",
         "objects",
+        "memo",
     ]
 
 
