@@ -9,9 +9,7 @@ from typing import TypeVar
 
 from kubewatch.app import check_config
 from kubewatch.config import Config, format_errors, load_config
-from kubewatch.errors import (
-    ConfigErrors,
-)
+from kubewatch.errors import ConfigErrors
 from kubewatch.observability.logs import register_secret
 
 log = logging.getLogger("kubewatch")

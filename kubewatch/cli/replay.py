@@ -11,16 +11,9 @@ from kubewatch.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, _load, log
 from kubewatch.config import format_errors
 from kubewatch.delivery import Dispatcher
 from kubewatch.delivery.policy import sink_policies
-from kubewatch.errors import (
-    ApiError,
-    ConfigErrors,
-)
+from kubewatch.errors import ApiError, ConfigErrors
 from kubewatch.events import Event
-from kubewatch.kube.client import (
-    ApiUnreachable,
-    ClusterClient,
-    ClusterConfigError,
-)
+from kubewatch.kube.client import ApiUnreachable, ClusterClient, ClusterConfigError
 from kubewatch.kube.discovery import ResourceTable
 from kubewatch.replay import Replayer
 from kubewatch.routing import Router

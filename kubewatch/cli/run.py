@@ -26,15 +26,8 @@ from kubewatch.cli.common import (
     register_config_secrets,
 )
 from kubewatch.config import Config, format_errors, load_config
-from kubewatch.errors import (
-    ApiError,
-    ConfigErrors,
-)
-from kubewatch.kube.client import (
-    ApiUnreachable,
-    ClusterClient,
-    ClusterConfigError,
-)
+from kubewatch.errors import ApiError, ConfigErrors
+from kubewatch.kube.client import ApiUnreachable, ClusterClient, ClusterConfigError
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.logs import register_secret
 from kubewatch.watch.plan import Plan

@@ -4,7 +4,8 @@ strict scalars, and the frozen camelCase base model."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Hashable, Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -20,6 +21,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from kubewatch.config.shapes import _kind_of
 from kubewatch.match.paths import compile_paths
 from kubewatch.match.patterns import PatternError, compile_name, parse_selector
+
+T = TypeVar("T")
+V = TypeVar("V")
 
 EventName = Literal["create", "update", "delete"]
 ALL_EVENTS: tuple[EventName, ...] = ("create", "update", "delete")
@@ -58,6 +62,28 @@ def _fail_at(title: str, errors: _Problems) -> None:
         )
 
 
+def require_distinct(
+    field: str,
+    values: Sequence[V],
+    *,
+    empty: str,
+    repeated: Callable[[V, int], tuple[Any, PydanticCustomError]],
+    key: Callable[[V], Hashable] = lambda v: v,
+) -> None:
+    """Fail with ``empty`` when there are no ``values``, and at each value equal (by
+    ``key``) to an earlier one with ``repeated(value, first_index)`` (input, error): a
+    repeated watch or event type is a typo, or reports everything twice."""
+    if not values:
+        raise _fail(empty)
+    first: dict[Hashable, int] = {}
+    errors: _Problems = []
+    for i, value in enumerate(values):
+        first_index = first.setdefault(key(value), i)
+        if first_index != i:
+            errors.append(((i,), *repeated(value, first_index)))
+    _fail_at(field, errors)
+
+
 def _dns_label(value: str) -> str:
     """Namespace names are DNS-1123 labels; anything else can never match a namespace."""
     if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
@@ -88,30 +114,28 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def _namespace_pattern(value: str) -> str:
-    """A namespace name (a DNS label), a glob (``team-*``) or a ``/regex/``."""
+def _parsed(parse: Callable[[str], T], value: str) -> T:
+    """``parse(value)``, its :class:`PatternError` turned into a config error."""
     try:
-        compiled = compile_name(value)
+        return parse(value)
     except PatternError as e:
         raise _fail(str(e), value=repr(value)) from None
-    return _dns_label(value) if isinstance(compiled, str) else value
+
+
+def _namespace_pattern(value: str) -> str:
+    """A namespace name (a DNS label), a glob (``team-*``) or a ``/regex/``."""
+    return _dns_label(value) if isinstance(_parsed(compile_name, value), str) else value
 
 
 def _name_pattern(value: str) -> str:
     """An object name, a glob or a ``/regex/``."""
-    try:
-        compile_name(value)
-    except PatternError as e:
-        raise _fail(str(e), value=repr(value)) from None
+    _parsed(compile_name, value)
     return value
 
 
 def _selector(value: str) -> str:
     """Kubernetes label selector syntax, checked now rather than failing every match."""
-    try:
-        parse_selector(value)
-    except PatternError as e:
-        raise _fail(str(e), value=repr(value)) from None
+    _parsed(parse_selector, value)
     return value
 
 

@@ -24,6 +24,7 @@ from kubewatch.config.fields import (
     _fail_at,
     _Model,
     _Problems,
+    require_distinct,
 )
 from kubewatch.config.resources import NamespacesConfig, ResourceConfig
 from kubewatch.config.runtime import (
@@ -149,18 +150,16 @@ class Config(_Model):
     @classmethod
     def _resources_distinct(cls, value: tuple[ResourceConfig, ...]) -> tuple[ResourceConfig, ...]:
         """Two identical watches would report every change twice."""
-        if not value:
-            raise _fail("at least one resource is required")
-        first: dict[str, int] = {}
-        errors: _Problems = []
-        for i, r in enumerate(value):
-            key = json.dumps(r.model_dump(mode="json"), sort_keys=True)
-            if key in first:
-                msg = f"duplicate of resources[{first[key]}] (every key the same)"
-                errors.append(((i,), None, _fail(msg)))
-            else:
-                first[key] = i
-        _fail_at("resources", errors)
+        require_distinct(
+            "resources",
+            value,
+            empty="at least one resource is required",
+            repeated=lambda _, j: (
+                None,
+                _fail(f"duplicate of resources[{j}] (every key the same)"),
+            ),
+            key=_every_key,
+        )
         return value
 
     @field_validator("sinks")
@@ -170,3 +169,7 @@ class Config(_Model):
         if not value:
             raise _fail("at least one sink is required")
         return value
+
+
+def _every_key(resource: ResourceConfig) -> str:
+    return json.dumps(resource.model_dump(mode="json"), sort_keys=True)

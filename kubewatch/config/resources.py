@@ -25,6 +25,7 @@ from kubewatch.config.fields import (
     _fail_at,
     _Model,
     _Problems,
+    require_distinct,
 )
 
 
@@ -126,14 +127,10 @@ class ResourceConfig(_Model):
     @classmethod
     def _events_set(cls, value: tuple[EventName, ...]) -> tuple[EventName, ...]:
         """An empty list would watch and never report; a duplicate hints at a typo."""
-        if not value:
-            raise _fail("at least one event is required (create, update, delete)")
-        _fail_at(
+        require_distinct(
             "events",
-            [
-                ((i,), e, _fail(f"duplicate event {e!r}", value=repr(e)))
-                for i, e in enumerate(value)
-                if e in value[:i]
-            ],
+            value,
+            empty="at least one event is required (create, update, delete)",
+            repeated=lambda e, _: (e, _fail(f"duplicate event {e!r}", value=repr(e))),
         )
         return value

@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from kubewatch.events import Change
-from kubewatch.match.paths import _ALL, _MISSING, PathTree
+from kubewatch.match.paths import _ALL, _MISSING, PathTree, levels_below
 from kubewatch.match.walk import (
     _diff_dict,
     _diff_value,
@@ -46,6 +46,7 @@ from kubewatch.match.walk import (
     _item_path,
     _key_path,
     _keyed_pair,
+    gone,
 )
 
 __all__ = ["diff"]
@@ -157,27 +158,21 @@ def _only_value(
 ) -> None:
     """Diff ``ov`` → ``nv`` (unequal; either may be ``_MISSING``) where ``onode`` watches
     only part of them."""
+    walks: list[tuple[int, dict[str, Any], dict[str, Any]]] = []  # (kind, old, new) children
     if isinstance(ov, dict) and isinstance(nv, dict):
-        _only_walk(ov, nv, _KEY, path, onode=onode, inode=inode, rnode=rnode, out=out)
-        return
-    if isinstance(ov, list) and isinstance(nv, list):
+        walks.append((_KEY, ov, nv))
+    elif isinstance(ov, list) and isinstance(nv, list):
         keyed = _keyed_pair(ov, nv)
-        if keyed is not None:
-            oc, nc = keyed
-            _only_walk(oc, nc, _ITEM, path, onode=onode, inode=inode, rnode=rnode, out=out)
-        else:
-            oc, nc = _indexed(ov), _indexed(nv)
-            _only_walk(oc, nc, _INDEX, path, onode=onode, inode=inode, rnode=rnode, out=out)
-        return
-    # One side absent, scalar, or of another shape: walk each side on its own.
-    new_side = _children(nv)
-    if new_side is not None:
-        kind, nc = new_side
-        _only_walk({}, nc, kind, path, onode=onode, inode=inode, rnode=rnode, out=out)
-    old_side = _children(ov)
-    if old_side is not None:
-        kind, oc = old_side
-        _only_walk(oc, {}, kind, path, onode=onode, inode=inode, rnode=rnode, out=out)
+        walks.append((_ITEM, *keyed) if keyed is not None else (_INDEX, _indexed(ov), _indexed(nv)))
+    else:  # one side absent, scalar, or of another shape: walk each side on its own
+        new_side = _children(nv)
+        if new_side is not None:
+            walks.append((new_side[0], {}, new_side[1]))
+        old_side = _children(ov)
+        if old_side is not None:
+            walks.append((old_side[0], old_side[1], {}))
+    for kind, oc, nc in walks:
+        _only_walk(oc, nc, kind, path, onode=onode, inode=inode, rnode=rnode, out=out)
 
 
 def _only_walk(
@@ -196,12 +191,8 @@ def _only_walk(
     A child's path is built only once it is known to be needed (descending, or a change).
     """
     ochildren, ostar = onode.children, onode.star
-    ichildren = istar = None
-    if inode is not None:
-        ichildren, istar = inode.children, inode.star
-    rchildren = rstar = None
-    if rnode is not None:
-        rchildren, rstar = rnode.children, rnode.star
+    ichildren, istar = levels_below(inode)
+    rchildren, rstar = levels_below(rnode)
     isub = rsub = None
     oc_get = oc.get
     # No ``*`` here: pick the few named children in one comprehension, in document order;
@@ -254,18 +245,10 @@ def _only_walk(
             _diff_value(ov, nv, child, inode=isub, rnode=rsub, out=out)
     if oc.keys() <= nc.keys():
         return
-    for key, ov in oc.items():
-        if key in nc:
-            continue
+    for key, ov, isub, rsub in gone(oc, nc, inode=inode, rnode=rnode):
         osub = ochildren.get(key, ostar)
         if osub is None:
             continue
-        if ichildren is not None:
-            isub = ichildren.get(key, istar)
-            if isub is _ALL:
-                continue
-        if rchildren is not None:
-            rsub = rchildren.get(key, rstar)
         child = _child_path(kind, path, key)
         if osub is _ALL:
             _emit(out, child, ov, None, "removed", inode=isub, rnode=rsub)

@@ -64,6 +64,12 @@ _ALL: Final = PathTree({}, None)
 _ALL.star = _ALL  # every key below an all-matching node also matches: no special case
 
 
+def levels_below(node: PathTree | None) -> tuple[dict[str, PathTree] | None, PathTree | None]:
+    """``node``'s children and star, or ``(None, None)`` where no pattern reaches: the walk
+    then skips every lookup below."""
+    return (None, None) if node is None else (node.children, node.star)
+
+
 class _Wild(enum.Enum):
     ONE = "*"
     REST = "**"

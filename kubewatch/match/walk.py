@@ -5,11 +5,11 @@ way out. Equal subtrees are skipped by ``is`` and then by ``==``."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kubewatch.events import REDACTED, Change
-from kubewatch.match.paths import _ALL, _MISSING, _UNSAFE_KEY, PathTree
+from kubewatch.match.paths import _ALL, _MISSING, _UNSAFE_KEY, PathTree, levels_below
 
 
 def _key_path(path: str, key: str) -> str:
@@ -35,12 +35,8 @@ def _diff_dict(
     path_of: Callable[[str, str], str] = _key_path,
 ) -> None:
     """Diff two mappings: dicts by key, or named list items by name (``path_of``)."""
-    ichildren = istar = None
-    if inode is not None:
-        ichildren, istar = inode.children, inode.star
-    rchildren = rstar = None
-    if rnode is not None:
-        rchildren, rstar = rnode.children, rnode.star
+    ichildren, istar = levels_below(inode)
+    rchildren, rstar = levels_below(rnode)
     isub = rsub = None
     old_get = old.get
     for key, nv in new.items():
@@ -61,16 +57,28 @@ def _diff_dict(
             _diff_value(ov, nv, path_of(path, key), inode=isub, rnode=rsub, out=out)
     if old.keys() <= new.keys():
         return
+    for key, ov, isub, rsub in gone(old, new, inode=inode, rnode=rnode):
+        _emit(out, path_of(path, key), ov, None, "removed", inode=isub, rnode=rsub)
+
+
+def gone(
+    old: dict[str, Any], new: dict[str, Any], *, inode: PathTree | None, rnode: PathTree | None
+) -> Iterator[tuple[str, Any, PathTree | None, PathTree | None]]:
+    """The keys of ``old`` missing from ``new`` and not ignored, each with its old value
+    and its ignore and redact subtrees."""
+    ichildren, istar = levels_below(inode)
+    rchildren, rstar = levels_below(rnode)
     for key, ov in old.items():
         if key in new:
             continue
+        isub = rsub = None
         if ichildren is not None:
             isub = ichildren.get(key, istar)
             if isub is _ALL:
                 continue
         if rchildren is not None:
             rsub = rchildren.get(key, rstar)
-        _emit(out, path_of(path, key), ov, None, "removed", inode=isub, rnode=rsub)
+        yield key, ov, isub, rsub
 
 
 def _diff_value(
@@ -138,12 +146,8 @@ def _diff_list(
     if keyed is not None:
         _diff_dict(*keyed, path, inode=inode, rnode=rnode, out=out, path_of=_item_path)
         return
-    ichildren = istar = None
-    if inode is not None:
-        ichildren, istar = inode.children, inode.star
-    rchildren = rstar = None
-    if rnode is not None:
-        rchildren, rstar = rnode.children, rnode.star
+    ichildren, istar = levels_below(inode)
+    rchildren, rstar = levels_below(rnode)
     isub = rsub = None
 
     if len(old) != len(new):
