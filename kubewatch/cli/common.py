@@ -35,7 +35,7 @@ def register_config_secrets(config: Config) -> None:
             register_secret(value)
 
 
-def _load(path: str) -> Config | None:
+def load_checked(path: str) -> Config | None:
     """The config, checked as far as possible without a cluster (templates, routes)."""
     try:
         config = load_config(path)

@@ -21,7 +21,7 @@ from kubewatch.cli.common import (
     EXIT_LOST,
     EXIT_OK,
     T,
-    _load,
+    load_checked,
     log,
     register_config_secrets,
 )
@@ -36,7 +36,7 @@ from kubewatch.watch.plan import Plan
 
 
 def run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load_checked(args.config)
     if config is None:
         return EXIT_CONFIG
     if args.port is not None:
