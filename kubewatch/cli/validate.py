@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from kubewatch.app import App
-from kubewatch.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, _load
+from kubewatch.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, load_checked
 from kubewatch.config import Config, format_errors
 from kubewatch.errors import (
     ApiError,
@@ -31,7 +31,7 @@ from kubewatch.watch.plan import describe_scope
 def validate(args: argparse.Namespace) -> int:
     """Exit 0 only when every check passed: the file, and (unless ``--offline``) the
     cluster. A cluster that could not be checked is a failure (1), never a pass."""
-    config = _load(args.config)
+    config = load_checked(args.config)
     if config is None:
         return EXIT_CONFIG
     if args.offline:

@@ -18,14 +18,14 @@ from kubewatch.errors import ConfigError, DeliveryError, PermanentError, RateLim
 from kubewatch.events import Event
 from kubewatch.sinks.slack.threads import ROOT_GONE_CODES, RootGone, SlackThreads
 from kubewatch.sinks.slack.transport import (
-    _TRANSPORT_ERRORS,
-    _check_url,
-    _origin,
-    _retry_after,
-    _scrubber,
-    _SdkLog,
-    _SlackSinkBase,
-    _transport_error,
+    TRANSPORT_ERRORS,
+    SdkLog,
+    SlackSinkBase,
+    check_url,
+    retry_after_of,
+    scrubber,
+    transport_error,
+    url_origin,
 )
 from kubewatch.sinks.threads import ThreadBooks, ThreadRoot
 
@@ -40,7 +40,7 @@ _RETRYABLE_CODES = frozenset(
 _ERROR_CODE = re.compile(r"[a-z0-9_.]{1,100}")
 """What Slack's ``error`` codes look like (``not_in_channel``)."""
 
-_BODY_CHARS = 200
+BODY_CHARS = 200
 """Characters of Slack's explanation or an error body put into a message."""
 
 _CONFIG_CODES: dict[str, str] = {
@@ -62,7 +62,7 @@ _CONFIG_CODES: dict[str, str] = {
 """Codes that retrying cannot fix and a person must: what to do about each."""
 
 
-class SlackSink(_SlackSinkBase):
+class SlackSink(SlackSinkBase):
     """Post each event with ``chat.postMessage`` as a bot (scope ``chat:write``).
 
     The token comes from ``token`` or is read once from ``tokenFile`` here, at build
@@ -81,16 +81,16 @@ class SlackSink(_SlackSinkBase):
         super().__init__(name, config.template)
         self._channel = config.channel
         token = self._read_token(name, config)
-        _check_url(config.api_url, f"sinks.{name}.apiUrl")
+        check_url(config.api_url, f"sinks.{name}.apiUrl")
         base_url = config.api_url if config.api_url.endswith("/") else config.api_url + "/"
-        self._origin = _origin(base_url)
-        self._scrub = _scrubber(token)
+        self.url_origin = url_origin(base_url)
+        self._scrub = scrubber(token)
         self._client = WebClient(
             token=token,
             base_url=base_url,
             # urllib takes float seconds; slack-sdk's annotation says int.
             timeout=cast(int, config.timeout),
-            logger=_SdkLog(name, self._scrub),
+            logger=SdkLog(name, self._scrub),
             retry_handlers=[],  # the delivery layer retries, not the SDK
         )
         self._threads: SlackThreads | None = None
@@ -165,8 +165,8 @@ class SlackSink(_SlackSinkBase):
                 raise RootGone(str(data.get("error"))) from None
             # `from None`: the SDK's text quotes the URL and the response; ours is scrubbed.
             raise self._api_error(exc.response) from None
-        except _TRANSPORT_ERRORS as exc:
-            raise _transport_error(self.name, self._origin, exc, self._scrub) from None
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(self.name, self.url_origin, exc, self._scrub) from None
         except SlackClientError as exc:  # SlackRequestError: a request the SDK refuses
             raise PermanentError(
                 f"slack sink {self.name!r}: {type(exc).__name__}: {self._scrub(str(exc))}"
@@ -181,7 +181,7 @@ class SlackSink(_SlackSinkBase):
         where = f"slack sink {self.name!r}"
         said = self._scrub(f"HTTP {status}" + (f" {code}" if code else ""))
         if status == 429 or code == "ratelimited":
-            wait = _retry_after(response.headers)
+            wait = retry_after_of(response.headers)
             return RateLimited(f"{where}: rate limited by Slack ({said})", wait)
         if code in _CONFIG_CODES:
             needed = self._scrub(str(data.get("needed") or "chat:write"))
@@ -202,4 +202,4 @@ class SlackSink(_SlackSinkBase):
         if not isinstance(notes, list) or not notes:
             return ""
         text = self._scrub(" ".join(" ".join(str(n) for n in notes).split()))
-        return f": {text[:_BODY_CHARS]}"  # scrubbed before the cut: no half secret left
+        return f": {text[:BODY_CHARS]}"  # scrubbed before the cut: no half secret left
