@@ -59,7 +59,7 @@ from typing import Any, TypeVar
 
 from kubewatch.config import LeaderElectionConfig
 from kubewatch.errors import ApiError
-from kubewatch.kube.client import ApiUnreachable
+from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.kube.recorder import EventRecorder, JsonApi
 from kubewatch.timefmt import micro_time
 

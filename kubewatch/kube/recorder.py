@@ -45,7 +45,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
 from kubewatch.errors import ApiError
-from kubewatch.kube.client import ApiUnreachable
+from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.ratelimit import TokenBucket
 from kubewatch.timefmt import k8s_time
 

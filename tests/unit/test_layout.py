@@ -21,7 +21,6 @@ TOO_LONG = frozenset(
     {
         "kubewatch.app.core",
         "kubewatch.kube.leader",
-        "kubewatch.kube.client",
         "kubewatch.kube.recorder",
         "kubewatch.sinks.http",
         "kubewatch.sinks.smtp.sink",

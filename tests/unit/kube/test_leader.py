@@ -22,7 +22,7 @@ import pytest
 import kubewatch.kube.leader as leader_module
 from kubewatch.config import LeaderElectionConfig
 from kubewatch.errors import ApiError
-from kubewatch.kube.client import ApiUnreachable
+from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.kube.leader import LeaderElector, lease_namespace
 from kubewatch.timefmt import micro_time
 

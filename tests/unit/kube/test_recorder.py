@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from kubewatch.errors import ApiError
-from kubewatch.kube.client import ApiUnreachable
+from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.kube.recorder import MAX_ATTEMPTS, EventRecorder
 
 NS = "kw"
