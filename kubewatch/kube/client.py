@@ -17,7 +17,7 @@ import gc
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import urllib3
@@ -49,6 +49,25 @@ class Query:
         if self.field_selector:
             out.append(("fieldSelector", self.field_selector))
         return out
+
+
+class JsonApi(Protocol):
+    """What the recorder and the leader elector need of :class:`ClusterClient` (tests
+    pass a fake)."""
+
+    def get_json(
+        self, path: str, params: list[tuple[str, str]] | None = None
+    ) -> dict[str, Any]: ...
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]: ...
 
 
 class ClusterClient:

@@ -59,9 +59,10 @@ from datetime import datetime, timezone
 
 from kubewatch.config import LeaderElectionConfig
 from kubewatch.errors import ApiError
+from kubewatch.kube.client import JsonApi
 from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.kube.lease import CallTimeout, Lease, Outcome
-from kubewatch.kube.recorder import EventRecorder, JsonApi
+from kubewatch.kube.recorder import EventRecorder
 from kubewatch.timefmt import micro_time
 
 __all__ = ["LeaderElector", "lease_namespace", "micro_time"]

@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from kubewatch.errors import ApiError
+from kubewatch.kube.client import JsonApi
 from kubewatch.kube.failures import ApiUnreachable
-from kubewatch.kube.recorder import JsonApi
 from kubewatch.timefmt import micro_time
 
 __all__ = ["LEASE_API", "CallTimeout", "Lease", "Outcome", "call_before"]

@@ -20,7 +20,6 @@ MAX_LINES = 400
 TOO_LONG = frozenset(
     {
         "kubewatch.app.core",
-        "kubewatch.kube.recorder",
         "kubewatch.sinks.http",
         "kubewatch.sinks.smtp.sink",
     }
