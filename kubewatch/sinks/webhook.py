@@ -30,7 +30,8 @@ import httpx
 from kubewatch.config import WebhookSinkConfig
 from kubewatch.events import Event
 from kubewatch.render import compile_sink_rendering
-from kubewatch.sinks.http import HttpSink, Request, parse_retry_after
+from kubewatch.sinks.endpoint import parse_retry_after
+from kubewatch.sinks.http import HttpSink, Request
 from kubewatch.sinks.stdout import render_json
 
 __all__ = [

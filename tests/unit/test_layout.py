@@ -20,7 +20,6 @@ MAX_LINES = 400
 TOO_LONG = frozenset(
     {
         "kubewatch.app.core",
-        "kubewatch.sinks.http",
         "kubewatch.sinks.smtp.sink",
     }
 )
