@@ -15,7 +15,7 @@ de-duplicate on it). With ``secret``, every *attempt* is signed afresh:
 The timestamp lets a receiver refuse replays (README: accept 5 minutes of skew, compare
 in constant time); ``v1=`` names the scheme so that a later one can be added beside it.
 
-Status mapping, TLS and secret handling: :mod:`kubewatch.sinks.http`.
+Status mapping, TLS and secret handling: :mod:`kubewatch.sinks.endpoint`.
 """
 
 from __future__ import annotations

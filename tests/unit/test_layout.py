@@ -20,7 +20,6 @@ MAX_LINES = 400
 TOO_LONG = frozenset(
     {
         "kubewatch.app.core",
-        "kubewatch.sinks.smtp.sink",
     }
 )
 """Modules still over :data:`MAX_LINES`, to be split; one that shrinks must leave the set."""
