@@ -30,8 +30,8 @@ from kubewatch.config import Config
 from kubewatch.delivery import Dispatcher, sink_policies
 from kubewatch.events import Event
 from kubewatch.kube import SharedInformer
-from kubewatch.kube.client import decode_line
 from kubewatch.kube.discovery import ResourceType
+from kubewatch.kube.watchstream import decode_line
 from kubewatch.observability.metrics import Metrics, seconds_since
 from kubewatch.routing import Router
 from kubewatch.watch.filters import NamespaceLabels

@@ -13,8 +13,10 @@ from kubewatch.delivery import Dispatcher
 from kubewatch.delivery.policy import sink_policies
 from kubewatch.errors import ApiError, ConfigErrors
 from kubewatch.events import Event
-from kubewatch.kube.client import ApiUnreachable, ClusterClient, ClusterConfigError
+from kubewatch.kube.client import ClusterClient
 from kubewatch.kube.discovery import ResourceTable
+from kubewatch.kube.failures import ApiUnreachable
+from kubewatch.kube.kubeconfig import ClusterConfigError
 from kubewatch.replay import Replayer
 from kubewatch.routing import Router
 

@@ -27,7 +27,9 @@ from kubewatch.cli.common import (
 )
 from kubewatch.config import Config, format_errors, load_config
 from kubewatch.errors import ApiError, ConfigErrors
-from kubewatch.kube.client import ApiUnreachable, ClusterClient, ClusterConfigError
+from kubewatch.kube.client import ClusterClient
+from kubewatch.kube.failures import ApiUnreachable
+from kubewatch.kube.kubeconfig import ClusterConfigError
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.logs import register_secret
 from kubewatch.watch.plan import Plan

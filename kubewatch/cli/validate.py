@@ -14,14 +14,10 @@ from kubewatch.errors import (
     ConfigErrors,
 )
 from kubewatch.kube.access import may
-from kubewatch.kube.client import (
-    ApiUnreachable,
-    ClusterClient,
-    ClusterConfigError,
-    KubeconfigInvalid,
-    Query,
-)
+from kubewatch.kube.client import ClusterClient, Query
 from kubewatch.kube.discovery import ResourceType
+from kubewatch.kube.failures import ApiUnreachable
+from kubewatch.kube.kubeconfig import ClusterConfigError, KubeconfigInvalid
 from kubewatch.watch.pipeline import needs_namespace_labels
 from kubewatch.watch.plan import describe_scope
 

@@ -14,17 +14,12 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "kubewatch"
 
-MAX_LINES = 450
-"""A module longer than this does more than one job (the goal is ~400)."""
+MAX_LINES = 400
+"""A module longer than this does more than one job."""
 
 TOO_LONG = frozenset(
     {
         "kubewatch.app.core",
-        "kubewatch.delivery.dispatcher",
-        "kubewatch.kube.leader",
-        "kubewatch.kube.client",
-        "kubewatch.kube.recorder",
-        "kubewatch.sinks.http",
     }
 )
 """Modules still over :data:`MAX_LINES`, to be split; one that shrinks must leave the set."""

@@ -20,7 +20,7 @@ from kubewatch.events import Event
 from kubewatch.render import Template, chat_message, compile_template
 from kubewatch.scrub import Scrubber, secret_forms
 from kubewatch.sinks.base import SinkBase
-from kubewatch.sinks.http import DEFAULT_RETRY_AFTER, parse_retry_after
+from kubewatch.sinks.endpoint import DEFAULT_RETRY_AFTER, parse_retry_after
 from kubewatch.sinks.slack.blocks import MIN_SECRET_LEN, slack_payload
 
 log = logging.getLogger("kubewatch.sinks.slack")
