@@ -604,13 +604,14 @@ class App:
         self._previous_entries = {}  # entries of resources no longer configured: pruned
         self._discovery.start(self.config, plan.pending)
         if old_dispatcher is not None:
-            retire = threading.Thread(
-                target=self._retire,
-                args=(old_dispatcher, new_dispatcher),
-                name="kubewatch-retire",
-                daemon=True,
-            )
             with self._lock:
+                before = self._retire_threads[-1] if self._retire_threads else None
+                retire = threading.Thread(
+                    target=self._retire,
+                    args=(old_dispatcher, new_dispatcher, before),
+                    name="kubewatch-retire",
+                    daemon=True,
+                )
                 self._retire_threads.append(retire)
             retire.start()
         log.info("configuration reloaded: %d watch(es)", len(self.informers))
@@ -623,9 +624,17 @@ class App:
             for ns in watch.namespaces
         ]
 
-    def _retire(self, old: Dispatcher, new: Dispatcher | None) -> None:
+    def _retire(
+        self, old: Dispatcher, new: Dispatcher | None, before: threading.Thread | None
+    ) -> None:
         """Let ``old`` finish its sends in flight, then start ``new``: no newer event of
-        an object overtakes one still being sent by the old configuration's sinks."""
+        an object overtakes one still being sent by the old configuration's sinks.
+
+        Retirements run in reload order (``before`` is the previous one): after two quick
+        reloads the second's ``old`` never started, and only waiting for the first makes
+        sure the oldest dispatcher's sends are done before the newest one starts."""
+        if before is not None:
+            before.join()
         old.close(self.config.delivery.drain_timeout)
         self._log_stats(old)
         if new is not None:
