@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from kubewatch.app import check_config
 from kubewatch.config import Config, parse_config
 from kubewatch.errors import ConfigError, ConfigErrors
+from tests.budget import examples
 
 ENV = {
     "HOOK_TOKEN": "hook-token-0123456789",
@@ -49,7 +50,7 @@ SECRETS = [v for v in ENV.values() if len(v) >= 8]
 """Values the redactor must keep out of messages (shorter ones are not treated as secrets)."""
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     derandomize=True,  # CI runs the same examples every time; failures reproduce
@@ -378,7 +379,7 @@ def outcome(text: str, tmp: Path) -> Config | None:
     return config
 
 
-@settings(FUZZ, max_examples=60)  # each builds its sinks (HTTP clients): the slow part
+@settings(FUZZ, max_examples=examples(60))  # each builds its sinks (HTTP clients): the slow part
 @given(doc=valid_document())
 def test_valid_documents_parse_and_check(doc: dict[str, Any]) -> None:
     text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
@@ -388,7 +389,7 @@ def test_valid_documents_parse_and_check(doc: dict[str, Any]) -> None:
     assert set(config.sinks) == set(doc["sinks"])
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=examples(200))
 @given(text=broken_document())
 def test_broken_documents_give_clear_errors_never_a_traceback(
     text: str, tmp_path_factory: pytest.TempPathFactory
@@ -396,7 +397,7 @@ def test_broken_documents_give_clear_errors_never_a_traceback(
     outcome(text, tmp_path_factory.getbasetemp())
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=examples(100))
 @given(value=garbage)
 def test_any_document_at_all_gives_clear_errors(value: Any) -> None:
     """Not even the shape of a configuration: any YAML value as the whole document, or

@@ -21,6 +21,7 @@ from kubewatch.delivery.digest import MAX_HELD, digest_summary
 from kubewatch.delivery.lane import Fence as _Fence
 from kubewatch.events import DigestInfo, Event, EventType
 from kubewatch.words import plural
+from tests.budget import examples
 from tests.unit.delivery.test_delivery import WAIT, FakeSink, Gate, delivery, make_event, shard_of
 
 STAMP = "2026-11-27T08:00:00.000Z"
@@ -271,7 +272,7 @@ def test_a_quiet_window_ends_a_burst() -> None:
     assert [e.name for e in h.out[-2:]] == ["c0", "c1"]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     threshold=st.integers(1, 30),
     window=st.sampled_from([1.0, 5.0, 10.0]),

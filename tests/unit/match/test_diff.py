@@ -10,6 +10,8 @@ import pytest
 try:
     from hypothesis import given, settings
     from hypothesis import strategies as st
+
+    from tests.budget import examples
 except ImportError:  # the property tests are optional extras
     HAVE_HYPOTHESIS = False
 else:
@@ -502,14 +504,14 @@ if HAVE_HYPOTHESIS:
     _objects = st.dictionaries(_keys, _json, max_size=5)
 
     @given(_objects, _objects)
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=examples(300), deadline=None)
     def test_property_empty_iff_equal(a: dict[str, Any], b: dict[str, Any]) -> None:
         assert diff(a, a) == []
         assert diff(a, copy.deepcopy(a)) == []
         assert (diff(a, b) == []) == (a == b)
 
     @given(_objects, _objects)
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=examples(200), deadline=None)
     def test_property_changes_well_formed(a: dict[str, Any], b: dict[str, Any]) -> None:
         """Distinct paths; ops agree with which side is absent; inputs unchanged."""
         a_copy, b_copy = copy.deepcopy(a), copy.deepcopy(b)
@@ -525,7 +527,7 @@ if HAVE_HYPOTHESIS:
         assert (a, b) == (a_copy, b_copy)
 
     @given(_objects, _objects)
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=examples(200), deadline=None)
     def test_property_paths_compile_back(a: dict[str, Any], b: dict[str, Any]) -> None:
         """Any reported path is a valid ignore pattern, and ignoring them all hides all."""
         paths = [change.path for change in diff(a, b)]
@@ -535,7 +537,7 @@ if HAVE_HYPOTHESIS:
         st.lists(st.text(min_size=1, max_size=4), min_size=1, max_size=6, unique=True),
         st.randoms(use_true_random=False),
     )
-    @settings(max_examples=100, deadline=None)
+    @settings(max_examples=examples(100), deadline=None)
     def test_property_named_list_order_irrelevant(names: list[str], rnd: Any) -> None:
         items = [{"name": n, "image": f"{n}:1"} for n in names]
         shuffled = list(items)
@@ -1127,7 +1129,7 @@ if HAVE_HYPOTHESIS:
     _patterns = st.builds(_join, st.lists(_segments, min_size=1, max_size=3), st.booleans())
 
     @given(_small_objects, _small_objects, st.lists(_patterns, max_size=3))
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=examples(300), deadline=None)
     def test_property_only_is_the_watched_part_of_diff(
         a: dict[str, Any], b: dict[str, Any], patterns: list[str]
     ) -> None:
@@ -1145,7 +1147,7 @@ if HAVE_HYPOTHESIS:
             assert change.op != "changed" or change.old != change.new
 
     @given(_objects, _objects)
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=examples(200), deadline=None)
     def test_property_only_everything_or_reported_paths_is_plain_diff(
         a: dict[str, Any], b: dict[str, Any]
     ) -> None:
