@@ -35,12 +35,13 @@ from kubewatch.observability import (
     Readiness,
     SecretRedactor,
     WatchState,
+    health,
     register_secret,
     seconds_since,
     setup_logging,
     watch_states,
 )
-from kubewatch.observability.health import MAX_CONNECTIONS
+from kubewatch.observability.health import CONNECTION_DEADLINE, MAX_CONNECTIONS
 from kubewatch.observability.logs import REDACTED, TextFormatter, default_redactor
 
 
@@ -543,10 +544,24 @@ def test_register_secret_feeds_the_default_redactor() -> None:
     assert default_redactor().redact(f"token={secret}") == f"token={REDACTED}"
 
 
-def test_slow_clients_hold_a_bounded_number_of_threads() -> None:
+class SteppedMonotonic:
+    """``time.monotonic`` for kubewatch.observability.health: moves only when stepped."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_slow_clients_hold_a_bounded_number_of_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """40 clients (more than the bound) that send half a request and wait: at most
     MAX_CONNECTIONS are served (one thread each), the rest are closed at once; once the
-    slow ones are cut at their deadline, a probe is answered again."""
+    slow ones are cut at their deadline (CONNECTION_DEADLINE on the server's clock, stepped
+    here; the per-read REQUEST_TIMEOUT, real seconds, has not passed), a probe is answered
+    again."""
+    clock = SteppedMonotonic()
+    monkeypatch.setattr(health, "time", clock)
     with serve() as server:
         before = threading.active_count()
         clients = []
@@ -567,6 +582,7 @@ def test_slow_clients_hold_a_bounded_number_of_threads() -> None:
             served = len(clients) - len(closed)
             assert served <= MAX_CONNECTIONS
             assert threading.active_count() - before <= MAX_CONNECTIONS
+            clock.now += CONNECTION_DEADLINE
             for c in clients:  # the served ones are cut by the server (EOF), not by us
                 c.settimeout(30)
                 assert c.recv(1) == b""
