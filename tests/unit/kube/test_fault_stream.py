@@ -8,7 +8,7 @@
   handlers exactly once, in order, and each re-watch must resume from the last applied
   resourceVersion (no relist, nothing repeated, nothing skipped). And a server that
   takes the connection and never answers costs one read timeout, not four.
-- The event stream out: 100,000 events submitted to a sink that is blocked. The queue
+- The event stream out: 20,000 events submitted to a sink that is blocked. The queue
   stays within its bound, every event is accounted for (delivered or dropped, the newest
   kept), memory stays bounded, and the overflow WARNINGs are rate limited yet add up.
   At shutdown, an event stuck in ``send`` is counted once, whatever happens to it later.
@@ -293,15 +293,17 @@ class FakeClock:
         return self.now
 
 
-SUBMITTED = 100_000
+SUBMITTED = 20_000
+"""200 times the queue bound: enough for a leak to show, few enough to trace quickly."""
 QUEUE_SIZE = 100
 WORKERS = 4
-TICK = 0.0001
-"""Fake seconds per submitted event: 100,000 events span 10 fake seconds of drops."""
-MEMORY_BOUND_EVENTS = 5_000
-"""The peak traced memory while 100,000 events go through must stay below what 5,000
-events take (5 % of holding them all; 50 times the queue bound). What is really held
-is the queue (100), the in-flight events (4) and the dispatcher itself."""
+TICK = 0.0005
+"""Fake seconds per submitted event: 20,000 events span 10 fake seconds of drops."""
+MEMORY_BOUND_EVENTS = 1_000
+"""The peak traced memory while 20,000 events go through must stay below what 1,000
+events take (5 % of holding them all; 10 times the queue bound). What is really held
+is the queue (100), the in-flight events (4) and the dispatcher itself: about 200
+events' worth."""
 
 _NAMED = re.compile(r"queue full, dropped oldest event id=\w+ .*?(?:; dropped (\d+) more|$)")
 _COUNTED = re.compile(r"queue full, dropped (\d+) event\(s\) since")
@@ -319,7 +321,7 @@ def per_event_bytes(n: int = 2_000) -> float:
 def test_overflow_keeps_the_bound_counts_every_drop_and_rate_limits_the_warnings(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """100,000 events into a queue of 100 whose sink is blocked (each of its 4 workers
+    """20,000 events into a queue of 100 whose sink is blocked (each of its 4 workers
     holds one event in send)."""
     caplog.set_level(logging.WARNING, logger="kubewatch.delivery")
     sink = BlockedSink()
