@@ -41,10 +41,17 @@ class MatchConfig(Model):
     """Conditions on an event; all given keys must hold, each list is any-of."""
 
     kinds: tuple[NonBlank, ...] | None = None
+    """The object's kind is one of these (``[Pod, Deployment]``; case does not matter,
+    plurals and short names do not match)."""
     namespaces: tuple[NamespacePattern, ...] | None = None
+    """The object's namespace is one of these: names, globs (``team-*``) or ``/regex/``.
+    Cluster-scoped objects never match."""
     names: tuple[NamePattern, ...] | None = None
+    """The object's name is one of these: names, globs (``web-*``) or ``/regex/``."""
     types: tuple[EventName, ...] | None = None
+    """The event is one of ``create``, ``update``, ``delete`` (``[delete]``)."""
     labels: Selector | None = None
+    """The object's labels match this label selector (``env=prod,team in (a,b)``)."""
     reasons: tuple[Regex, ...] | None = None
     """Kubernetes Events only: reasons, names or regular expressions (whole reason)."""
     changed: tuple[PathPattern, ...] | None = None
@@ -68,7 +75,9 @@ class RouteConfig(Model):
     """Events matching ``match`` (all events when absent) go to ``sinks``."""
 
     match: MatchConfig | None = None
+    """Conditions the event must meet (all of the keys given); default: every event."""
     sinks: tuple[SinkName, ...]
+    """Names of the sinks (keys under ``sinks``) the matching events go to, at least one."""
     stop: StrictBool = False
     """Do not evaluate later routes for an event this route matched."""
 
@@ -84,9 +93,12 @@ class Config(Model):
     cluster: NonBlank | None = None
     """Name put in every event; default: the kube context's name."""
     namespaces: NamespacesConfig = NamespacesConfig()
+    """Namespaces watched for every resource (``include``/``exclude``); default: all."""
     resources: tuple[ResourceConfig, ...]
     """At least one (checked by a validator: ``min_length`` misfires when an item fails)."""
     sinks: dict[SinkName, SinkConfig]
+    """Where events go: a name of your choice mapped to a sink chosen by its ``type``
+    (``{audit: {type: webhook, url: …}, ops: {type: slack, channel: "#ops", …}}``)."""
     namespace_selector: Selector | None = None
     """Only objects in namespaces whose labels match (kept current by a Namespace watch)."""
     drop: tuple[MatchConfig, ...] = ()
@@ -94,10 +106,17 @@ class Config(Model):
     routes: tuple[RouteConfig, ...] = ()
     """In order; without routes every event goes to every sink."""
     delivery: DeliveryConfig = DeliveryConfig()
+    """Queues, workers, retries and shutdown draining, for every sink (each sink may
+    override its own)."""
     watch: WatchConfig = WatchConfig()
+    """How watches talk to the API server: timeouts, LIST page size, discovery."""
     server: ServerConfig = ServerConfig()
+    """The ``/metrics``, ``/healthz`` and ``/readyz`` server; off unless ``port`` is set."""
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
+    """Run several replicas with one delivering at a time; off by default."""
     state: StateConfig = StateConfig()
+    """Durable state across restarts (undelivered events, watch positions); default:
+    in memory only."""
 
     @field_validator("drop")
     @classmethod

@@ -65,7 +65,11 @@ class NamesConfig(Model):
     """Object names to report: names, globs or ``/regex/``."""
 
     include: tuple[NamePattern, ...] = ()
+    """Only objects with one of these names: exact names, globs (``web-*``) or
+    ``/regex/`` (``/^db-[0-9]+$/``). Default: every name."""
     exclude: tuple[NamePattern, ...] = ()
+    """Never objects with one of these names (same syntax); checked after ``include``,
+    so ``{include: [web-*], exclude: [web-canary]}`` keeps every web-* but one."""
 
 
 class UpdatesConfig(Model):
@@ -81,10 +85,22 @@ class ResourceConfig(Model):
     """One watched resource: a kind, plural, short name, ``kind.group`` or apiVersion + kind."""
 
     kind: NonBlank
+    """What to watch, resolved through the cluster's discovery: a kind (``Deployment``),
+    plural (``deployments``), short name (``deploy``) or ``kind.group``
+    (``certificates.cert-manager.io``) for a CRD whose kind is ambiguous."""
     api_version: str | None = None
+    """``group/version`` (``apps/v1``) or ``v1``, to pin one version of the resource.
+    Default: the version the API server prefers."""
     events: tuple[EventName, ...] = ALL_EVENTS
+    """Which changes to report: any of ``create``, ``update``, ``delete`` (default: all
+    three), e.g. ``[create, delete]`` to leave out updates."""
     label_selector: str | None = None
+    """Kubernetes label selector applied by the API server (``app=web,tier!=cache``):
+    objects outside it are never seen, so one that loses a matching label simply
+    vanishes from the watch; ``labels`` (applied by kubewatch) reports it leaving."""
     field_selector: str | None = None
+    """Kubernetes field selector sent to the API server (``status.phase=Running``,
+    ``spec.nodeName=node-1``); which fields work depends on the resource."""
     notify_existing: StrictBool = False
     """Report objects that already exist at start as creates (default: only new ones)."""
     namespaces: NamespacesConfig | None = None
@@ -95,18 +111,25 @@ class ResourceConfig(Model):
     """Client-side label selector on the object (unlike ``labelSelector``, it also sees
     objects leave the selection: their delete is reported)."""
     annotations: Selector | None = None
-    """Selector syntax applied to the object's annotations."""
+    """Label selector syntax applied to the object's annotations, client-side
+    (``team=payments``, ``!skip-alerts``): only objects whose annotations match."""
     names: NamesConfig | None = None
+    """Object names to report (``include``/``exclude``); default: every name."""
     updates: UpdatesConfig = UpdatesConfig()
+    """Which changed paths make an update worth reporting (``watch``, ``ignore``);
+    default: any change outside status and bookkeeping fields."""
     # Kubernetes Events (kind: Event) only:
     types: tuple[Literal["Normal", "Warning"], ...] | None = None
-    """Event ``type``s to report (default: all)."""
+    """``kind: Event`` only: Event types to report, ``Normal`` and/or ``Warning`` (default:
+    both), e.g. ``[Warning]`` for problems only."""
     reasons: tuple[Regex, ...] | None = None
     """Event reasons: names or regular expressions, matched against the whole reason."""
     message: Regex | None = None
-    """Regular expression searched in the Event's message."""
+    """``kind: Event`` only: a regular expression searched anywhere in the Event's
+    message (``OOMKilled|Back-off``); default: any message."""
     involved_kinds: tuple[NonBlank, ...] | None = None
-    """Kinds of the involved object (``Pod``, ``Node``)."""
+    """``kind: Event`` only: report Events about objects of these kinds (``[Pod, Node]``);
+    default: any kind."""
     repeat_window: Duration = 600.0
     """A repeating Event (same involved object and reason) is reported at most once per
     window, with its current count."""

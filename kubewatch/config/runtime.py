@@ -32,6 +32,8 @@ class DeliveryConfig(Model):
     workers: StrictInt = Field(4, ge=1, le=64)
     """Parallel sends per sink; events of one object always go through the same worker."""
     retry: RetryConfig = RetryConfig()
+    """How failed sends are retried, for every sink without its own ``retry``: attempts
+    (default: no limit, until ``maxAge``) and the longest backoff (default ``30s``)."""
     drain_timeout: Annotated[float, strict(float)] = Field(10.0, ge=0, le=MAX_DURATION)
     """Seconds allowed on shutdown to deliver what is already queued."""
     max_age: Duration = 3600.0
@@ -67,7 +69,8 @@ class ServerConfig(Model):
     port: StrictInt | None = Field(None, ge=0, le=65535)
     """Port to listen on (``0`` picks a free one); default: no server."""
     address: str = "0.0.0.0"
-    """Address to bind."""
+    """Address to listen on: ``0.0.0.0`` (default) for every IPv4 interface, ``::`` for
+    IPv6, ``127.0.0.1`` to keep the endpoints local to the pod."""
     stall_threshold: Duration = 180.0
     """A watch silent (no event, no bookmark, no reopen) for this long is stalled:
     ``/readyz`` fails until it is active again (``watch.readTimeout`` replaces it)."""
@@ -77,7 +80,11 @@ class LeaderElectionConfig(Model):
     """Several replicas, one deliverer: a ``coordination.k8s.io/v1`` Lease decides which."""
 
     enabled: StrictBool = False
+    """``true``: replicas compete for a Lease and only its holder delivers; the others
+    keep watching, ready to take over. Needs RBAC on ``leases`` in ``namespace``."""
     lease_name: NonBlank = "kubewatch"
+    """Name of the Lease object; replicas that should share one leader use the same name
+    (two installations in one namespace need different ones)."""
     namespace: str | None = None
     """Namespace of the Lease (default: ``$POD_NAMESPACE``, else ``default``)."""
     lease_duration: Duration = 15.0
@@ -85,7 +92,8 @@ class LeaderElectionConfig(Model):
     renew_deadline: Duration = 10.0
     """Seconds the leader keeps trying to renew before it steps down."""
     retry_period: Duration = 2.0
-    """Seconds between attempts to acquire or renew."""
+    """Seconds between attempts to acquire the Lease (standbys) or renew it (the
+    leader)."""
 
     @model_validator(mode="after")
     def _timings(self) -> LeaderElectionConfig:

@@ -71,6 +71,7 @@ class RateLimitConfig(Model):
     per_second: Annotated[float, strict(float)] = Field(ge=1 / MAX_DURATION, le=1e9)
     """At least one per year (the wait between two sends is at most a year)."""
     burst: StrictInt = Field(1, ge=1, le=1_000_000)
+    """Messages that may go back to back after a quiet spell (the bucket's size)."""
 
 
 RateLimit = Annotated[RateLimitConfig | None, BeforeValidator(rate_or_off)]
@@ -111,15 +112,17 @@ class SinkBase(Model):
     """Keys every sink has: its delivery policy (defaults from ``delivery``) and digests."""
 
     queue_size: StrictInt | None = Field(None, ge=1, le=10_000_000)
-    """Events waiting for this sink (default: ``delivery.queueSize``)."""
+    """Events waiting for this sink (default: ``delivery.queueSize``); when full, the
+    oldest is dropped, logged and counted (``kubewatch_events_dropped_total``)."""
     concurrency: StrictInt | None = Field(None, ge=1, le=64)
     """Parallel sends (default: ``delivery.workers``); one object's events stay in order."""
     retry: RetryConfig | None = None
-    """Retry policy for this sink (default: ``delivery.retry``)."""
+    """``attempts`` and ``maxBackoff`` for this sink (default: ``delivery.retry``)."""
     rate_limit: RateLimit = None
     """Messages per second (``1``, or ``{perSecond: 1, burst: 5}``); default: none."""
     digest: Digest = None
-    """Burst digests; off unless set."""
+    """Beyond ``threshold`` events in ``window``, the rest of the window goes as one summary
+    (``{threshold: 20, window: 30s}``); off unless set (on for chat sinks)."""
 
 
 CHAT_RATE_LIMIT = RateLimitConfig(per_second=1.0, burst=1)
@@ -132,7 +135,9 @@ class ChatSinkBase(SinkBase):
     """Chat sinks: rate limited and digested by default; ``template`` is the message text."""
 
     rate_limit: RateLimit = CHAT_RATE_LIMIT
+    """Messages per second (``{perSecond: 1, burst: 5}``); default 1, ``false``: none."""
     digest: Digest = CHAT_DIGEST
+    """Default ``{threshold: 10, window: 10s}``; ``false`` sends every event on its own."""
     template: str | None = None
     """Jinja2 text of the message (default: the summary and the changes)."""
 
@@ -151,8 +156,10 @@ class HttpSinkBase(SinkBase):
     """Keys of every sink that calls an HTTP(S) URL."""
 
     url: str
+    """``http(s)://`` URL to send to; may hold a token (``${HOOK_URL}``): never logged.
+    ``user:password@`` in it becomes an ``Authorization: Basic`` header."""
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
-    """Extra request headers; often credentials, hence kept out of ``repr``."""
+    """Extra request headers (``{Authorization: "Bearer ${TOKEN}"}``); values never logged."""
     timeout: Seconds = 10.0
     """Seconds for one whole attempt: connect, send, response headers and body."""
     ca_file: str | None = None
@@ -162,7 +169,8 @@ class HttpSinkBase(SinkBase):
     and stored absolute.
     """
     insecure_skip_verify: StrictBool = False
-    """Turn TLS verification off. For tests only."""
+    """``true`` accepts any certificate (open to interception): for a test receiver only;
+    use ``caFile`` for a private CA."""
 
     @field_validator("url")
     @classmethod
@@ -235,8 +243,10 @@ class WebhookSinkConfig(HttpSinkBase):
 
     type: Literal["webhook"]
     method: Literal["POST", "PUT", "PATCH"] = "POST"
+    """HTTP method of each request."""
     secret: str | None = Field(None, repr=False)
-    """HMAC-SHA256 signing key: adds ``X-Kubewatch-Timestamp`` / ``X-Kubewatch-Signature``."""
+    """HMAC-SHA256 key: adds ``X-Kubewatch-Timestamp`` and ``X-Kubewatch-Signature`` (of
+    timestamp and body), so the receiver can check the sender and refuse replays."""
     body_template: str | None = None
     """Jinja2 template of the request body (JSON); default: the event JSON."""
     markup: Literal["none", "slack", "markdown", "html"] = "none"
@@ -248,14 +258,16 @@ class SlackSinkConfig(ChatSinkBase):
 
     type: Literal["slack"]
     channel: NonBlank
-    """Channel name (``#ops``) or ID (``C0123456789``)."""
+    """Channel name (``#ops``) or ID (``C0123456789``); the bot must be in it (or have
+    ``chat:write.public``)."""
     token: str | None = Field(None, repr=False)
-    """Bot token (``xoxb-…``); or ``tokenFile``."""
+    """Bot token (``xoxb-…``, e.g. ``${SLACK_TOKEN}``); exactly one of it and ``tokenFile``."""
     token_file: str | None = None
     """File holding the token (a mounted Secret), read at start."""
     api_url: str = "https://slack.com/api/"
     """Web API base URL: GovSlack, a proxy, or a test server."""
     timeout: Seconds = 10.0
+    """Seconds for the connection and for each read of an API call (the Slack SDK's)."""
     thread: Literal["none", "object"] = "none"
     """``object``: the first message about an object is a root; its later events (updates,
     its Kubernetes Event alerts, its delete) reply in that thread. ``none``: one message each."""
@@ -295,7 +307,9 @@ class SlackWebhookSinkConfig(ChatSinkBase):
 
     type: Literal["slackWebhook"]
     url: str = Field(repr=False)
+    """The webhook URL (``https://hooks.slack.com/services/…``), a credential: never logged."""
     timeout: Seconds = 10.0
+    """Seconds for the connection and for each read of a request (the Slack SDK's)."""
 
 
 class TeamsSinkConfig(ChatSinkBase, HttpSinkBase):
@@ -309,6 +323,7 @@ class DiscordSinkConfig(ChatSinkBase, HttpSinkBase):
 
     type: Literal["discord"]
     username: str | None = None
+    """Name shown as the sender (default: the webhook's); one Discord refuses fails at start."""
 
 
 class MattermostSinkConfig(ChatSinkBase, HttpSinkBase):
@@ -318,6 +333,7 @@ class MattermostSinkConfig(ChatSinkBase, HttpSinkBase):
     channel: str | None = None
     """Override the webhook's channel (if the webhook allows it)."""
     username: str | None = None
+    """Override the sender name shown (if the server lets webhooks override it)."""
 
 
 class CloudEventsSinkConfig(HttpSinkBase):
@@ -325,8 +341,10 @@ class CloudEventsSinkConfig(HttpSinkBase):
 
     type: Literal["cloudevents"]
     mode: Literal["structured", "binary"] = "structured"
+    """``structured``: the whole CloudEvent as the JSON body; ``binary``: the event JSON as
+    the body, the other attributes as ``ce-*`` headers."""
     source: str | None = None
-    """``source`` attribute (default: ``kubewatch/<cluster>``)."""
+    """``source`` attribute, a URI reference (default: ``kubewatch/<cluster>``)."""
 
 
 class SmtpSinkConfig(SinkBase):
@@ -334,21 +352,29 @@ class SmtpSinkConfig(SinkBase):
 
     type: Literal["smtp"]
     host: NonBlank
+    """Host name or address of the SMTP server (``smtp.example.com``)."""
     port: StrictInt | None = Field(None, ge=1, le=65535)
     """Default: 587 for ``starttls``, 465 for ``implicit``, 25 for ``none``."""
     tls: Literal["starttls", "implicit", "none"] = "starttls"
+    """``starttls`` (required of the server), ``implicit`` (SMTPS) or ``none`` (plain)."""
     username: str | None = None
+    """SMTP AUTH login, with ``password`` (default: no login)."""
     password: str | None = Field(None, repr=False)
+    """SMTP AUTH password (``${SMTP_PASSWORD}``); never logged."""
     from_: str = Field(alias="from")
+    """Sender address (``From:`` and envelope), e.g. ``kubewatch@example.com``."""
     to: tuple[NonBlank, ...] = Field(min_length=1)
+    """Recipient addresses (at least one): each message goes to all of them."""
     subject: str = "{{ summary }}"
-    """Jinja2 template of the subject line."""
+    """Jinja2 template of the subject line (default: the event's summary)."""
     template: str | None = None
     """Jinja2 text of the plain-text part (default: summary and changes)."""
     timeout: Seconds = 30.0
+    """Seconds for each SMTP step: connect, TLS, login, sending."""
     ca_file: str | None = None
     """PEM bundle to verify the server's certificate, relative to the config file."""
     insecure_skip_verify: StrictBool = False
+    """``true`` accepts any certificate (open to interception): for a test server only."""
 
     _ca_file = field_validator("ca_file")(_readable_bundle)
 
