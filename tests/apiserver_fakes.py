@@ -15,6 +15,10 @@ import yaml
 class JsonHandler(http.server.BaseHTTPRequestHandler):
     """A request handler with :meth:`send_json`; the test's output stays free of access logs."""
 
+    disable_nagle_algorithm = True
+    """Headers and body go out as two writes: with Nagle's algorithm, the body of each
+    answer on a kept-alive connection waits for the client's delayed ACK (40 ms)."""
+
     def send_json(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -31,7 +35,8 @@ def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> tuple[http.serve
     """``handler`` served on 127.0.0.1 from a daemon thread; the server and its URL."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    # polled every 50 ms: shutdown() at the end of a test waits for the next poll
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
