@@ -41,7 +41,7 @@ from kubewatch.observability import (
     setup_logging,
     watch_states,
 )
-from kubewatch.observability.health import CONNECTION_DEADLINE, MAX_CONNECTIONS
+from kubewatch.observability.health import CONNECTION_DEADLINE, MAX_CONNECTIONS, REQUEST_TIMEOUT
 from kubewatch.observability.logs import REDACTED, TextFormatter, default_redactor
 
 
@@ -565,10 +565,19 @@ def test_slow_clients_hold_a_bounded_number_of_threads(monkeypatch: pytest.Monke
     with serve() as server:
         before = threading.active_count()
         clients = []
-        for _ in range(40):
+        give_up = time.monotonic() + 5
+        for i in range(40):
             c = socket.create_connection(("127.0.0.1", server.port))
             c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
             clients.append(c)
+            # the next one once the server took this one (its thread, or closing it): the
+            # listen backlog is small, and a SYN it drops costs a second of retransmission
+            while time.monotonic() < give_up and (
+                threading.active_count() - before <= i
+                if i < MAX_CONNECTIONS
+                else not select.select([c], [], [], 0.01)[0]
+            ):
+                time.sleep(0.001)
         try:
             # Every client is either being served or was closed (EOF): wait up to 5 s for
             # the server to accept them all and close those beyond its bound.
@@ -583,8 +592,8 @@ def test_slow_clients_hold_a_bounded_number_of_threads(monkeypatch: pytest.Monke
             assert served <= MAX_CONNECTIONS
             assert threading.active_count() - before <= MAX_CONNECTIONS
             clock.now += CONNECTION_DEADLINE
-            for c in clients:  # the served ones are cut by the server (EOF), not by us
-                c.settimeout(30)
+            for c in clients:  # the served ones are cut by the server (EOF), not by us,
+                c.settimeout(REQUEST_TIMEOUT / 2)  # and not by its per-read timeout
                 assert c.recv(1) == b""
             assert get(server, "/healthz")[0] == 200
         finally:
