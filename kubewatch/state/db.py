@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from kubewatch.state.lock import DirectoryLock
+
 log = logging.getLogger("kubewatch.state")
 
 __all__ = ["APPLICATION_ID", "DB_FILE", "SCHEMA_VERSION", "StateDB"]
@@ -64,9 +66,12 @@ Op = tuple[str, Sequence[Any]]
 class StateDB:
     """The open database and its writer thread. Thread-safe: ``write`` from any thread."""
 
-    def __init__(self, path: str, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: str, connection: sqlite3.Connection, lock: DirectoryLock | None = None
+    ) -> None:
         self.path = path
         self._db = connection
+        self._dir_lock = lock  # the directory's, released by close()
         # _io serializes use of the connection (the writer's commits, start-up reads);
         # _cond guards the op queue and counters and is never held during disk I/O, so
         # writers (watch threads) never wait for the disk. Lock order: _io, then _cond.
@@ -90,26 +95,20 @@ class StateDB:
 
     @classmethod
     def open(cls, directory: str, *, clock: Callable[[], float] = time.time) -> StateDB:
-        """Open (or create) ``directory/state.db``; a bad file is moved aside first.
+        """Lock ``directory`` and open (or create) its ``state.db``; a bad file is moved
+        aside first.
 
-        Raises OSError when the directory cannot be created or the file cannot be written
-        at all (the caller then runs with state in memory).
+        Raises :class:`~kubewatch.state.lock.StateLocked` when another process holds the
+        directory, OSError when the directory cannot be created or the file cannot be
+        written at all (the caller then runs with state in memory).
         """
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, DB_FILE)
+        lock = DirectoryLock.acquire(directory)
         try:
-            connection = _connect(path)
-        except sqlite3.DatabaseError as e:
-            aside = _move_aside(path, clock)
-            log.error(
-                "state: %s is not a usable kubewatch state database (%s); moved it to %s and "
-                "starting with empty state",
-                path,
-                e,
-                aside,
-            )
-            connection = _connect(path)
-        return cls(path, connection)
+            path, connection = _open(directory, clock)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(path, connection, lock)
 
     # -- reads (before the pipeline starts) -----------------------------------------------
 
@@ -160,6 +159,8 @@ class StateDB:
         self._thread.join(timeout)
         with self._io, contextlib.suppress(sqlite3.Error):
             self._db.close()
+        if self._dir_lock is not None:
+            self._dir_lock.release()
 
     def _write_loop(self) -> None:
         while True:
@@ -194,6 +195,22 @@ class StateDB:
             self.path,
             error,
         )
+
+
+def _open(directory: str, clock: Callable[[], float]) -> tuple[str, sqlite3.Connection]:
+    path = os.path.join(directory, DB_FILE)
+    try:
+        return path, _connect(path)
+    except sqlite3.DatabaseError as e:
+        aside = _move_aside(path, clock)
+        log.error(
+            "state: %s is not a usable kubewatch state database (%s); moved it to %s and "
+            "starting with empty state",
+            path,
+            e,
+            aside,
+        )
+        return path, _connect(path)
 
 
 def _connect(path: str) -> sqlite3.Connection:
