@@ -133,11 +133,16 @@ class Event:
     def id(self) -> str:
         """Stable across restarts and replicas: the same change always has the same id.
         A Kubernetes Event's count is part of it (each repetition is its own alert); a
-        digest's id derives from the ids it stands for."""
+        digest's id derives from the ids it stands for. A delete's id is its uid's alone:
+        an object is deleted once, and the live delete (the deletion's resourceVersion)
+        and a restart's tombstone (the last one kubewatch had) are one change, so a
+        delete reported again after a crash is a duplicate with the same id."""
         if self.digest is not None:
             raw = "/".join(self.digest.ids).encode()
         elif self.k8s_event is not None:
             raw = f"{self.uid}/{self.k8s_event.count}/{self.type.value}".encode()
+        elif self.type is EventType.DELETE:
+            raw = f"{self.uid}/{self.type.value}".encode()
         else:
             raw = f"{self.uid}/{self.resource_version}/{self.type.value}".encode()
         return hashlib.blake2b(raw, digest_size=16).hexdigest()
