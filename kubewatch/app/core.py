@@ -182,9 +182,7 @@ class App:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.state is not None:
-            self._recover()
-        self.dispatcher.start()
+        self.dispatcher.start()  # before recovery: recovered events wait for room
         server = self.config.server
         if server.port is not None:
             self._server = HealthServer(
@@ -196,6 +194,8 @@ class App:
             )
             self._server.start()
             log.info("serving /metrics, /healthz, /readyz on port %d", self._server.port)
+        if self.state is not None:
+            self._recover()
         election = self.config.leader_election
         if election.enabled:
             self._elector = LeaderElector(
@@ -232,7 +232,7 @@ class App:
         )
         with self._leading_lock:
             if self._leading:
-                resubmit(self.state, self.dispatcher, recovered)
+                resubmit(self.state, self.dispatcher, recovered, self._stopping)
             else:
                 self._unspooled = recovered
 
@@ -398,7 +398,7 @@ class App:
                 )
             if self._unspooled:
                 assert self.state is not None  # only a state's spool fills it
-                resubmit(self.state, self.dispatcher, self._unspooled)
+                resubmit(self.state, self.dispatcher, self._unspooled, self._stopping)
                 self._unspooled = []
             known = set(self.dispatcher.stats())  # a reload may have removed a sink since
             for event, sinks in pending:
