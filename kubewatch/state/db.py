@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -59,8 +59,8 @@ CREATE TABLE IF NOT EXISTS objects (
 ) WITHOUT ROWID;
 """
 
-Op = tuple[str, Sequence[Any]]
-"""One write: SQL and its parameters."""
+Op = tuple[str, Sequence[Any], Hashable | None]
+"""One write: SQL, its parameters and the row it sets (None: not coalesced)."""
 
 
 class StateDB:
@@ -129,12 +129,16 @@ class StateDB:
         """False once a write failed: the state is in memory only from then on."""
         return self._healthy
 
-    def write(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Queue one write; it is committed after every write queued before it."""
+    def write(self, sql: str, params: Sequence[Any] = (), key: Hashable | None = None) -> None:
+        """Queue one write; it is committed after every write queued before it.
+
+        ``key`` names the one row the write sets (or deletes) in full: a later write of the
+        same key in the same commit replaces it, so a row changed ten times between two
+        commits is written once, and a spool row settled before its commit never is."""
         with self._cond:
             if self._closed or not self._healthy:
                 return
-            self._ops.append((sql, params))
+            self._ops.append((sql, params, key))
             self._queued += 1
             self._cond.notify()
 
@@ -247,8 +251,19 @@ def _move_aside(path: str, clock: Callable[[], float]) -> str:
     return aside
 
 
+def _coalesce(ops: list[Op]) -> list[Op]:
+    """``ops`` without keyed writes that a later write of the same key replaces: the
+    transaction is atomic, so nothing can see the rows they set in between."""
+    last = {op[2]: i for i, op in enumerate(ops) if op[2] is not None}
+    if len(last) == sum(1 for op in ops if op[2] is not None):
+        return ops
+    return [op for i, op in enumerate(ops) if op[2] is None or last[op[2]] == i]
+
+
 def _commit(db: sqlite3.Connection, ops: list[Op]) -> None:
-    """Apply ``ops`` in order in one transaction; runs of one statement go in one batch."""
+    """Apply ``ops`` in order in one transaction (the last write of each key only); runs of
+    one statement go in one batch."""
+    ops = _coalesce(ops)
     db.execute("BEGIN")
     try:
         i = 0
@@ -260,7 +275,7 @@ def _commit(db: sqlite3.Connection, ops: list[Op]) -> None:
             if j - i == 1:
                 db.execute(sql, ops[i][1])
             else:
-                db.executemany(sql, [params for _, params in ops[i:j]])
+                db.executemany(sql, [op[1] for op in ops[i:j]])
             i = j
         db.execute("COMMIT")
     except BaseException:
