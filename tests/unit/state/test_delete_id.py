@@ -10,15 +10,15 @@ delete.
 
 from __future__ import annotations
 
-import random
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from kubewatch.kube import DeletedFinalStateUnknown, SharedInformer
+from kubewatch.kube import DeletedFinalStateUnknown
 from kubewatch.state import DB_FILE, State, open_state
 from kubewatch.watch.normalize import EventBuilder, ResourceInfo
-from tests.unit.kube.test_informer import FAST, FakeListerWatcher, cm, ev, pages
+from tests.unit.kube.test_informer import FakeListerWatcher, cm, ev, pages
+from tests.unit.state.test_state import informer
 
 BUILDER = EventBuilder("test", ResourceInfo("ConfigMap", "v1", "configmaps"))
 
@@ -51,15 +51,7 @@ class Spooler:
 
 
 def run(state: State, lw: FakeListerWatcher, handler: Spooler) -> None:
-    inf = SharedInformer(
-        "configmaps",
-        lw,
-        kind="ConfigMap",
-        api_version="v1",
-        settings=FAST,
-        rng=random.Random(1),
-        checkpoint=state.checkpoint.collection("/api/v1/configmaps"),
-    )
+    inf, _ = informer(lw, state.checkpoint)
     inf.add_handler(handler)
     inf.start()
     assert lw.done.wait(5)
