@@ -12,6 +12,7 @@ from kubewatch._version import __version__
 from kubewatch.observability.views import (
     CountSource,
     HoldSource,
+    InformerCountSource,
     LeaderSource,
     SinkSource,
     StateSource,
@@ -19,6 +20,7 @@ from kubewatch.observability.views import (
     WorkerSource,
     _no_election,
     _no_hold,
+    _no_informers,
     _no_sinks,
     _no_state,
     _no_watches,
@@ -75,9 +77,11 @@ class StateCollector:
         handover_dropped: CountSource = _zero,
         namespace_hold: HoldSource = _no_hold,
         workers: WorkerSource = _no_workers,
+        informer_counts: InformerCountSource = _no_informers,
         version: str = __version__,
     ) -> None:
         self._informers = informers
+        self._informer_counts = informer_counts
         self._sinks = sinks
         self._leader = leader
         self._state = state
@@ -169,9 +173,19 @@ class StateCollector:
     def _collect_watches(self) -> Iterator[Metric]:
         try:
             states = list(self._informers())
+            counts = dict(self._informer_counts())
         except Exception:
             log.exception("metrics: reading the watch states failed; left out of this scrape")
             return
+        informers = GaugeMetricFamily(
+            "kubewatch_informers",
+            "Informers open now per resource: one LIST+WATCH and one cache each, shared by "
+            "every owner of that collection and selectors (informers).",
+            labels=["resource"],
+        )
+        for resource, count in sorted(counts.items()):
+            informers.add_metric([resource], count)
+        yield informers
         labels = ["resource", "watch"]
         restarts = CounterMetricFamily(
             "kubewatch_watch_restarts",

@@ -29,6 +29,7 @@ from kubewatch.observability.views import (
     CountSource,
     HoldSource,
     HoldStatsLike,
+    InformerCountSource,
     InformerView,
     LeaderSource,
     SinkSource,
@@ -41,6 +42,7 @@ from kubewatch.observability.views import (
     WorkerStatsLike,
     _no_election,
     _no_hold,
+    _no_informers,
     _no_sinks,
     _no_state,
     _no_watches,
@@ -57,6 +59,7 @@ __all__ = [
     "CountSource",
     "HoldSource",
     "HoldStatsLike",
+    "InformerCountSource",
     "InformerView",
     "LeaderSource",
     "Metrics",
@@ -84,9 +87,10 @@ digests (which hold events for their window) push deliveries into minutes."""
 class Metrics:
     """kubewatch's metrics in their own registry.
 
-    ``informers``, ``sinks`` and ``leader`` are called at scrape time only, from the HTTP
-    server's thread: they must be cheap and thread-safe. Closures bind late, so they may
-    refer to an app built after this object (``informers=lambda: app.watch_states()``).
+    ``informers``, ``sinks``, ``leader`` and the other sources are called at scrape time
+    only, from the HTTP server's thread: they must be cheap and thread-safe. Closures bind
+    late, so they may refer to an app built after this object
+    (``informers=lambda: app.watch_states()``).
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class Metrics:
         handover_dropped: CountSource = _zero,
         namespace_hold: HoldSource = _no_hold,
         workers: WorkerSource = _no_workers,
+        informer_counts: InformerCountSource = _no_informers,
         version: str = __version__,
     ) -> None:
         self.registry = CollectorRegistry()
@@ -125,6 +130,7 @@ class Metrics:
                 handover_dropped=handover_dropped,
                 namespace_hold=namespace_hold,
                 workers=workers,
+                informer_counts=informer_counts,
                 version=version,
             )
         )

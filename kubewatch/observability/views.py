@@ -184,6 +184,8 @@ HoldSource = Callable[[], HoldStatsLike | None]
 """Called at scrape time: the namespace hold's counters (``NamespaceHold.stats``)."""
 WorkerSource = Callable[[], Mapping[str, WorkerStatsLike]]
 """Called at scrape time: sink name → its workers' counters (``Dispatcher.worker_stats``)."""
+InformerCountSource = Callable[[], Mapping[str, int]]
+"""Called at scrape time: resource → informers open for it (``InformerPool.counts``)."""
 
 
 def _no_watches() -> Iterable[WatchState]:
@@ -211,4 +213,8 @@ def _no_hold() -> HoldStatsLike | None:
 
 
 def _no_workers() -> Mapping[str, WorkerStatsLike]:
+    return {}
+
+
+def _no_informers() -> Mapping[str, int]:
     return {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from kubewatch.config import Config, NamespacesConfig, ResourceConfig
 from kubewatch.errors import ConfigError, ConfigErrors, ResolveError
 from kubewatch.kube.discovery import NotInstalled, ResourceTable, ResourceType
+from kubewatch.kube.pool import InformerKey
 from kubewatch.match.patterns import compile_name
 
 log = logging.getLogger(__name__)
@@ -116,10 +117,14 @@ def plan_watch(config: Config, index: int, rc: ResourceConfig, resource: Resourc
 
 def describe_scope(plan: WatchPlan, namespace: str | None) -> str:
     """How a watch is named in logs: ``deployments.apps in shop labels app=web``."""
-    where = f"in {namespace}" if namespace else "cluster-wide"
-    parts = [plan.resource.group_resource, where]
-    if plan.config.label_selector:
-        parts.append(f"labels {plan.config.label_selector}")
-    if plan.field_selector:
-        parts.append(f"fields {plan.field_selector}")
-    return " ".join(parts)
+    return watch_key(plan, namespace).name
+
+
+def watch_key(plan: WatchPlan, namespace: str | None) -> InformerKey:
+    """The shared informer ``plan`` needs in ``namespace`` (None: cluster-wide)."""
+    return InformerKey.of(plan.resource, namespace, plan.config.label_selector, plan.field_selector)
+
+
+def watch_keys(plan: WatchPlan) -> list[InformerKey]:
+    """Every informer ``plan`` needs: one per namespace, or one cluster-wide."""
+    return [watch_key(plan, namespace) for namespace in plan.namespaces]

@@ -19,7 +19,6 @@ MAX_LINES = 450
 
 TOO_LONG = frozenset(
     {
-        "kubewatch.app.core",
         "kubewatch.delivery.dispatcher",
         "kubewatch.kube.leader",
         "kubewatch.kube.client",

@@ -362,8 +362,45 @@ def test_a_failing_handler_does_not_stop_the_others() -> None:
     assert lw.done.wait(5)
     informer.stop()
     assert rec.calls == [("add", "a", "1", True), ("update", "a", "1", "2")]
-    with pytest.raises(RuntimeError):
-        informer.add_handler(rec)
+
+
+def test_a_handler_joining_a_running_informer_hears_the_store_then_every_change() -> None:
+    """client-go's AddEventHandler after start: the Store's objects as initial adds (of
+    one namespace when asked), then live changes; a removed handler hears nothing more."""
+    gate = threading.Event()
+    lw = FakeListerWatcher(
+        [pages(10, cm("a", 1), cm("b", 2, ns="other"))],
+        [[ev("MODIFIED", cm("a", 3))]],
+    )
+    informer = SharedInformer("cm", lw, kind="ConfigMap", api_version="v1", settings=FAST)
+    first = Recorder()
+    informer.add_handler(first)
+    original_watch = lw.watch
+
+    def gated_watch(*, resource_version: str, timeout_seconds: int) -> FakeStream:
+        gate.wait(5)
+        return original_watch(resource_version=resource_version, timeout_seconds=timeout_seconds)
+
+    lw.watch = gated_watch  # type: ignore[method-assign]
+    informer.start()
+    assert informer.wait_for_sync(5)
+    late, in_default, gone = Recorder(), Recorder(), Recorder()
+    informer.add_handler(late)
+    informer.add_handler(in_default, namespace="default")
+    informer.add_handler(gone)
+    informer.remove_handler(gone)
+    assert informer.handler_count == 3
+    gate.set()
+    assert lw.done.wait(5)
+    informer.stop()
+    assert late.calls == [
+        ("add", "a", "1", True),
+        ("add", "b", "2", True),
+        ("update", "a", "1", "3"),
+    ]
+    assert in_default.calls == [("add", "a", "1", True), ("update", "a", "1", "3")]
+    assert gone.calls == [("add", "a", "1", True), ("add", "b", "2", True)]
+    assert first.calls == late.calls
 
 
 def test_garbage_events_are_skipped() -> None:
