@@ -612,3 +612,23 @@ def test_a_failed_attempt_is_the_reflectors_failure_until_one_succeeds(
     thread.join(5)
     assert seen and seen[0] is not None and reason in seen[0]
     assert reflector.failure is None
+
+
+def test_the_store_lists_one_namespaces_keys_through_its_index() -> None:
+    store = Store()
+    store.put("a/x", cm("x", 1, ns="a"))
+    store.put("b/y", cm("y", 2, ns="b"))
+    store.put("a/z", cm("z", 3, ns="a"))
+    store.put("a/x", cm("x", 4, ns="a"))  # an update: indexed once
+    store.put("node-1", {"metadata": {"name": "node-1", "uid": "n", "resourceVersion": "5"}})
+    stored = store.get("b/y")
+    assert stored is not None
+    store.load([("c/w", stored)])
+    assert sorted(store.keys("a")) == ["a/x", "a/z"]
+    assert store.keys("c") == ["c/w"]
+    store.delete("a/x")
+    store.delete("b/y")
+    store.delete("node-1")
+    assert store.keys("a") == ["a/z"]
+    assert store.keys("b") == [] and store._by_namespace.keys() == {"a", "c"}
+    assert sorted(store.keys()) == ["a/z", "c/w"]
