@@ -51,6 +51,7 @@ SINKS = [
     ("mattermost", "MattermostSinkConfig"),
     ("cloudevents", "CloudEventsSinkConfig"),
     ("smtp", "SmtpSinkConfig"),
+    ("alertmanager", "AlertmanagerSinkConfig"),
 ]
 ANCHORS = {name: heading for heading, _, name in SECTIONS if name}
 ANCHORS.update({name: f"`type: {tag}`" for tag, name in SINKS})

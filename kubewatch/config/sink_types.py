@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from kubewatch.config.incident_sinks import AlertmanagerSinkConfig
 from kubewatch.config.shapes import _union_members, _unwrap
 from kubewatch.config.sinks import (
     CloudEventsSinkConfig,
@@ -33,7 +34,8 @@ SinkConfig = Annotated[
     | DiscordSinkConfig
     | MattermostSinkConfig
     | CloudEventsSinkConfig
-    | SmtpSinkConfig,
+    | SmtpSinkConfig
+    | AlertmanagerSinkConfig,
     Field(discriminator="type"),
 ]
 

@@ -23,7 +23,9 @@ from kubewatch.config import (
     TeamsSinkConfig,
     WebhookSinkConfig,
 )
+from kubewatch.config.incident_sinks import AlertmanagerSinkConfig
 from kubewatch.errors import ConfigError, ConfigErrors
+from kubewatch.sinks.alertmanager import AlertmanagerSink
 from kubewatch.sinks.base import Sink, SinkBase
 from kubewatch.sinks.cloudevents import CloudEventsSink
 from kubewatch.sinks.discord import DiscordSink
@@ -59,6 +61,7 @@ _REGISTRY: dict[type[Any], _Entry[Any]] = {
         _Entry(DiscordSinkConfig, DiscordSink),
         _Entry(MattermostSinkConfig, MattermostSink),
         _Entry(CloudEventsSinkConfig, CloudEventsSink),
+        _Entry(AlertmanagerSinkConfig, AlertmanagerSink),
     )
 }
 
