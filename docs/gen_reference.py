@@ -52,6 +52,7 @@ SINKS = [
     ("cloudevents", "CloudEventsSinkConfig"),
     ("smtp", "SmtpSinkConfig"),
     ("alertmanager", "AlertmanagerSinkConfig"),
+    ("nats", "NatsSinkConfig"),
 ]
 ANCHORS = {name: heading for heading, _, name in SECTIONS if name}
 ANCHORS.update({name: f"`type: {tag}`" for tag, name in SINKS})

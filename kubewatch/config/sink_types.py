@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from kubewatch.config.incident_sinks import AlertmanagerSinkConfig
+from kubewatch.config.incident_sinks import AlertmanagerSinkConfig, NatsSinkConfig
 from kubewatch.config.shapes import _union_members, _unwrap
 from kubewatch.config.sinks import (
     CloudEventsSinkConfig,
@@ -35,7 +35,8 @@ SinkConfig = Annotated[
     | MattermostSinkConfig
     | CloudEventsSinkConfig
     | SmtpSinkConfig
-    | AlertmanagerSinkConfig,
+    | AlertmanagerSinkConfig
+    | NatsSinkConfig,
     Field(discriminator="type"),
 ]
 

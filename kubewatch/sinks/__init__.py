@@ -23,13 +23,14 @@ from kubewatch.config import (
     TeamsSinkConfig,
     WebhookSinkConfig,
 )
-from kubewatch.config.incident_sinks import AlertmanagerSinkConfig
+from kubewatch.config.incident_sinks import AlertmanagerSinkConfig, NatsSinkConfig
 from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.sinks.alertmanager import AlertmanagerSink
 from kubewatch.sinks.base import Sink, SinkBase
 from kubewatch.sinks.cloudevents import CloudEventsSink
 from kubewatch.sinks.discord import DiscordSink
 from kubewatch.sinks.mattermost import MattermostSink
+from kubewatch.sinks.nats import NatsSink
 from kubewatch.sinks.slack import SlackSink, SlackWebhookSink
 from kubewatch.sinks.smtp import SmtpSink
 from kubewatch.sinks.stdout import StdoutSink
@@ -62,6 +63,7 @@ _REGISTRY: dict[type[Any], _Entry[Any]] = {
         _Entry(MattermostSinkConfig, MattermostSink),
         _Entry(CloudEventsSinkConfig, CloudEventsSink),
         _Entry(AlertmanagerSinkConfig, AlertmanagerSink),
+        _Entry(NatsSinkConfig, NatsSink),
     )
 }
 
