@@ -51,6 +51,7 @@ SINKS = [
     ("mattermost", "MattermostSinkConfig"),
     ("cloudevents", "CloudEventsSinkConfig"),
     ("smtp", "SmtpSinkConfig"),
+    ("pagerduty", "PagerDutySinkConfig"),
     ("alertmanager", "AlertmanagerSinkConfig"),
     ("nats", "NatsSinkConfig"),
 ]

@@ -11,7 +11,11 @@ from typing import Annotated
 
 from pydantic import Field
 
-from kubewatch.config.incident_sinks import AlertmanagerSinkConfig, NatsSinkConfig
+from kubewatch.config.incident_sinks import (
+    AlertmanagerSinkConfig,
+    NatsSinkConfig,
+    PagerDutySinkConfig,
+)
 from kubewatch.config.shapes import _union_members, _unwrap
 from kubewatch.config.sinks import (
     CloudEventsSinkConfig,
@@ -35,6 +39,7 @@ SinkConfig = Annotated[
     | MattermostSinkConfig
     | CloudEventsSinkConfig
     | SmtpSinkConfig
+    | PagerDutySinkConfig
     | AlertmanagerSinkConfig
     | NatsSinkConfig,
     Field(discriminator="type"),

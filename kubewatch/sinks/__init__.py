@@ -23,7 +23,11 @@ from kubewatch.config import (
     TeamsSinkConfig,
     WebhookSinkConfig,
 )
-from kubewatch.config.incident_sinks import AlertmanagerSinkConfig, NatsSinkConfig
+from kubewatch.config.incident_sinks import (
+    AlertmanagerSinkConfig,
+    NatsSinkConfig,
+    PagerDutySinkConfig,
+)
 from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.sinks.alertmanager import AlertmanagerSink
 from kubewatch.sinks.base import Sink, SinkBase
@@ -31,6 +35,7 @@ from kubewatch.sinks.cloudevents import CloudEventsSink
 from kubewatch.sinks.discord import DiscordSink
 from kubewatch.sinks.mattermost import MattermostSink
 from kubewatch.sinks.nats import NatsSink
+from kubewatch.sinks.pagerduty import PagerDutySink
 from kubewatch.sinks.slack import SlackSink, SlackWebhookSink
 from kubewatch.sinks.smtp import SmtpSink
 from kubewatch.sinks.stdout import StdoutSink
@@ -62,6 +67,7 @@ _REGISTRY: dict[type[Any], _Entry[Any]] = {
         _Entry(DiscordSinkConfig, DiscordSink),
         _Entry(MattermostSinkConfig, MattermostSink),
         _Entry(CloudEventsSinkConfig, CloudEventsSink),
+        _Entry(PagerDutySinkConfig, PagerDutySink),
         _Entry(AlertmanagerSinkConfig, AlertmanagerSink),
         _Entry(NatsSinkConfig, NatsSink),
     )

@@ -32,14 +32,33 @@ tool's own timeout (PagerDuty auto-resolve, Opsgenie auto-close, Alertmanager en
 from __future__ import annotations
 
 import enum
+import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kubewatch.events import Event, EventType
+import httpx
+import orjson
 
-__all__ = ["Action", "Category", "Incident", "OpenKeys", "incident_of"]
+from kubewatch.errors import PermanentError
+from kubewatch.events import Event, EventType
+from kubewatch.scrub import Scrubber
+from kubewatch.sinks.base import SinkBase
+from kubewatch.sinks.http import HttpEndpoint, encode_json
+
+__all__ = [
+    "Action",
+    "Call",
+    "Category",
+    "Incident",
+    "IncidentSink",
+    "OpenKeys",
+    "bounded_key",
+    "cut",
+    "incident_of",
+]
 
 Category = Literal["alert", "warning", "normal", "delete", "change"]
 """Which severity/priority entry of the config applies (``severity.warning``, …)."""
@@ -209,3 +228,109 @@ def record(open_keys: OpenKeys, incident: Incident) -> None:
         open_keys.triggered(incident)
     else:
         open_keys.resolved(incident)
+
+
+def bounded_key(key: str, limit: int) -> str:
+    """``key`` when it fits in ``limit`` characters; else its start and a hash of it all
+    (still stable, still unique), as tools cap their keys (PagerDuty 255, Opsgenie 512)."""
+    if len(key) <= limit:
+        return key
+    digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    return f"{key[: limit - len(digest) - 1]}~{digest}"
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, ending in ``…`` when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _RoutedEndpoint(HttpEndpoint):
+    """An :class:`HttpEndpoint` whose request URL may differ per call (Opsgenie's
+    ``/v2/alerts/{alias}/close``): same origin, client, outcome map and secrets."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._target = threading.local()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def url(self) -> httpx.URL:
+        return getattr(self._target, "url", None) or self._base_url
+
+    @url.setter
+    def url(self, value: httpx.URL) -> None:
+        self._base_url = value
+
+    def send_to(self, path: str, body: bytes) -> None:
+        """POST ``body`` to ``path`` (with its query) below the configured URL."""
+        self._target.url = self._base_url.join(path) if path else None
+        try:
+            self.send(body)
+        finally:
+            self._target.url = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request an incident sink makes for one incident."""
+
+    incident: Incident
+    path: str
+    """Below the configured URL; ``""`` for the URL itself."""
+    document: dict[str, Any]
+
+
+class IncidentSink(SinkBase):
+    """A sink that opens and closes alerts at one HTTP API, one request per incident.
+
+    Subclasses set ``kind`` and implement :meth:`call`. For an object's delete with
+    ``resolveOnDelete``, one request per key triggered for it (:class:`OpenKeys`); the
+    event is delivered when each was accepted (a retry repeats them all: closing a closed
+    alert is accepted by every tool). Thread-safe: :class:`OpenKeys` is.
+    """
+
+    kind: str
+
+    def __init__(
+        self,
+        name: str,
+        config: Any,
+        transport: httpx.BaseTransport | None,
+        *,
+        clock: Callable[[], float],
+        secrets: tuple[str, ...],
+    ) -> None:
+        self.name = name
+        self._resolve_on_delete: bool = config.resolve_on_delete
+        self._open = OpenKeys()
+        self._secrets = secrets
+        self.endpoint = _RoutedEndpoint(
+            self.kind, name, config, transport, clock=clock, secrets=secrets
+        )
+
+    def call(self, event: Event, incident: Incident) -> Call:
+        raise NotImplementedError
+
+    def calls(self, event: Event) -> list[Call]:
+        incidents = incidents_for(event, self._open, resolve_on_delete=self._resolve_on_delete)
+        return [self.call(event, incident) for incident in incidents]
+
+    def preview(self, event: Event) -> str:
+        """Each request: method, URL (origin and path) and body, secrets ``<redacted>``."""
+        out = []
+        hide = Scrubber(self._secrets)
+        for c in self.calls(event):
+            url = self.endpoint.url.join(c.path) if c.path else self.endpoint.url
+            target = f"{self.endpoint.origin}{url.raw_path.decode()}"
+            body = orjson.dumps(c.document, option=orjson.OPT_INDENT_2).decode()
+            out.append(f"POST {target}\n{hide(body)}")
+        return "\n".join(out) if out else "(nothing to send: no alert open for this object)"
+
+    def send(self, event: Event) -> None:
+        if self.endpoint.closed:
+            raise PermanentError(f"{self.endpoint.label} is closed")
+        for c in self.calls(event):
+            self.endpoint.send_to(c.path, encode_json(c.document, f"event {event.id}"))
+            record(self._open, c.incident)
+
+    def close(self) -> None:
+        self.endpoint.close()

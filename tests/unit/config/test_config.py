@@ -839,6 +839,7 @@ def test_sink_types_come_from_the_union() -> None:
         "mattermost",
         "cloudevents",
         "smtp",
+        "pagerduty",
         "alertmanager",
         "nats",
     )
