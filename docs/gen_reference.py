@@ -52,6 +52,7 @@ SINKS = [
     ("cloudevents", "CloudEventsSinkConfig"),
     ("smtp", "SmtpSinkConfig"),
     ("pagerduty", "PagerDutySinkConfig"),
+    ("opsgenie", "OpsgenieSinkConfig"),
     ("alertmanager", "AlertmanagerSinkConfig"),
     ("nats", "NatsSinkConfig"),
 ]

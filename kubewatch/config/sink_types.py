@@ -14,6 +14,7 @@ from pydantic import Field
 from kubewatch.config.incident_sinks import (
     AlertmanagerSinkConfig,
     NatsSinkConfig,
+    OpsgenieSinkConfig,
     PagerDutySinkConfig,
 )
 from kubewatch.config.shapes import _union_members, _unwrap
@@ -40,6 +41,7 @@ SinkConfig = Annotated[
     | CloudEventsSinkConfig
     | SmtpSinkConfig
     | PagerDutySinkConfig
+    | OpsgenieSinkConfig
     | AlertmanagerSinkConfig
     | NatsSinkConfig,
     Field(discriminator="type"),

@@ -26,6 +26,7 @@ from kubewatch.config import (
 from kubewatch.config.incident_sinks import (
     AlertmanagerSinkConfig,
     NatsSinkConfig,
+    OpsgenieSinkConfig,
     PagerDutySinkConfig,
 )
 from kubewatch.errors import ConfigError, ConfigErrors
@@ -35,6 +36,7 @@ from kubewatch.sinks.cloudevents import CloudEventsSink
 from kubewatch.sinks.discord import DiscordSink
 from kubewatch.sinks.mattermost import MattermostSink
 from kubewatch.sinks.nats import NatsSink
+from kubewatch.sinks.opsgenie import OpsgenieSink
 from kubewatch.sinks.pagerduty import PagerDutySink
 from kubewatch.sinks.slack import SlackSink, SlackWebhookSink
 from kubewatch.sinks.smtp import SmtpSink
@@ -68,6 +70,7 @@ _REGISTRY: dict[type[Any], _Entry[Any]] = {
         _Entry(MattermostSinkConfig, MattermostSink),
         _Entry(CloudEventsSinkConfig, CloudEventsSink),
         _Entry(PagerDutySinkConfig, PagerDutySink),
+        _Entry(OpsgenieSinkConfig, OpsgenieSink),
         _Entry(AlertmanagerSinkConfig, AlertmanagerSink),
         _Entry(NatsSinkConfig, NatsSink),
     )

@@ -34,6 +34,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -294,18 +295,22 @@ class IncidentSink(SinkBase):
         self,
         name: str,
         config: Any,
-        transport: httpx.BaseTransport | None,
+        transport: httpx.BaseTransport | None = None,
         *,
-        clock: Callable[[], float],
-        secrets: tuple[str, ...],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         self._resolve_on_delete: bool = config.resolve_on_delete
         self._open = OpenKeys()
-        self._secrets = secrets
+        settings, self._secrets = self.configure(config)
         self.endpoint = _RoutedEndpoint(
-            self.kind, name, config, transport, clock=clock, secrets=secrets
+            self.kind, name, settings, transport, clock=clock, secrets=self._secrets
         )
+
+    def configure(self, config: Any) -> tuple[Any, tuple[str, ...]]:
+        """Keep what :meth:`call` needs of ``config``; return the endpoint's settings (the
+        config, or a copy with headers added) and the secrets never to show."""
+        raise NotImplementedError
 
     def call(self, event: Event, incident: Incident) -> Call:
         raise NotImplementedError

@@ -29,11 +29,7 @@ event) is permanent, ``429`` is retried after ``Retry-After`` (1 s without one).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
-
-import httpx
 
 from kubewatch.config.incident_sinks import PagerDutySinkConfig
 from kubewatch.events import Event
@@ -90,17 +86,10 @@ class PagerDutySink(IncidentSink):
 
     kind = "pagerduty"
 
-    def __init__(
-        self,
-        name: str,
-        config: PagerDutySinkConfig,
-        transport: httpx.BaseTransport | None = None,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(name, config, transport, clock=clock, secrets=(config.routing_key,))
+    def configure(self, config: PagerDutySinkConfig) -> tuple[Any, tuple[str, ...]]:
         self._routing_key = config.routing_key
         self._severity = config.severity
+        return config, (config.routing_key,)
 
     def call(self, event: Event, incident: Incident) -> Call:
         document: dict[str, Any] = {

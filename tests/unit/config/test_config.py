@@ -840,6 +840,7 @@ def test_sink_types_come_from_the_union() -> None:
         "cloudevents",
         "smtp",
         "pagerduty",
+        "opsgenie",
         "alertmanager",
         "nats",
     )
