@@ -180,6 +180,8 @@ class NatsSink(SinkBase):
         log.warning("%s: %s", self._label, self._scrub(f"{type(exc).__name__}: {exc}"))
 
     async def _on_disconnected(self) -> None:
+        if self._closed:  # our own close, not an outage
+            return
         log.warning("%s: disconnected from %s; reconnecting", self._label, self._where)
 
     async def _on_reconnected(self) -> None:
