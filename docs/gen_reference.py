@@ -51,6 +51,12 @@ SINKS = [
     ("mattermost", "MattermostSinkConfig"),
     ("cloudevents", "CloudEventsSinkConfig"),
     ("smtp", "SmtpSinkConfig"),
+    ("googlechat", "GoogleChatSinkConfig"),
+    ("telegram", "TelegramSinkConfig"),
+    ("matrix", "MatrixSinkConfig"),
+    ("dingtalk", "DingTalkSinkConfig"),
+    ("feishu", "FeishuSinkConfig"),
+    ("wecom", "WeComSinkConfig"),
 ]
 ANCHORS = {name: heading for heading, _, name in SECTIONS if name}
 ANCHORS.update({name: f"`type: {tag}`" for tag, name in SINKS})

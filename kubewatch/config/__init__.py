@@ -13,6 +13,15 @@ One job per module: :mod:`.fields` (field types and validators), :mod:`.resource
 :mod:`.messages` (error text), :mod:`.expand` (``${VAR}``), :mod:`.loading` (YAML, limits).
 """
 
+from kubewatch.config.chat_sinks import (
+    ROBOT_RATE_LIMIT,
+    DingTalkSinkConfig,
+    FeishuSinkConfig,
+    GoogleChatSinkConfig,
+    MatrixSinkConfig,
+    TelegramSinkConfig,
+    WeComSinkConfig,
+)
 from kubewatch.config.fields import ALL_EVENTS, EventName
 from kubewatch.config.loading import MAX_CONFIG_BYTES, format_errors, load_config, parse_config
 from kubewatch.config.model import Config, MatchConfig, RouteConfig
@@ -48,15 +57,20 @@ __all__ = [
     "CHAT_DIGEST",
     "CHAT_RATE_LIMIT",
     "MAX_CONFIG_BYTES",
+    "ROBOT_RATE_LIMIT",
     "SINK_TYPES",
     "CloudEventsSinkConfig",
     "Config",
     "DeliveryConfig",
     "DigestConfig",
+    "DingTalkSinkConfig",
     "DiscordSinkConfig",
     "EventName",
+    "FeishuSinkConfig",
+    "GoogleChatSinkConfig",
     "LeaderElectionConfig",
     "MatchConfig",
+    "MatrixSinkConfig",
     "MattermostSinkConfig",
     "NamesConfig",
     "NamespacesConfig",
@@ -72,8 +86,10 @@ __all__ = [
     "StateConfig",
     "StdoutSinkConfig",
     "TeamsSinkConfig",
+    "TelegramSinkConfig",
     "UpdatesConfig",
     "WatchConfig",
+    "WeComSinkConfig",
     "WebhookSinkConfig",
     "format_errors",
     "format_path",

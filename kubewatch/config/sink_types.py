@@ -11,6 +11,14 @@ from typing import Annotated
 
 from pydantic import Field
 
+from kubewatch.config.chat_sinks import (
+    DingTalkSinkConfig,
+    FeishuSinkConfig,
+    GoogleChatSinkConfig,
+    MatrixSinkConfig,
+    TelegramSinkConfig,
+    WeComSinkConfig,
+)
 from kubewatch.config.shapes import _union_members, _unwrap
 from kubewatch.config.sinks import (
     CloudEventsSinkConfig,
@@ -33,7 +41,13 @@ SinkConfig = Annotated[
     | DiscordSinkConfig
     | MattermostSinkConfig
     | CloudEventsSinkConfig
-    | SmtpSinkConfig,
+    | SmtpSinkConfig
+    | GoogleChatSinkConfig
+    | TelegramSinkConfig
+    | MatrixSinkConfig
+    | DingTalkSinkConfig
+    | FeishuSinkConfig
+    | WeComSinkConfig,
     Field(discriminator="type"),
 ]
 

@@ -13,7 +13,11 @@ from typing import Any, Generic, TypeVar
 
 from kubewatch.config import (
     CloudEventsSinkConfig,
+    DingTalkSinkConfig,
     DiscordSinkConfig,
+    FeishuSinkConfig,
+    GoogleChatSinkConfig,
+    MatrixSinkConfig,
     MattermostSinkConfig,
     SinkConfig,
     SlackSinkConfig,
@@ -21,18 +25,26 @@ from kubewatch.config import (
     SmtpSinkConfig,
     StdoutSinkConfig,
     TeamsSinkConfig,
+    TelegramSinkConfig,
     WebhookSinkConfig,
+    WeComSinkConfig,
 )
 from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.sinks.base import Sink, SinkBase
 from kubewatch.sinks.cloudevents import CloudEventsSink
+from kubewatch.sinks.dingtalk import DingTalkSink
 from kubewatch.sinks.discord import DiscordSink
+from kubewatch.sinks.feishu import FeishuSink
+from kubewatch.sinks.googlechat import GoogleChatSink
+from kubewatch.sinks.matrix import MatrixSink
 from kubewatch.sinks.mattermost import MattermostSink
 from kubewatch.sinks.slack import SlackSink, SlackWebhookSink
 from kubewatch.sinks.smtp import SmtpSink
 from kubewatch.sinks.stdout import StdoutSink
 from kubewatch.sinks.teams import TeamsSink
+from kubewatch.sinks.telegram import TelegramSink
 from kubewatch.sinks.webhook import WebhookSink
+from kubewatch.sinks.wecom import WeComSink
 
 __all__ = ["Sink", "SinkBase", "StdoutSink", "WebhookSink", "build_sink", "registered_configs"]
 
@@ -59,6 +71,12 @@ _REGISTRY: dict[type[Any], _Entry[Any]] = {
         _Entry(DiscordSinkConfig, DiscordSink),
         _Entry(MattermostSinkConfig, MattermostSink),
         _Entry(CloudEventsSinkConfig, CloudEventsSink),
+        _Entry(GoogleChatSinkConfig, GoogleChatSink),
+        _Entry(TelegramSinkConfig, TelegramSink),
+        _Entry(MatrixSinkConfig, MatrixSink),
+        _Entry(DingTalkSinkConfig, DingTalkSink),
+        _Entry(FeishuSinkConfig, FeishuSink),
+        _Entry(WeComSinkConfig, WeComSink),
     )
 }
 

@@ -25,7 +25,7 @@ from kubewatch.config import (
 from kubewatch.errors import ConfigError, ConfigErrors
 
 REPO = Path(__file__).resolve().parents[3]
-ALL_TYPES = "stdout, webhook, slack, slackWebhook, teams, discord, mattermost, cloudevents, smtp"
+ALL_TYPES = ", ".join(SINK_TYPES)
 RES = "resources: [{kind: Pod}]\n"
 OUT = "sinks: {out: {type: stdout}}\n"
 SECRET = "s3cr3t-T0KEN-value"
@@ -839,6 +839,12 @@ def test_sink_types_come_from_the_union() -> None:
         "mattermost",
         "cloudevents",
         "smtp",
+        "googlechat",
+        "telegram",
+        "matrix",
+        "dingtalk",
+        "feishu",
+        "wecom",
     )
 
 
