@@ -676,7 +676,11 @@ def test_example_config_commented_parts_validate_too(tmp_path: Path) -> None:
     text = (REPO / "config.example.yaml").read_text()
     lines = [_COMMENTED_YAML.sub(r"\1\2", line) for line in text.splitlines()]
     shutil.copy(ca_bundle(), tmp_path / "ca.pem")
-    config = parse_config("\n".join(lines), {"AUDIT_TOKEN": "t"}, base_dir=tmp_path)
+    env = {"AUDIT_TOKEN": "t", "TELEGRAM_BOT_TOKEN": "1:t", "MATRIX_ACCESS_TOKEN": "t"}
+    hooks = ("GOOGLE_CHAT", "DINGTALK", "FEISHU", "WECOM")
+    env |= {f"{name}_WEBHOOK_URL": "https://hooks.example/h?key=k" for name in hooks}
+    env |= {"DINGTALK_SECRET": "SECs", "FEISHU_SECRET": "s"}
+    config = parse_config("\n".join(lines), env, base_dir=tmp_path)
     assert config.cluster == "prod-eu-1"
     assert config.resources[1].label_selector
     assert (config.resources[-1].kind, config.resources[-1].api_version) == (
@@ -688,6 +692,8 @@ def test_example_config_commented_parts_validate_too(tmp_path: Path) -> None:
     assert isinstance(audit, WebhookSinkConfig)
     assert audit.headers == {"X-Token": "t"}
     assert audit.ca_file == str(tmp_path / "ca.pem")
+    chats = ("telegram", "googlechat", "matrix", "dingtalk", "feishu", "wecom")
+    assert [config.sinks[n].type for n in ("telegram", "gchat", *chats[2:])] == list(chats)
 
 
 def test_missing_file(tmp_path: Path) -> None:
