@@ -12,13 +12,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from kubewatch.config.fields import NonBlank, Seconds, StrictInt, _fail
+from kubewatch.config.fields import NonBlank, Seconds, StrictInt, fail
 from kubewatch.config.sinks import (
     ChatSinkBase,
     HttpSinkBase,
     RateLimit,
     RateLimitConfig,
-    _readable_bundle,
+    readable_bundle,
 )
 
 ROBOT_RATE_LIMIT = RateLimitConfig(per_second=0.25, burst=5)
@@ -29,7 +29,7 @@ any minute within 20."""
 
 def _api_url(value: str) -> str:
     """The same check as every sink ``url`` (checked at start, never echoed)."""
-    return HttpSinkBase._http_url(value)
+    return HttpSinkBase.http_url(value)
 
 
 class _ApiSinkBase(ChatSinkBase):
@@ -40,7 +40,7 @@ class _ApiSinkBase(ChatSinkBase):
     ca_file: str | None = None
     """PEM bundle to verify the server (a self-hosted one), relative to the config file."""
 
-    _ca_file = field_validator("ca_file")(_readable_bundle)
+    _ca_file = field_validator("ca_file")(readable_bundle)
 
 
 class GoogleChatSinkConfig(ChatSinkBase, HttpSinkBase):
@@ -74,7 +74,7 @@ class TelegramSinkConfig(_ApiSinkBase):
     def _one_word(cls, value: str) -> str:
         """The token goes into the URL path: a space or a slash in it cannot be right."""
         if any(c.isspace() or c in "/?#" for c in value):
-            raise _fail("is not a bot token (it contains a space, '/', '?' or '#')")
+            raise fail("is not a bot token (it contains a space, '/', '?' or '#')")
         return value
 
 
@@ -99,7 +99,7 @@ class MatrixSinkConfig(_ApiSinkBase):
         """Messages are sent to a room ID; an alias (``#ops:…``) would fail every event.
         (Since room version 12 an ID may have no ``:server`` part.)"""
         if not value.startswith("!") or len(value) < 2:
-            raise _fail("must be a room ID (!id:server), not an alias: see Room settings")
+            raise fail("must be a room ID (!id:server), not an alias: see Room settings")
         return value
 
 

@@ -19,7 +19,7 @@ from kubewatch.config.chat_sinks import (
     TelegramSinkConfig,
     WeComSinkConfig,
 )
-from kubewatch.config.shapes import _union_members, _unwrap
+from kubewatch.config.shapes import union_members, unwrap
 from kubewatch.config.sinks import (
     CloudEventsSinkConfig,
     DiscordSinkConfig,
@@ -52,5 +52,5 @@ SinkConfig = Annotated[
 ]
 
 
-SINK_TYPES: tuple[str, ...] = tuple(_union_members(_unwrap(SinkConfig)[0], "type"))
+SINK_TYPES: tuple[str, ...] = tuple(union_members(unwrap(SinkConfig)[0], "type"))
 """Every ``type`` a sink may have, derived from :data:`SinkConfig` (no list to keep in sync)."""

@@ -2,13 +2,14 @@
 
 Sinks come from a typed registry keyed by config class, never from a switch on strings:
 adding a sink is one module plus one ``_Entry`` line in ``_REGISTRY`` below, and mypy
-checks that the sink class accepts that config class.
+checks that the sink class accepts that config class. A sink that keeps something for the
+life of the process (the Slack bot's thread roots) gets it from :class:`SinkServices`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from kubewatch.config import (
@@ -43,12 +44,29 @@ from kubewatch.sinks.smtp import SmtpSink
 from kubewatch.sinks.stdout import StdoutSink
 from kubewatch.sinks.teams import TeamsSink
 from kubewatch.sinks.telegram import TelegramSink
+from kubewatch.sinks.threads import ThreadBooks
 from kubewatch.sinks.webhook import WebhookSink
 from kubewatch.sinks.wecom import WeComSink
 
-__all__ = ["Sink", "SinkBase", "StdoutSink", "WebhookSink", "build_sink", "registered_configs"]
+__all__ = [
+    "Sink",
+    "SinkBase",
+    "SinkServices",
+    "StdoutSink",
+    "WebhookSink",
+    "build_sink",
+    "registered_configs",
+]
 
 _C = TypeVar("_C")
+
+
+@dataclass(frozen=True)
+class SinkServices:
+    """What the process keeps for its sinks across reloads: the thread roots of chat
+    sinks with ``thread: object`` (durable when there is state)."""
+
+    books: ThreadBooks = field(default_factory=ThreadBooks)
 
 
 @dataclass(frozen=True)
@@ -56,27 +74,32 @@ class _Entry(Generic[_C]):
     """Ties one config class to the factory that builds its sink; typed so they match."""
 
     config_type: type[_C]
-    factory: Callable[[str, _C], Sink]
+    factory: Callable[[str, _C, SinkServices], Sink]
+
+    @classmethod
+    def plain(cls, config_type: type[_C], factory: Callable[[str, _C], Sink]) -> _Entry[_C]:
+        """A sink that needs no services."""
+        return cls(config_type, lambda name, config, _: factory(name, config))
 
 
 _REGISTRY: dict[type[Any], _Entry[Any]] = {
     entry.config_type: entry
     for entry in (
-        _Entry(StdoutSinkConfig, StdoutSink),
-        _Entry(WebhookSinkConfig, WebhookSink),
-        _Entry(SlackSinkConfig, SlackSink),
-        _Entry(SlackWebhookSinkConfig, SlackWebhookSink),
-        _Entry(SmtpSinkConfig, SmtpSink),
-        _Entry(TeamsSinkConfig, TeamsSink),
-        _Entry(DiscordSinkConfig, DiscordSink),
-        _Entry(MattermostSinkConfig, MattermostSink),
-        _Entry(CloudEventsSinkConfig, CloudEventsSink),
-        _Entry(GoogleChatSinkConfig, GoogleChatSink),
-        _Entry(TelegramSinkConfig, TelegramSink),
-        _Entry(MatrixSinkConfig, MatrixSink),
-        _Entry(DingTalkSinkConfig, DingTalkSink),
-        _Entry(FeishuSinkConfig, FeishuSink),
-        _Entry(WeComSinkConfig, WeComSink),
+        _Entry.plain(StdoutSinkConfig, StdoutSink),
+        _Entry.plain(WebhookSinkConfig, WebhookSink),
+        _Entry(SlackSinkConfig, lambda n, c, s: SlackSink(n, c, s.books)),
+        _Entry.plain(SlackWebhookSinkConfig, SlackWebhookSink),
+        _Entry.plain(SmtpSinkConfig, SmtpSink),
+        _Entry.plain(TeamsSinkConfig, TeamsSink),
+        _Entry.plain(DiscordSinkConfig, DiscordSink),
+        _Entry.plain(MattermostSinkConfig, MattermostSink),
+        _Entry.plain(CloudEventsSinkConfig, CloudEventsSink),
+        _Entry.plain(GoogleChatSinkConfig, GoogleChatSink),
+        _Entry.plain(TelegramSinkConfig, TelegramSink),
+        _Entry.plain(MatrixSinkConfig, MatrixSink),
+        _Entry.plain(DingTalkSinkConfig, DingTalkSink),
+        _Entry.plain(FeishuSinkConfig, FeishuSink),
+        _Entry.plain(WeComSinkConfig, WeComSink),
     )
 }
 
@@ -86,7 +109,7 @@ def registered_configs() -> frozenset[type[Any]]:
     return frozenset(_REGISTRY)
 
 
-def build_sink(name: str, config: SinkConfig) -> Sink:
+def build_sink(name: str, config: SinkConfig, services: SinkServices | None = None) -> Sink:
     """Build the sink for one ``sinks:`` entry; ``name`` is its key in the config.
 
     Templates are compiled and checked here. Every mistake is raised as
@@ -99,7 +122,7 @@ def build_sink(name: str, config: SinkConfig) -> Sink:
             [ConfigError(f"sinks.{name}", f"no sink implements {type(config).__name__}")]
         )
     try:
-        sink: Sink = entry.factory(name, config)
+        sink: Sink = entry.factory(name, config, services or SinkServices())
     except ConfigError as exc:
         raise ConfigErrors([exc]) from None
     return sink

@@ -31,7 +31,7 @@ from kubewatch.config.chat_sinks import TelegramSinkConfig
 from kubewatch.errors import DeliveryError, PermanentError, RateLimited, RetryableError
 from kubewatch.events import Event
 from kubewatch.render import ChatMessage, Markup
-from kubewatch.render.escape import _defuse_mentions
+from kubewatch.render.escape import defuse_mentions
 from kubewatch.sinks.chatapi import (
     COLOUR_MARKS,
     ApiSettings,
@@ -113,7 +113,7 @@ class TelegramSink(ChatApiSink):
         body = compose(message, title.strip(), HTML, limit=TEXT_LIMIT, measure=utf16_len)
         return {
             **self._chat,
-            "text": _defuse_mentions(body),
+            "text": defuse_mentions(body),
             "parse_mode": "HTML",
             "link_preview_options": {"is_disabled": True},
         }
