@@ -16,7 +16,13 @@ One job per module: :mod:`.fields` (field types and validators), :mod:`.resource
 from kubewatch.config.fields import ALL_EVENTS, EventName
 from kubewatch.config.loading import MAX_CONFIG_BYTES, format_errors, load_config, parse_config
 from kubewatch.config.model import Config, MatchConfig, RouteConfig
-from kubewatch.config.resources import NamesConfig, NamespacesConfig, ResourceConfig, UpdatesConfig
+from kubewatch.config.resources import (
+    HealthConfig,
+    NamesConfig,
+    NamespacesConfig,
+    ResourceConfig,
+    UpdatesConfig,
+)
 from kubewatch.config.runtime import (
     DeliveryConfig,
     LeaderElectionConfig,
@@ -56,6 +62,7 @@ __all__ = [
     "DigestConfig",
     "DiscordSinkConfig",
     "EventName",
+    "HealthConfig",
     "LeaderElectionConfig",
     "MatchConfig",
     "MattermostSinkConfig",

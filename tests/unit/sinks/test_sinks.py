@@ -66,6 +66,7 @@ CONTRACT_FIELDS = {
     "k8sEvent",
     "digest",
     "whileDown",
+    "alert",
     "summary",
 }
 
