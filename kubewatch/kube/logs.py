@@ -8,9 +8,9 @@ by :func:`kubewatch.scrub.redact_secret_looking`.
 
 A log that cannot be had never holds an alert back: :meth:`PodLogs.fetch` returns
 ``None`` and the alert goes out without logs. The first refusal of each kind is one
-WARNING that says why (403: ``pods/log`` is not allowed for kubewatch's account; 404, 400
-or a 5xx: no kubelet answered — the Pod is gone, the container not started, or the node
-unreachable); later ones go to DEBUG. After a 403, fetching pauses for
+WARNING that says why (403: ``pods/log`` is not allowed for kubewatch's account; 404, 400,
+a 5xx, or a 204 (a Pod on no node): no kubelet answered — the Pod is gone, the container
+not started, or the node unreachable); later ones go to DEBUG. An empty log is no logs. After a 403, fetching pauses for
 :data:`FORBIDDEN_PAUSE` seconds (every alert would be refused the same way).
 
 Blocking I/O: call it off the informer threads (the health runtime's outbox does).
@@ -52,9 +52,12 @@ def _raw_get(client: ClusterClient) -> _Get:
     def get(path: str, params: list[tuple[str, str]], read_timeout: float) -> bytes:
         resp = client._request(path, params, read_timeout)  # the raw path: bytes, no decoding
         try:
-            return bytes(resp.response.read(MAX_LOG_BYTES + 1))
+            data = bytes(resp.response.read(MAX_LOG_BYTES + 1))
         finally:
             resp.response.release_conn()
+        if resp.status == 204:  # what the API server says for a Pod on no node
+            raise ApiError(204, "NoContent", "the Pod runs on no node: no kubelet to ask")
+        return data
 
     return get
 
@@ -114,6 +117,8 @@ class PodLogs:
             )
             return None
         text = data.decode("utf-8", "replace")
+        if not text.strip():
+            return None
         if len(text) > MAX_LOG_CHARS:
             text = "…" + text[-(MAX_LOG_CHARS - 1) :]
         return redact_secret_looking(text.rstrip("\n"))

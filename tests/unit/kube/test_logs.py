@@ -54,7 +54,7 @@ def test_forbidden_is_one_warning_and_a_pause(caplog: pytest.LogCaptureFixture) 
     assert len(api.calls) == 2  # paused in between
 
 
-@pytest.mark.parametrize("status", [400, 404, 500])
+@pytest.mark.parametrize("status", [204, 400, 404, 500])
 def test_no_kubelet_is_no_logs_and_a_warning(status: int, caplog: pytest.LogCaptureFixture) -> None:
     api = FakeApi(ApiError(status, "", 'container "app" in pod "web-1" is waiting to start'))
     logs = PodLogs(get=api)
