@@ -10,8 +10,9 @@ A log that cannot be had never holds an alert back: :meth:`PodLogs.fetch` return
 ``None`` and the alert goes out without logs. The first refusal of each kind is one
 WARNING that says why (403: ``pods/log`` is not allowed for kubewatch's account; 404, 400,
 a 5xx, or a 204 (a Pod on no node): no kubelet answered — the Pod is gone, the container
-not started, or the node unreachable); later ones go to DEBUG. An empty log is no logs. After a 403, fetching pauses for
-:data:`FORBIDDEN_PAUSE` seconds (every alert would be refused the same way).
+not started, or the node unreachable); later ones go to DEBUG. An empty log is no logs.
+After a 403, fetching pauses for :data:`FORBIDDEN_PAUSE` seconds (every alert would be
+refused the same way).
 
 Blocking I/O: call it off the informer threads (the health runtime's outbox does).
 Thread-safe.

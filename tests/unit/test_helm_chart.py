@@ -1059,3 +1059,28 @@ def test_watching_the_release_namespace_merges_into_one_role() -> None:
     docs = render(values)
     assert kinds(docs).count("Role") == 1
     assert permissions(docs) == reads(RELEASE_NS, "", "configmaps") | lease() | own_events()
+
+
+@pytest.mark.parametrize(
+    ("health", "log_grant"),
+    [
+        pytest.param(None, False, id="no-health"),
+        pytest.param({}, False, id="health-without-logs"),
+        pytest.param({"logLines": 0}, False, id="logLines-0"),
+        pytest.param({"logLines": 20}, True, id="logLines-20"),
+    ],
+)
+def test_pods_log_is_granted_only_when_alerts_carry_logs(
+    health: dict[str, Any] | None, log_grant: bool
+) -> None:
+    pod: dict[str, Any] = {"kind": "Pod", "namespaces": {"include": ["shop"]}}
+    if health is not None:
+        pod["health"] = health
+    values = {
+        "config": {"resources": [pod, {"kind": "Node"}], "sinks": STDOUT},
+        "rbac": {"emitEvents": False},
+    }
+    expected = reads("shop", "", "pods") | reads(CLUSTER, "", "nodes")
+    if log_grant:
+        expected |= reads("shop", "", "pods/log")
+    assert permissions(render(values)) == expected
