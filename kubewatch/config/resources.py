@@ -12,24 +12,25 @@ from pydantic import (
 )
 
 from kubewatch.config.fields import (
-    _API_VERSION,
     ALL_EVENTS,
+    API_VERSION,
     MAX_DURATION,
     Duration,
     EventName,
+    Model,
     NamePattern,
     NamespacePattern,
     NonBlank,
     PathPattern,
+    Problems,
     Regex,
     Selector,
     StrictBool,
     StrictInt,
-    _duration,
-    _fail,
-    _fail_at,
-    _Model,
-    _Problems,
+    fail,
+    fail_at,
+    parse_duration,
+    require_distinct,
 )
 
 _NO_EVENTS = "at least one event is required (create, update, delete)"
@@ -38,7 +39,7 @@ MAX_LOG_LINES = 1000
 """The most log lines an alert may carry: a chat message, not a log archive."""
 
 
-class NamespacesConfig(_Model):
+class NamespacesConfig(Model):
     """Which namespaces to watch. An empty ``include`` means every namespace."""
 
     include: tuple[NamespacePattern, ...] = ()
@@ -50,7 +51,7 @@ class NamespacesConfig(_Model):
     @model_validator(mode="after")
     def _no_overlap(self) -> NamespacesConfig:
         """Included and excluded at once is a contradiction, not a preference."""
-        errors: _Problems = []
+        errors: Problems = []
         for key, names in (("include", self.include), ("exclude", self.exclude)):
             for i, name in enumerate(names):
                 if name in names[:i]:
@@ -58,26 +59,26 @@ class NamespacesConfig(_Model):
                         (
                             (key, i),
                             name,
-                            _fail(f"namespace {name!r} is listed twice", value=repr(name)),
+                            fail(f"namespace {name!r} is listed twice", value=repr(name)),
                         )
                     )
         included = set(self.include)
         for i, name in enumerate(self.exclude):
             if name in included:
                 msg = f"namespace {name!r} is both included and excluded"
-                errors.append((("exclude", i), name, _fail(msg, value=repr(name))))
-        _fail_at("NamespacesConfig", errors)
+                errors.append((("exclude", i), name, fail(msg, value=repr(name))))
+        fail_at("NamespacesConfig", errors)
         return self
 
 
-class NamesConfig(_Model):
+class NamesConfig(Model):
     """Object names to report: names, globs or ``/regex/``."""
 
     include: tuple[NamePattern, ...] = ()
     exclude: tuple[NamePattern, ...] = ()
 
 
-class UpdatesConfig(_Model):
+class UpdatesConfig(Model):
     """Which changes make an update worth reporting."""
 
     watch: tuple[PathPattern, ...] = ()
@@ -97,7 +98,11 @@ DEFAULT_HEALTH_REASONS = (
 """Container states that make a Pod alert by default."""
 
 
-class HealthConfig(_Model):
+OptionalDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_DURATION)]
+"""A duration where ``0`` means off."""
+
+
+class HealthConfig(Model):
     """Health alerts for Pods, Jobs, Deployments and Nodes (``{}``: every detector, with
     these defaults). See docs/health.md."""
 
@@ -108,9 +113,9 @@ class HealthConfig(_Model):
     instance after a restart); 0 attaches none. Needs ``get`` on ``pods/log``."""
     resolve_after: Duration = 300.0
     """Healthy (for a container: running and ready) this long → one ``resolved`` alert."""
-    remind_after: Annotated[float, BeforeValidator(_duration), Field(ge=0, le=MAX_DURATION)] = (
-        3600.0
-    )
+    remind_after: Annotated[
+        float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_DURATION)
+    ] = 3600.0
     """A firing alert is sent again after this long while it keeps failing; 0: never."""
     notify_existing: StrictBool = False
     """Report failures that already exist when kubewatch starts (default: only new ones)."""
@@ -119,11 +124,11 @@ class HealthConfig(_Model):
     @classmethod
     def _some_reasons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
-            raise _fail("at least one reason is required (leave the key out for the defaults)")
+            raise fail("at least one reason is required (leave the key out for the defaults)")
         return value
 
 
-class ResourceConfig(_Model):
+class ResourceConfig(Model):
     """One watched resource: a kind, plural, short name, ``kind.group`` or apiVersion + kind."""
 
     kind: NonBlank
@@ -172,13 +177,13 @@ class ResourceConfig(_Model):
     def _something_to_report(self) -> ResourceConfig:
         """An entry with no events and no health alerts would watch and never report."""
         if not self.events and self.health is None:
-            _fail_at(
+            fail_at(
                 "ResourceConfig",
                 [
                     (
                         ("events",),
                         [],
-                        _fail("at least one event is required (create, update, delete)"),
+                        fail("at least one event is required (create, update, delete)"),
                     )
                 ],
             )
@@ -188,8 +193,8 @@ class ResourceConfig(_Model):
     @classmethod
     def _api_version_shape(cls, value: str | None) -> str | None:
         """Catch ``apps/v1/`` or ``Apps/V1`` here rather than as a discovery miss later."""
-        if value is not None and not _API_VERSION.fullmatch(value):
-            raise _fail(
+        if value is not None and not API_VERSION.fullmatch(value):
+            raise fail(
                 f"{value!r} is not an apiVersion (expected 'v1' or 'group/version', "
                 "e.g. 'apps/v1')",
                 value=repr(value),
@@ -200,12 +205,10 @@ class ResourceConfig(_Model):
     @classmethod
     def _events_set(cls, value: tuple[EventName, ...]) -> tuple[EventName, ...]:
         """A duplicate hints at a typo (an empty list is checked with ``health``)."""
-        _fail_at(
+        require_distinct(
             "events",
-            [
-                ((i,), e, _fail(f"duplicate event {e!r}", value=repr(e)))
-                for i, e in enumerate(value)
-                if e in value[:i]
-            ],
+            value,
+            empty=None,
+            repeated=lambda e, _: (e, fail(f"duplicate event {e!r}", value=repr(e))),
         )
         return value

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kubewatch.errors import ApiError
-from kubewatch.kube.client import ApiUnreachable, ClusterClient
+from kubewatch.kube.client import ClusterClient
+from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.scrub import redact_secret_looking
 
 __all__ = ["FORBIDDEN_PAUSE", "MAX_LOG_BYTES", "MAX_LOG_CHARS", "PodLogs"]
@@ -51,12 +52,8 @@ class _Get(Protocol):
 
 def _raw_get(client: ClusterClient) -> _Get:
     def get(path: str, params: list[tuple[str, str]], read_timeout: float) -> bytes:
-        resp = client._request(path, params, read_timeout)  # the raw path: bytes, no decoding
-        try:
-            data = bytes(resp.response.read(MAX_LOG_BYTES + 1))
-        finally:
-            resp.response.release_conn()
-        if resp.status == 204:  # what the API server says for a Pod on no node
+        status, data = client.get_bytes(path, params, read_timeout, MAX_LOG_BYTES + 1)
+        if status == 204:  # what the API server says for a Pod on no node
             raise ApiError(204, "NoContent", "the Pod runs on no node: no kubelet to ask")
         return data
 

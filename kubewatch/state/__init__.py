@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from kubewatch.state.alerts import AlertTable
 from kubewatch.state.checkpoint import Checkpoint, CollectionCheckpoint
 from kubewatch.state.db import DB_FILE, StateDB
+from kubewatch.state.memo import Memo
 from kubewatch.state.spool import Spool
 
 log = logging.getLogger("kubewatch.state")
@@ -21,6 +22,7 @@ __all__ = [
     "AlertTable",
     "Checkpoint",
     "CollectionCheckpoint",
+    "Memo",
     "Spool",
     "State",
     "StateDB",
@@ -33,6 +35,10 @@ class State:
     db: StateDB
     spool: Spool
     checkpoint: Checkpoint
+
+    def memo(self, space: str) -> Memo:
+        """The records of ``space`` (one per owner, e.g. ``threads/<sink>``)."""
+        return Memo(self.db, space)
 
     def close(self, timeout: float = 10.0) -> None:
         self.checkpoint.mark_alive()
