@@ -9,7 +9,7 @@ mistake with its key path (``resources[2].kind``), never only the first one. No 
 message ever contains the value of an environment variable: those are often secrets.
 
 One job per module: :mod:`.fields` (field types and validators), :mod:`.resources`,
-:mod:`.sinks`, :mod:`.runtime` and :mod:`.model` (the models), :mod:`.shapes` and
+:mod:`.sinks`, :mod:`.runtime`, :mod:`.tenancy` and :mod:`.model` (the models), :mod:`.shapes` and
 :mod:`.messages` (error text), :mod:`.expand` (``${VAR}``), :mod:`.loading` (YAML, limits).
 """
 
@@ -43,11 +43,13 @@ from kubewatch.config.sinks import (
     TeamsSinkConfig,
     WebhookSinkConfig,
 )
+from kubewatch.config.tenancy import DEFAULT_ALLOWED_KINDS, TenancyConfig
 
 __all__ = [
     "ALL_EVENTS",
     "CHAT_DIGEST",
     "CHAT_RATE_LIMIT",
+    "DEFAULT_ALLOWED_KINDS",
     "MAX_CONFIG_BYTES",
     "SINK_TYPES",
     "CloudEventsSinkConfig",
@@ -73,6 +75,7 @@ __all__ = [
     "StateConfig",
     "StdoutSinkConfig",
     "TeamsSinkConfig",
+    "TenancyConfig",
     "UpdatesConfig",
     "WatchConfig",
     "WebhookSinkConfig",

@@ -34,6 +34,7 @@ from kubewatch.config.runtime import (
     WatchConfig,
 )
 from kubewatch.config.sinks import SinkConfig
+from kubewatch.config.tenancy import TenancyConfig
 
 
 class MatchConfig(_Model):
@@ -97,6 +98,8 @@ class Config(_Model):
     server: ServerConfig = ServerConfig()
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
     state: StateConfig = StateConfig()
+    tenancy: TenancyConfig = TenancyConfig()
+    """Operator mode: Notifier and ClusterSink resources (see Self-service notifications)."""
 
     @field_validator("drop")
     @classmethod
