@@ -15,6 +15,7 @@ One job per module: :mod:`.fields` (field types and validators), :mod:`.resource
 
 from kubewatch.config.fields import ALL_EVENTS, EventName
 from kubewatch.config.loading import MAX_CONFIG_BYTES, format_errors, load_config, parse_config
+from kubewatch.config.messages import validation_errors
 from kubewatch.config.model import Config, MatchConfig, RouteConfig
 from kubewatch.config.resources import NamesConfig, NamespacesConfig, ResourceConfig, UpdatesConfig
 from kubewatch.config.runtime import (
@@ -83,4 +84,5 @@ __all__ = [
     "format_path",
     "load_config",
     "parse_config",
+    "validation_errors",
 ]
