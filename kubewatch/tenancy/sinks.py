@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
+import typing
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
@@ -22,7 +23,6 @@ from pydantic import AfterValidator, BaseModel, Field, create_model, model_valid
 
 from kubewatch.config import SinkConfig
 from kubewatch.config.fields import _fail, _fail_at, _Model, _Problems
-from kubewatch.config.shapes import _union_members, _unwrap
 from kubewatch.schema import attribute_docstrings
 
 CREDENTIALS: tuple[str, ...] = ("url", "token", "password", "secret")
@@ -162,7 +162,8 @@ def _derive(config_model: type[BaseModel]) -> type[BaseModel]:
 
 
 TENANT_SINKS: dict[str, type[BaseModel]] = {
-    tag: _derive(model) for tag, model in _union_members(_unwrap(SinkConfig)[0], "type").items()
+    typing.get_args(model.model_fields["type"].annotation)[0]: _derive(model)
+    for model in typing.get_args(typing.get_args(SinkConfig)[0])
 }
 """Sink ``type`` → its tenant model, for every type the config file knows."""
 
