@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from kubewatch import config
+import kubewatch.config
 from kubewatch.schema import ENV_TEXT, ConfigSchemaGenerator, attribute_docstrings
 from kubewatch.tenancy import models
 from kubewatch.tenancy.sinks import TENANT_SINKS, SecretKeySelector, ValueFrom
@@ -50,7 +50,7 @@ PRINTER_COLUMNS = [
 def _models() -> dict[str, type[BaseModel]]:
     """Every model a $defs entry may name, by class name."""
     found: dict[str, type[BaseModel]] = {}
-    for module in (config, models):
+    for module in (kubewatch.config, models):
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, BaseModel):
                 found[value.__name__] = value
