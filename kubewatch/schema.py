@@ -81,14 +81,14 @@ class ConfigSchemaGenerator(GenerateJsonSchema):
         inner = super().function_before_schema(schema)
         fn = schema["function"]["function"]
         name = getattr(fn, "__qualname__", "")
-        if fn is _fields._duration:
+        if fn is _fields.parse_duration:
             return {"anyOf": [inner, *copy.deepcopy([DURATION_TEXT, ENV_TEXT])]}
-        if name.startswith("_strict."):
+        if name.startswith("strict."):
             return {"anyOf": [inner, copy.deepcopy(ENV_TEXT)]}
-        if fn is _sinks._rate:
+        if fn is _sinks.rate_or_off:
             number = {"type": "number", "exclusiveMinimum": 0}
             return {"anyOf": [inner, number, copy.deepcopy(OFF)]}
-        if fn is _sinks._digest_off:
+        if fn is _sinks.digest_or_off:
             return {"anyOf": [inner, copy.deepcopy(OFF)]}
         return inner
 

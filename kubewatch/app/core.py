@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from kubewatch.app.build import build_sinks, default_identity, sum_stats
+from kubewatch.app.build import build_sinks, default_identity, sink_services, sum_stats
 from kubewatch.app.discovery import PendingDiscovery
 from kubewatch.app.handover import HandoverBuffer
 from kubewatch.app.recovery import resubmit, take_over
@@ -105,6 +105,7 @@ class App:
         self._plan = plan
         self._recorder = recorder
         self.state: State | None = open_state(config.state.path)
+        self._sink_services = sink_services(self.state)
         self._recovered = {"spool": 0, "while_down": 0}
         self.lost = 0
         """Events the last ``stop`` could neither deliver nor keep (no durable state)."""
@@ -170,7 +171,7 @@ class App:
 
     def _dispatcher(self, config: Config) -> Dispatcher:
         return Dispatcher(
-            build_sinks(config),
+            build_sinks(config, self._sink_services),
             config.delivery,
             policies=sink_policies(config),
             on_delivered=self._delivered,
@@ -603,13 +604,14 @@ class App:
         self._previous_entries = {}  # entries of resources no longer configured: pruned
         self._discovery.start(self.config, plan.pending)
         if old_dispatcher is not None:
-            retire = threading.Thread(
-                target=self._retire,
-                args=(old_dispatcher, new_dispatcher),
-                name="kubewatch-retire",
-                daemon=True,
-            )
             with self._lock:
+                before = self._retire_threads[-1] if self._retire_threads else None
+                retire = threading.Thread(
+                    target=self._retire,
+                    args=(old_dispatcher, new_dispatcher, before),
+                    name="kubewatch-retire",
+                    daemon=True,
+                )
                 self._retire_threads.append(retire)
             retire.start()
         log.info("configuration reloaded: %d watch(es)", len(self.informers))
@@ -622,9 +624,17 @@ class App:
             for ns in watch.namespaces
         ]
 
-    def _retire(self, old: Dispatcher, new: Dispatcher | None) -> None:
+    def _retire(
+        self, old: Dispatcher, new: Dispatcher | None, before: threading.Thread | None
+    ) -> None:
         """Let ``old`` finish its sends in flight, then start ``new``: no newer event of
-        an object overtakes one still being sent by the old configuration's sinks."""
+        an object overtakes one still being sent by the old configuration's sinks.
+
+        Retirements run in reload order (``before`` is the previous one): after two quick
+        reloads the second's ``old`` never started, and only waiting for the first makes
+        sure the oldest dispatcher's sends are done before the newest one starts."""
+        if before is not None:
+            before.join()
         old.close(self.config.delivery.drain_timeout)
         self._log_stats(old)
         if new is not None:

@@ -26,17 +26,16 @@ from kubewatch.config.runtime import (
     WatchConfig,
 )
 from kubewatch.config.shapes import format_path
+from kubewatch.config.sink_types import SINK_TYPES, SinkConfig
 from kubewatch.config.sinks import (
     CHAT_DIGEST,
     CHAT_RATE_LIMIT,
-    SINK_TYPES,
     CloudEventsSinkConfig,
     DigestConfig,
     DiscordSinkConfig,
     MattermostSinkConfig,
     RateLimitConfig,
     RetryConfig,
-    SinkConfig,
     SlackSinkConfig,
     SlackWebhookSinkConfig,
     SmtpSinkConfig,

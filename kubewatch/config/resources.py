@@ -10,25 +10,26 @@ from pydantic import (
 )
 
 from kubewatch.config.fields import (
-    _API_VERSION,
     ALL_EVENTS,
+    API_VERSION,
     Duration,
     EventName,
+    Model,
     NamePattern,
     NamespacePattern,
     NonBlank,
     PathPattern,
+    Problems,
     Regex,
     Selector,
     StrictBool,
-    _fail,
-    _fail_at,
-    _Model,
-    _Problems,
+    fail,
+    fail_at,
+    require_distinct,
 )
 
 
-class NamespacesConfig(_Model):
+class NamespacesConfig(Model):
     """Which namespaces to watch. An empty ``include`` means every namespace."""
 
     include: tuple[NamespacePattern, ...] = ()
@@ -40,7 +41,7 @@ class NamespacesConfig(_Model):
     @model_validator(mode="after")
     def _no_overlap(self) -> NamespacesConfig:
         """Included and excluded at once is a contradiction, not a preference."""
-        errors: _Problems = []
+        errors: Problems = []
         for key, names in (("include", self.include), ("exclude", self.exclude)):
             for i, name in enumerate(names):
                 if name in names[:i]:
@@ -48,26 +49,26 @@ class NamespacesConfig(_Model):
                         (
                             (key, i),
                             name,
-                            _fail(f"namespace {name!r} is listed twice", value=repr(name)),
+                            fail(f"namespace {name!r} is listed twice", value=repr(name)),
                         )
                     )
         included = set(self.include)
         for i, name in enumerate(self.exclude):
             if name in included:
                 msg = f"namespace {name!r} is both included and excluded"
-                errors.append((("exclude", i), name, _fail(msg, value=repr(name))))
-        _fail_at("NamespacesConfig", errors)
+                errors.append((("exclude", i), name, fail(msg, value=repr(name))))
+        fail_at("NamespacesConfig", errors)
         return self
 
 
-class NamesConfig(_Model):
+class NamesConfig(Model):
     """Object names to report: names, globs or ``/regex/``."""
 
     include: tuple[NamePattern, ...] = ()
     exclude: tuple[NamePattern, ...] = ()
 
 
-class UpdatesConfig(_Model):
+class UpdatesConfig(Model):
     """Which changes make an update worth reporting."""
 
     watch: tuple[PathPattern, ...] = ()
@@ -76,7 +77,7 @@ class UpdatesConfig(_Model):
     """Added to the default ignore list (status, resourceVersion, managedFields, …)."""
 
 
-class ResourceConfig(_Model):
+class ResourceConfig(Model):
     """One watched resource: a kind, plural, short name, ``kind.group`` or apiVersion + kind."""
 
     kind: NonBlank
@@ -114,8 +115,8 @@ class ResourceConfig(_Model):
     @classmethod
     def _api_version_shape(cls, value: str | None) -> str | None:
         """Catch ``apps/v1/`` or ``Apps/V1`` here rather than as a discovery miss later."""
-        if value is not None and not _API_VERSION.fullmatch(value):
-            raise _fail(
+        if value is not None and not API_VERSION.fullmatch(value):
+            raise fail(
                 f"{value!r} is not an apiVersion (expected 'v1' or 'group/version', "
                 "e.g. 'apps/v1')",
                 value=repr(value),
@@ -126,14 +127,10 @@ class ResourceConfig(_Model):
     @classmethod
     def _events_set(cls, value: tuple[EventName, ...]) -> tuple[EventName, ...]:
         """An empty list would watch and never report; a duplicate hints at a typo."""
-        if not value:
-            raise _fail("at least one event is required (create, update, delete)")
-        _fail_at(
+        require_distinct(
             "events",
-            [
-                ((i,), e, _fail(f"duplicate event {e!r}", value=repr(e)))
-                for i, e in enumerate(value)
-                if e in value[:i]
-            ],
+            value,
+            empty="at least one event is required (create, update, delete)",
+            repeated=lambda e, _: (e, fail(f"duplicate event {e!r}", value=repr(e))),
         )
         return value

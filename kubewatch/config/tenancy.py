@@ -9,13 +9,13 @@ from pydantic import Field, field_validator, model_validator
 
 from kubewatch.config.fields import (
     DnsLabel,
+    Model,
     NonBlank,
+    Problems,
     StrictBool,
     StrictInt,
-    _fail,
-    _fail_at,
-    _Model,
-    _Problems,
+    fail,
+    fail_at,
 )
 
 DEFAULT_ALLOWED_KINDS: tuple[str, ...] = (
@@ -33,7 +33,7 @@ DEFAULT_ALLOWED_KINDS: tuple[str, ...] = (
 """Namespaced kinds whose changes a team usually wants to hear about and may read."""
 
 
-class TenancyConfig(_Model):
+class TenancyConfig(Model):
     """The Notifier / ClusterSink controller and the limits it enforces on tenants."""
 
     enabled: StrictBool = False
@@ -58,10 +58,10 @@ class TenancyConfig(_Model):
     def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         """A kind listed twice hints at a typo in the other entry."""
         seen = [k.lower() for k in value]
-        _fail_at(
+        fail_at(
             "kinds",
             [
-                ((i,), k, _fail(f"kind {k!r} is listed twice", value=repr(k)))
+                ((i,), k, fail(f"kind {k!r} is listed twice", value=repr(k)))
                 for i, k in enumerate(value)
                 if seen[i] in seen[:i]
             ],
@@ -72,16 +72,16 @@ class TenancyConfig(_Model):
     def _not_both(self) -> TenancyConfig:
         """Denied wins, so a kind in both lists is never allowed: say so instead."""
         denied = {k.lower() for k in self.denied_kinds}
-        errors: _Problems = [
+        errors: Problems = [
             (
                 ("allowedKinds", i),
                 k,
-                _fail(f"kind {k!r} is also in deniedKinds, which wins", value=repr(k)),
+                fail(f"kind {k!r} is also in deniedKinds, which wins", value=repr(k)),
             )
             for i, k in enumerate(self.allowed_kinds)
             if k.lower() in denied
         ]
-        _fail_at("TenancyConfig", errors)
+        fail_at("TenancyConfig", errors)
         return self
 
     def own_namespace(self, env: Mapping[str, str] | None = None) -> str:

@@ -108,7 +108,7 @@ class TeamsSink(ChatSink):
 
     Built from a :class:`~kubewatch.config.TeamsSinkConfig`; ``template`` renders the
     title. The URL carries the flow's signature (``sig=``) in its query: it is a credential,
-    and never appears in a message (:mod:`kubewatch.sinks.http`).
+    and never appears in a message (:mod:`kubewatch.sinks.endpoint`).
     """
 
     kind = "teams"

@@ -18,14 +18,14 @@ from pydantic.json_schema import SkipJsonSchema
 
 from kubewatch.config import ResourceConfig, RouteConfig
 from kubewatch.config.fields import (
+    Model,
     NonBlank,
+    Problems,
     SinkName,
     StrictBool,
     StrictInt,
-    _fail,
-    _fail_at,
-    _Model,
-    _Problems,
+    fail,
+    fail_at,
 )
 from kubewatch.tenancy.sinks import TenantSink, _secret_name
 
@@ -48,9 +48,9 @@ class NotifierResource(ResourceConfig):
     def _own_namespace(cls, data: Any) -> Any:
         if isinstance(data, Mapping):
             message = "is not available in a Notifier: it reports its own namespace only"
-            _fail_at(
+            fail_at(
                 "NotifierResource",
-                [((key,), None, _fail(message)) for key in _OTHER_NAMESPACES if key in data],
+                [((key,), None, fail(message)) for key in _OTHER_NAMESPACES if key in data],
             )
         return data
 
@@ -59,14 +59,14 @@ ObjectName = Annotated[str, AfterValidator(_secret_name)]
 """A Kubernetes object name (DNS subdomain), as ClusterSinks and Secrets have."""
 
 
-class SinkRef(_Model):
+class SinkRef(Model):
     """A sink the cluster admin shares: a ClusterSink that admits this namespace."""
 
     kind: Literal["ClusterSink"]
     name: ObjectName
 
 
-class NotifierSpec(_Model):
+class NotifierSpec(Model):
     """What a team wants to hear about in its namespace, and where it goes."""
 
     suspend: StrictBool = False
@@ -85,24 +85,24 @@ class NotifierSpec(_Model):
     @classmethod
     def _some(cls, value: tuple[NotifierResource, ...]) -> tuple[NotifierResource, ...]:
         if not value:
-            raise _fail("at least one resource is required")
+            raise fail("at least one resource is required")
         return value
 
     @model_validator(mode="after")
     def _sink_names(self) -> NotifierSpec:
         """Routes name sinks and ClusterSinks alike: every name must be one thing."""
-        errors: _Problems = []
+        errors: Problems = []
         if not self.sinks and not self.sink_refs:
-            errors.append((("sinks",), None, _fail("at least one sink or sinkRef is required")))
+            errors.append((("sinks",), None, fail("at least one sink or sinkRef is required")))
         seen: set[str] = set()
         for i, ref in enumerate(self.sink_refs):
             if ref.name in self.sinks:
                 message = f"{ref.name!r} is also the name of a sink in sinks"
-                errors.append((("sinkRefs", i, "name"), None, _fail(message)))
+                errors.append((("sinkRefs", i, "name"), None, fail(message)))
             elif ref.name in seen:
-                errors.append((("sinkRefs", i, "name"), None, _fail("listed twice")))
+                errors.append((("sinkRefs", i, "name"), None, fail("listed twice")))
             seen.add(ref.name)
-        _fail_at("NotifierSpec", errors)
+        fail_at("NotifierSpec", errors)
         return self
 
 
@@ -112,7 +112,7 @@ Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 """RFC 3339, UTC, seconds (``2024-05-01T12:00:00Z``), as Kubernetes writes times."""
 
 
-class Condition(_Model):
+class Condition(Model):
     """A Kubernetes condition (``metav1.Condition``)."""
 
     type: NonBlank
@@ -127,18 +127,18 @@ class Condition(_Model):
     observed_generation: StrictInt | None = Field(None, ge=0)
 
 
-class Delivery(_Model):
+class Delivery(Model):
     time: Time
     sink: NonBlank
 
 
-class DeliveryFailure(_Model):
+class DeliveryFailure(Model):
     time: Time
     sink: NonBlank
     message: str
 
 
-class ClusterSinkStatus(_Model):
+class ClusterSinkStatus(Model):
     observed_generation: StrictInt | None = Field(None, ge=0)
     """The ``metadata.generation`` this status is about."""
     conditions: tuple[Condition, ...] = ()
@@ -154,7 +154,7 @@ class NotifierStatus(ClusterSinkStatus):
 # -- ClusterSink -------------------------------------------------------------------------
 
 
-class LabelSelectorRequirement(_Model):
+class LabelSelectorRequirement(Model):
     key: NonBlank
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: tuple[str, ...] = ()
@@ -165,7 +165,7 @@ class LabelSelectorRequirement(_Model):
         wants = self.operator in ("In", "NotIn")
         if wants != bool(self.values):
             need = "needs values" if wants else "takes no values"
-            _fail_at("Requirement", [(("values",), None, _fail(f"{self.operator} {need}"))])
+            fail_at("Requirement", [(("values",), None, fail(f"{self.operator} {need}"))])
         return self
 
     def holds(self, labels: Mapping[str, str]) -> bool:
@@ -177,7 +177,7 @@ class LabelSelectorRequirement(_Model):
         return inside if self.operator == "In" else not inside
 
 
-class LabelSelector(_Model):
+class LabelSelector(Model):
     """A Kubernetes label selector; unlike Kubernetes', an empty one selects nothing."""
 
     match_labels: dict[str, str] = Field(default_factory=dict)
@@ -192,7 +192,7 @@ class LabelSelector(_Model):
         )
 
 
-class ClusterSinkSpec(_Model):
+class ClusterSinkSpec(Model):
     """A sink the cluster admin offers to the namespaces it selects."""
 
     allowed_namespaces: LabelSelector = LabelSelector()

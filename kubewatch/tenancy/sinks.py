@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import AfterValidator, BaseModel, Field, create_model, model_validator
 
 from kubewatch.config import SinkConfig
-from kubewatch.config.fields import _fail, _fail_at, _Model, _Problems
+from kubewatch.config.fields import Model, Problems, fail, fail_at
 from kubewatch.schema import attribute_docstrings
 
 CREDENTIALS: tuple[str, ...] = ("url", "token", "password", "secret")
@@ -41,27 +41,27 @@ _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 def _secret_name(value: str) -> str:
     """Secret names are DNS subdomains: anything else can never be found."""
     if len(value) > 253 or not _SECRET_NAME.fullmatch(value):
-        raise _fail(f"{value!r} is not a valid Secret name", value=repr(value))
+        raise fail(f"{value!r} is not a valid Secret name", value=repr(value))
     return value
 
 
 def _secret_key(value: str) -> str:
     if len(value) > 253 or not _SECRET_KEY.fullmatch(value):
-        raise _fail(
+        raise fail(
             f"{value!r} is not a valid Secret key (letters, digits, '-', '_' and '.')",
             value=repr(value),
         )
     return value
 
 
-class SecretKeySelector(_Model):
+class SecretKeySelector(Model):
     """One key of a Secret: in the Notifier's namespace, or kubewatch's for a ClusterSink."""
 
     name: Annotated[str, AfterValidator(_secret_name)]
     key: Annotated[str, AfterValidator(_secret_key)]
 
 
-class ValueFrom(_Model):
+class ValueFrom(Model):
     """Where a credential's value comes from."""
 
     secret_key_ref: SecretKeySelector
@@ -77,22 +77,22 @@ def _check_sources(config_model: type[BaseModel], data: Any) -> Any:
     if not isinstance(data, Mapping):
         return data
     plain = {k: v for k, v in data.items() if k != HEADERS_FROM}
-    errors: _Problems = []
+    errors: Problems = []
     for key in CREDENTIALS:
         src = source_key(key)
         if src not in data:
             if key not in data and _needed(config_model, key):
-                errors.append(((key,), None, _fail(f"set {key} or {src}")))
+                errors.append(((key,), None, fail(f"set {key} or {src}")))
             continue
         del plain[src]
         if key in data:
-            errors.append(((src,), None, _fail(f"set one of {key} and {src}, not both")))
+            errors.append(((src,), None, fail(f"set one of {key} and {src}, not both")))
         else:
             plain[key] = PLACEHOLDERS.get(key, "placeholder")
     for key in data:
         if _python_name(config_model, key) in FILE_KEYS:
             message = "is not available here: it would read a file of kubewatch's own Pod"
-            errors.append(((key,), None, _fail(message)))
+            errors.append(((key,), None, fail(message)))
     sourced = data.get(HEADERS_FROM)
     if isinstance(sourced, Mapping):
         headers = data.get("headers")
@@ -100,11 +100,11 @@ def _check_sources(config_model: type[BaseModel], data: Any) -> Any:
         for name in sourced:
             if str(name).lower() in given:
                 message = f"header {name!r} is also in headers: set it in one of the two"
-                errors.append(((HEADERS_FROM, name), None, _fail(message)))
+                errors.append(((HEADERS_FROM, name), None, fail(message)))
         merged = dict(headers) if isinstance(headers, Mapping) else {}
         merged.update({str(k): PLACEHOLDERS["header"] for k in sourced})
         plain["headers"] = merged
-    _fail_at("SinkSources", errors)
+    fail_at("SinkSources", errors)
     config_model.model_validate(plain)
     return data
 
@@ -152,7 +152,7 @@ def _derive(config_model: type[BaseModel]) -> type[BaseModel]:
     validators: dict[str, Any] = {"_sources": model_validator(mode="before")(check)}
     model: type[BaseModel] = create_model(
         f"Tenant{name}",
-        __base__=_Model,
+        __base__=Model,
         __doc__=config_model.__doc__,
         __validators__=validators,
         **fields,

@@ -271,6 +271,26 @@ def test_chart_metadata_matches_kubewatch() -> None:
     assert meta["appVersion"] == __version__
 
 
+ICON_BASE = "https://raw.githubusercontent.com/kubewatch/kubewatch/main/"
+
+
+def test_chart_has_an_icon_shipped_in_the_repository() -> None:
+    """Artifact Hub and helm lint want an ``icon``: an SVG of this repository, by its raw URL."""
+    icon = chart().metadata.get("icon", "")
+    assert icon.startswith(ICON_BASE) and icon.endswith(".svg"), icon
+    svg = ROOT / icon.removeprefix(ICON_BASE)
+    assert svg.is_file(), f"{svg} is not in the repository"
+    assert svg.read_text().lstrip().startswith("<svg")
+
+
+def test_values_say_the_image_is_the_users_own_build() -> None:
+    """No image is published: values.yaml says so beside ``image.repository``."""
+    text = (CHART / "values.yaml").read_text()
+    before = text[: text.index("  repository: ")]
+    comment = before[before.rindex("image:") :]
+    assert "No image is published" in comment and "podman build" in comment
+
+
 def test_schema_sink_types_are_kubewatchs() -> None:
     """The schema's list of sink types is the config model's, so neither drifts."""
     schema = json.loads((CHART / "values.schema.json").read_text())
