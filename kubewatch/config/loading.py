@@ -81,7 +81,10 @@ def _index(node: yaml.Node, doc: _Document) -> None:
 
 def _read_yaml(text: str, source: str) -> _Document:
     """Parse one YAML document safely; syntax errors become a ConfigError at path ''."""
-    loader = yaml.SafeLoader(text)
+    try:  # the reader checks the first characters already (a NUL byte is a ReaderError)
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise ConfigErrors([_yaml_error(exc, source)]) from None
     doc = _Document()
     try:
         node = loader.get_single_node()

@@ -466,6 +466,14 @@ def test_yaml_error_names_the_source_but_does_not_quote_the_line() -> None:
     assert SECRET not in str(ConfigErrors(errs))
 
 
+@pytest.mark.parametrize("text", ["\x00resources: []\n", "\x07", "\ufffe"])
+def test_characters_yaml_refuses_at_the_start_are_a_config_error(text: str) -> None:
+    """PyYAML checks the first characters when the reader is made, before parsing."""
+    errs = errors_of(text, source="my.yaml")
+    assert len(errs) == 1 and errs[0].path == ""
+    assert "my.yaml" in errs[0].message
+
+
 def test_every_mistake_is_reported_in_file_order() -> None:
     text = """\
 resources:
