@@ -27,7 +27,7 @@ from kubewatch.config.fields import (
     fail,
     fail_at,
 )
-from kubewatch.tenancy.sinks import TenantSink, _secret_name
+from kubewatch.tenancy.sinks import TenantSink, secret_name
 
 GROUP = "kubewatch.io"
 VERSION = "v1alpha1"
@@ -55,7 +55,7 @@ class NotifierResource(ResourceConfig):
         return data
 
 
-ObjectName = Annotated[str, AfterValidator(_secret_name)]
+ObjectName = Annotated[str, AfterValidator(secret_name)]
 """A Kubernetes object name (DNS subdomain), as ClusterSinks and Secrets have."""
 
 

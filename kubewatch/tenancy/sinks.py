@@ -38,7 +38,7 @@ _SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
 
-def _secret_name(value: str) -> str:
+def secret_name(value: str) -> str:
     """Secret names are DNS subdomains: anything else can never be found."""
     if len(value) > 253 or not _SECRET_NAME.fullmatch(value):
         raise fail(f"{value!r} is not a valid Secret name", value=repr(value))
@@ -57,7 +57,7 @@ def _secret_key(value: str) -> str:
 class SecretKeySelector(Model):
     """One key of a Secret: in the Notifier's namespace, or kubewatch's for a ClusterSink."""
 
-    name: Annotated[str, AfterValidator(_secret_name)]
+    name: Annotated[str, AfterValidator(secret_name)]
     key: Annotated[str, AfterValidator(_secret_key)]
 
 
