@@ -41,6 +41,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("`watch`", "watch", "WatchConfig"),
     ("`server`", "server", "ServerConfig"),
     ("`leaderElection`", "leaderElection", "LeaderElectionConfig"),
+    ("`tenancy`", "tenancy", "TenancyConfig"),
 ]
 SINKS = [
     ("stdout", "StdoutSinkConfig"),

@@ -35,6 +35,7 @@ from kubewatch.config.runtime import (
     WatchConfig,
 )
 from kubewatch.config.sink_types import SinkConfig
+from kubewatch.config.tenancy import TenancyConfig
 
 
 class MatchConfig(Model):
@@ -102,6 +103,8 @@ class Config(Model):
     server: ServerConfig = ServerConfig()
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
     state: StateConfig = StateConfig()
+    tenancy: TenancyConfig = TenancyConfig()
+    """Operator mode: Notifier and ClusterSink resources (see Self-service notifications)."""
 
     @field_validator("drop")
     @classmethod
