@@ -39,6 +39,7 @@ from kubewatch.kube import ReflectorSettings, SharedInformer
 from kubewatch.kube.client import ClusterClient, ListWatch, Query
 from kubewatch.kube.discovery import ResourceTable, ResourceType
 from kubewatch.kube.leader import LeaderElector, lease_namespace
+from kubewatch.kube.logs import PodLogs
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.health import HealthServer, Heartbeats, Readiness
 from kubewatch.observability.metrics import (
@@ -49,7 +50,8 @@ from kubewatch.observability.metrics import (
     watch_states,
 )
 from kubewatch.routing import Router
-from kubewatch.state import State, open_state
+from kubewatch.state import AlertTable, State, open_state
+from kubewatch.watch.alerting import HealthAlerts
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.normalize import compact
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
@@ -155,6 +157,8 @@ class App:
         # buffer until the next takeover (lost), a new event could overtake drained or
         # handed-over ones, or reach a dispatcher that no longer takes events.
         self._leading_lock = threading.Lock()
+        alerts = AlertTable(self.state.db) if self.state is not None else None
+        self.health = HealthAlerts(self.deliver, store=alerts, logs=PodLogs(client))
 
     @staticmethod
     def plan(config: Config, client: ClusterClient) -> Plan:
@@ -269,6 +273,7 @@ class App:
             informer.reflector.stop()
         for informer in informers:
             informer.stop(timeout=5.0)
+        self.health.stop()
         with self._lock:
             retiring = list(self._retire_threads)
         for thread in retiring:  # a reload's old dispatcher drains, then the new one starts
@@ -431,7 +436,12 @@ class App:
         entry = self._entries.get(key) or self._previous_entries.pop(key, None)
         if entry is None:
             entry = build_entry(
-                self.config, watch, self.cluster, self.namespace_labels, self.started_at
+                self.config,
+                watch,
+                self.cluster,
+                self.namespace_labels,
+                self.started_at,
+                health=self.health,
             )
         self._entries[key] = entry
         return entry

@@ -9,7 +9,7 @@ mistake with its key path (``resources[2].kind``), never only the first one. No 
 message ever contains the value of an environment variable: those are often secrets.
 
 One job per module: :mod:`.fields` (field types and validators), :mod:`.resources`,
-:mod:`.sinks`, :mod:`.runtime` and :mod:`.model` (the models), :mod:`.shapes` and
+:mod:`.sinks`, :mod:`.runtime`, :mod:`.tenancy` and :mod:`.model` (the models), :mod:`.shapes` and
 :mod:`.messages` (error text), :mod:`.expand` (``${VAR}``), :mod:`.loading` (YAML, limits).
 """
 
@@ -24,8 +24,15 @@ from kubewatch.config.chat_sinks import (
 )
 from kubewatch.config.fields import ALL_EVENTS, EventName
 from kubewatch.config.loading import MAX_CONFIG_BYTES, format_errors, load_config, parse_config
+from kubewatch.config.messages import validation_errors
 from kubewatch.config.model import Config, MatchConfig, RouteConfig
-from kubewatch.config.resources import NamesConfig, NamespacesConfig, ResourceConfig, UpdatesConfig
+from kubewatch.config.resources import (
+    HealthConfig,
+    NamesConfig,
+    NamespacesConfig,
+    ResourceConfig,
+    UpdatesConfig,
+)
 from kubewatch.config.runtime import (
     DeliveryConfig,
     LeaderElectionConfig,
@@ -51,11 +58,13 @@ from kubewatch.config.sinks import (
     TeamsSinkConfig,
     WebhookSinkConfig,
 )
+from kubewatch.config.tenancy import DEFAULT_ALLOWED_KINDS, TenancyConfig
 
 __all__ = [
     "ALL_EVENTS",
     "CHAT_DIGEST",
     "CHAT_RATE_LIMIT",
+    "DEFAULT_ALLOWED_KINDS",
     "MAX_CONFIG_BYTES",
     "ROBOT_RATE_LIMIT",
     "SINK_TYPES",
@@ -68,6 +77,7 @@ __all__ = [
     "EventName",
     "FeishuSinkConfig",
     "GoogleChatSinkConfig",
+    "HealthConfig",
     "LeaderElectionConfig",
     "MatchConfig",
     "MatrixSinkConfig",
@@ -87,6 +97,7 @@ __all__ = [
     "StdoutSinkConfig",
     "TeamsSinkConfig",
     "TelegramSinkConfig",
+    "TenancyConfig",
     "UpdatesConfig",
     "WatchConfig",
     "WeComSinkConfig",
@@ -95,4 +106,5 @@ __all__ = [
     "format_path",
     "load_config",
     "parse_config",
+    "validation_errors",
 ]

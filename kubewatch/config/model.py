@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from typing import Literal
 
 from pydantic import (
     field_validator,
@@ -11,7 +12,6 @@ from pydantic import (
 )
 
 from kubewatch.config.fields import (
-    EventName,
     Model,
     NamePattern,
     NamespacePattern,
@@ -35,6 +35,7 @@ from kubewatch.config.runtime import (
     WatchConfig,
 )
 from kubewatch.config.sink_types import SinkConfig
+from kubewatch.config.tenancy import TenancyConfig
 
 
 class MatchConfig(Model):
@@ -43,10 +44,14 @@ class MatchConfig(Model):
     kinds: tuple[NonBlank, ...] | None = None
     namespaces: tuple[NamespacePattern, ...] | None = None
     names: tuple[NamePattern, ...] | None = None
-    types: tuple[EventName, ...] | None = None
+    types: tuple[Literal["create", "update", "delete", "alert"], ...] | None = None
+    """``create``, ``update``, ``delete``, or ``alert`` (health alerts)."""
     labels: Selector | None = None
     reasons: tuple[Regex, ...] | None = None
-    """Kubernetes Events only: reasons, names or regular expressions (whole reason)."""
+    """Kubernetes Events and health alerts only (``k8sEvent.reason``, ``alert.reason``):
+    reasons, names or regular expressions (whole reason)."""
+    states: tuple[Literal["firing", "resolved"], ...] | None = None
+    """Health alerts only: ``alert.state``."""
     changed: tuple[PathPattern, ...] | None = None
     """Updates only: at least one changed path at or below one of these."""
 
@@ -98,6 +103,8 @@ class Config(Model):
     server: ServerConfig = ServerConfig()
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
     state: StateConfig = StateConfig()
+    tenancy: TenancyConfig = TenancyConfig()
+    """Operator mode: Notifier and ClusterSink resources (see Self-service notifications)."""
 
     @field_validator("drop")
     @classmethod

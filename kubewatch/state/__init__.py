@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from kubewatch.state.alerts import AlertTable
 from kubewatch.state.checkpoint import Checkpoint, CollectionCheckpoint
 from kubewatch.state.db import DB_FILE, StateDB
 from kubewatch.state.memo import Memo
@@ -18,6 +19,7 @@ log = logging.getLogger("kubewatch.state")
 
 __all__ = [
     "DB_FILE",
+    "AlertTable",
     "Checkpoint",
     "CollectionCheckpoint",
     "Memo",

@@ -48,6 +48,8 @@ LAYERS: dict[str, int] = {
     "watch": 4,
     "routing": 4,
     "delivery": 4,
+    # operator mode: Notifier / ClusterSink specs → compiled entries
+    "tenancy": 4,
     # what ties the stages together
     "replay": 5,
     "app": 5,

@@ -667,7 +667,14 @@ def test_example_config_validates_without_environment() -> None:
     config = load_config(REPO / "config.example.yaml", env={})
     assert config.cluster is None
     assert config.namespaces.exclude == ("kube-system",)
-    assert [r.kind for r in config.resources] == ["ConfigMap", "Deployment", "Secret", "Event"]
+    assert [r.kind for r in config.resources] == [
+        "ConfigMap",
+        "Deployment",
+        "Secret",
+        "Event",
+        "Pod",
+        "Node",
+    ]
     assert config.resources[3].repeat_window == 600.0
     assert config.sinks == {"console": StdoutSinkConfig(type="stdout", format="text")}
     assert [m.namespaces for m in config.drop] == [("scratch-*",)]
