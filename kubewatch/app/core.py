@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from kubewatch.app.build import build_sinks, default_identity, sum_stats
+from kubewatch.app.build import build_sinks, default_identity, sink_services, sum_stats
 from kubewatch.app.discovery import PendingDiscovery
 from kubewatch.app.handover import HandoverBuffer
 from kubewatch.app.recovery import resubmit, take_over
@@ -39,6 +39,7 @@ from kubewatch.kube import ReflectorSettings, SharedInformer
 from kubewatch.kube.client import ClusterClient, ListWatch, Query
 from kubewatch.kube.discovery import ResourceTable, ResourceType
 from kubewatch.kube.leader import LeaderElector, lease_namespace
+from kubewatch.kube.logs import PodLogs
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.health import HealthServer, Heartbeats, Readiness
 from kubewatch.observability.metrics import (
@@ -49,7 +50,8 @@ from kubewatch.observability.metrics import (
     watch_states,
 )
 from kubewatch.routing import Router
-from kubewatch.state import State, open_state
+from kubewatch.state import AlertTable, State, open_state
+from kubewatch.watch.alerting import HealthAlerts
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.normalize import compact
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
@@ -105,6 +107,7 @@ class App:
         self._plan = plan
         self._recorder = recorder
         self.state: State | None = open_state(config.state.path)
+        self._sink_services = sink_services(self.state)
         self._recovered = {"spool": 0, "while_down": 0}
         self.lost = 0
         """Events the last ``stop`` could neither deliver nor keep (no durable state)."""
@@ -154,6 +157,8 @@ class App:
         # buffer until the next takeover (lost), a new event could overtake drained or
         # handed-over ones, or reach a dispatcher that no longer takes events.
         self._leading_lock = threading.Lock()
+        alerts = AlertTable(self.state.db) if self.state is not None else None
+        self.health = HealthAlerts(self.deliver, store=alerts, logs=PodLogs(client))
 
     @staticmethod
     def plan(config: Config, client: ClusterClient) -> Plan:
@@ -170,7 +175,7 @@ class App:
 
     def _dispatcher(self, config: Config) -> Dispatcher:
         return Dispatcher(
-            build_sinks(config),
+            build_sinks(config, self._sink_services),
             config.delivery,
             policies=sink_policies(config),
             on_delivered=self._delivered,
@@ -268,6 +273,7 @@ class App:
             informer.reflector.stop()
         for informer in informers:
             informer.stop(timeout=5.0)
+        self.health.stop()
         with self._lock:
             retiring = list(self._retire_threads)
         for thread in retiring:  # a reload's old dispatcher drains, then the new one starts
@@ -430,7 +436,12 @@ class App:
         entry = self._entries.get(key) or self._previous_entries.pop(key, None)
         if entry is None:
             entry = build_entry(
-                self.config, watch, self.cluster, self.namespace_labels, self.started_at
+                self.config,
+                watch,
+                self.cluster,
+                self.namespace_labels,
+                self.started_at,
+                health=self.health,
             )
         self._entries[key] = entry
         return entry
@@ -603,13 +614,14 @@ class App:
         self._previous_entries = {}  # entries of resources no longer configured: pruned
         self._discovery.start(self.config, plan.pending)
         if old_dispatcher is not None:
-            retire = threading.Thread(
-                target=self._retire,
-                args=(old_dispatcher, new_dispatcher),
-                name="kubewatch-retire",
-                daemon=True,
-            )
             with self._lock:
+                before = self._retire_threads[-1] if self._retire_threads else None
+                retire = threading.Thread(
+                    target=self._retire,
+                    args=(old_dispatcher, new_dispatcher, before),
+                    name="kubewatch-retire",
+                    daemon=True,
+                )
                 self._retire_threads.append(retire)
             retire.start()
         log.info("configuration reloaded: %d watch(es)", len(self.informers))
@@ -622,9 +634,17 @@ class App:
             for ns in watch.namespaces
         ]
 
-    def _retire(self, old: Dispatcher, new: Dispatcher | None) -> None:
+    def _retire(
+        self, old: Dispatcher, new: Dispatcher | None, before: threading.Thread | None
+    ) -> None:
         """Let ``old`` finish its sends in flight, then start ``new``: no newer event of
-        an object overtakes one still being sent by the old configuration's sinks."""
+        an object overtakes one still being sent by the old configuration's sinks.
+
+        Retirements run in reload order (``before`` is the previous one): after two quick
+        reloads the second's ``old`` never started, and only waiting for the first makes
+        sure the oldest dispatcher's sends are done before the newest one starts."""
+        if before is not None:
+            before.join()
         old.close(self.config.delivery.drain_timeout)
         self._log_stats(old)
         if new is not None:

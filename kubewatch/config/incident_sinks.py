@@ -16,21 +16,21 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from kubewatch.config.fields import (
     Duration,
+    Model,
     NonBlank,
+    Problems,
     Seconds,
     StrictBool,
-    _fail,
-    _fail_at,
-    _Model,
-    _Problems,
+    fail,
+    fail_at,
 )
-from kubewatch.config.sinks import HttpSinkBase, SinkBase, _base_path, _readable_bundle
+from kubewatch.config.sinks import HttpSinkBase, SinkBase, base_path, readable_bundle
 
 Severity = Literal["critical", "error", "warning", "info"]
 Priority = Literal["P1", "P2", "P3", "P4", "P5"]
 
 
-class PagerDutySeverityConfig(_Model):
+class PagerDutySeverityConfig(Model):
     """PagerDuty ``severity`` per kind of event."""
 
     alert: Severity = "error"
@@ -45,7 +45,7 @@ class PagerDutySeverityConfig(_Model):
     """An object created or updated."""
 
 
-class OpsgeniePriorityConfig(_Model):
+class OpsgeniePriorityConfig(Model):
     """Opsgenie ``priority`` per kind of event (P1 is the most urgent)."""
 
     alert: Priority = "P2"
@@ -106,14 +106,14 @@ class AlertmanagerSinkConfig(HttpSinkBase):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:  # type: ignore[override]
-        return None if value is None else HttpSinkBase._http_url(value)
+    def http_url(cls, value: str | None) -> str | None:  # type: ignore[override]
+        return None if value is None else HttpSinkBase.http_url(value)
 
     @field_validator("urls")
     @classmethod
     def _http_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for url in value:
-            HttpSinkBase._http_url(url)
+            HttpSinkBase.http_url(url)
         return value
 
     @field_validator("labels")
@@ -122,7 +122,7 @@ class AlertmanagerSinkConfig(HttpSinkBase):
         """Alertmanager refuses the whole request for one bad label name."""
         for name in value:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise _fail(f"{name!r} is not a label name ([A-Za-z_][A-Za-z0-9_]*)")
+                raise fail(f"{name!r} is not a label name ([A-Za-z_][A-Za-z0-9_]*)")
         return value
 
     @model_validator(mode="after")
@@ -131,7 +131,7 @@ class AlertmanagerSinkConfig(HttpSinkBase):
         or an ``Authorization`` header, not both."""
         if (self.url is None) == (not self.urls):
             key = "urls" if self.urls else "url"
-            _fail_at("AlertmanagerSinkConfig", [((key,), None, _fail("set one of url and urls"))])
+            fail_at("AlertmanagerSinkConfig", [((key,), None, fail("set one of url and urls"))])
         check: Callable[[HttpSinkBase], object] = HttpSinkBase._one_authorization  # type: ignore[assignment]
         for url in self.base_urls:
             check(self.model_copy(update={"url": url}))
@@ -187,16 +187,16 @@ class NatsSinkConfig(SinkBase):
     def _subject(cls, value: str) -> str:
         for name in _SUBJECT_FIELD.findall(value):
             if name not in SUBJECT_FIELDS:
-                raise _fail(f"unknown field {{{name}}}; known: {', '.join(SUBJECT_FIELDS)}")
+                raise fail(f"unknown field {{{name}}}; known: {', '.join(SUBJECT_FIELDS)}")
         literal = _SUBJECT_FIELD.sub("x", value)
         if any(c in literal for c in "{} \t\r\n*>") or "" in literal.split("."):
-            raise _fail(
+            raise fail(
                 "is not a subject: tokens separated by single dots, no spaces, "
                 "no '*' or '>', fields in braces"
             )
         return value
 
-    _ca_file = field_validator("ca_file")(_readable_bundle)
+    _ca_file = field_validator("ca_file")(readable_bundle)
 
     @field_validator("creds_file", "cert_file", "key_file")
     @classmethod
@@ -204,29 +204,29 @@ class NatsSinkConfig(SinkBase):
         """Relative to the configuration file, like ``caFile``; checked at start."""
         if value is None:
             return None
-        path = _base_path(value, info)
+        path = base_path(value, info)
         if not path.is_file():
-            raise _fail(f"file {str(path)!r} does not exist")
+            raise fail(f"file {str(path)!r} does not exist")
         return str(path)
 
     @model_validator(mode="after")
     def _consistent(self) -> NatsSinkConfig:
-        problems: _Problems = []
+        problems: Problems = []
         if (self.url is None) == (not self.servers):
             key = "servers" if self.servers else "url"
-            problems.append(((key,), None, _fail("set one of url and servers")))
+            problems.append(((key,), None, fail("set one of url and servers")))
         if (self.user is None) != (self.password is None):
             key = "password" if self.user is not None else "user"
-            problems.append(((key,), None, _fail("user and password go together")))
+            problems.append(((key,), None, fail("user and password go together")))
         ways = [self.creds_file is not None, self.token is not None, self.user is not None]
         if sum(ways) > 1:
             problems.append(
-                (("token",), None, _fail("set at most one of credsFile, token, user/password"))
+                (("token",), None, fail("set at most one of credsFile, token, user/password"))
             )
         if (self.cert_file is None) != (self.key_file is None):
             key = "keyFile" if self.cert_file is not None else "certFile"
-            problems.append(((key,), None, _fail("certFile and keyFile go together")))
-        _fail_at("NatsSinkConfig", problems)
+            problems.append(((key,), None, fail("certFile and keyFile go together")))
+        fail_at("NatsSinkConfig", problems)
         return self
 
     @property
@@ -240,7 +240,7 @@ def _check_nats_url(value: str) -> str:
         parts = urllib.parse.urlsplit(value)
         _ = parts.port
     except ValueError:
-        raise _fail("is not a valid URL (bad port or brackets)") from None
+        raise fail("is not a valid URL (bad port or brackets)") from None
     if parts.scheme.lower() not in ("nats", "tls", "ws", "wss") or not parts.hostname:
-        raise _fail("must be a nats://, tls://, ws:// or wss:// URL with a host")
+        raise fail("must be a nats://, tls://, ws:// or wss:// URL with a host")
     return value

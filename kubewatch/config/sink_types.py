@@ -11,13 +11,21 @@ from typing import Annotated
 
 from pydantic import Field
 
+from kubewatch.config.chat_sinks import (
+    DingTalkSinkConfig,
+    FeishuSinkConfig,
+    GoogleChatSinkConfig,
+    MatrixSinkConfig,
+    TelegramSinkConfig,
+    WeComSinkConfig,
+)
 from kubewatch.config.incident_sinks import (
     AlertmanagerSinkConfig,
     NatsSinkConfig,
     OpsgenieSinkConfig,
     PagerDutySinkConfig,
 )
-from kubewatch.config.shapes import _union_members, _unwrap
+from kubewatch.config.shapes import union_members, unwrap
 from kubewatch.config.sinks import (
     CloudEventsSinkConfig,
     DiscordSinkConfig,
@@ -40,6 +48,12 @@ SinkConfig = Annotated[
     | MattermostSinkConfig
     | CloudEventsSinkConfig
     | SmtpSinkConfig
+    | GoogleChatSinkConfig
+    | TelegramSinkConfig
+    | MatrixSinkConfig
+    | DingTalkSinkConfig
+    | FeishuSinkConfig
+    | WeComSinkConfig
     | PagerDutySinkConfig
     | OpsgenieSinkConfig
     | AlertmanagerSinkConfig
@@ -48,5 +62,5 @@ SinkConfig = Annotated[
 ]
 
 
-SINK_TYPES: tuple[str, ...] = tuple(_union_members(_unwrap(SinkConfig)[0], "type"))
+SINK_TYPES: tuple[str, ...] = tuple(union_members(unwrap(SinkConfig)[0], "type"))
 """Every ``type`` a sink may have, derived from :data:`SinkConfig` (no list to keep in sync)."""

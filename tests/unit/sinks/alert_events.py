@@ -1,39 +1,12 @@
-"""Health-alert events built by hand: ``type == "alert"`` and an ``alert`` with a ``state``.
-
-The incident sinks read a health alert by those two names only (duck-typed), so these
-stand-ins carry exactly them: an :class:`Event` with ``alert`` added, whose ``type`` has
-the value ``alert``.
-"""
+"""Health-alert events for the incident sinks' tests: a Pod's container failing."""
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
-from kubewatch.events import Event
+from kubewatch.events import AlertInfo, AlertState, Event, EventType
 from tests.unit.sinks.test_sinks import make_event
-
-
-class AlertType(str, enum.Enum):
-    ALERT = "alert"
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    state: str
-    reason: str
-    container: str | None = None
-    exit_code: int | None = None
-    restart_count: int | None = None
-    since: str | None = None
-    logs: str | None = None
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class AlertEvent(Event):
-    alert: Alert | None = None
 
 
 def alert_event(
@@ -48,7 +21,5 @@ def alert_event(
         changes=(),
         summary=f"[test] Pod shop/web-1 {reason} ({state})",
     )
-    fields = {f: getattr(base, f) for f in Event.__dataclass_fields__}
-    fields.update(type=AlertType.ALERT, **kw)
-    alert = Alert(state, reason, container, since="2026-11-26T22:00:00.000Z")
-    return AlertEvent(**fields, alert=alert)
+    alert = AlertInfo(AlertState(state), reason, container, since="2026-11-26T22:00:00.000Z")
+    return dataclasses.replace(base, type=EventType.ALERT, alert=alert, **kw)
