@@ -26,7 +26,7 @@ import threading
 from collections import defaultdict
 from datetime import datetime, timezone
 
-from kubewatch.app.build import build_sinks, default_identity
+from kubewatch.app.build import build_sinks, default_identity, sink_services
 from kubewatch.app.delivering import Delivering, Route
 from kubewatch.app.discovery import PendingDiscovery
 from kubewatch.app.handover import HandoverBuffer
@@ -40,6 +40,7 @@ from kubewatch.kube import SharedInformer
 from kubewatch.kube.client import ClusterClient
 from kubewatch.kube.discovery import ResourceTable
 from kubewatch.kube.leader import LeaderElector, lease_namespace
+from kubewatch.kube.logs import PodLogs
 from kubewatch.kube.pool import InformerKey, InformerPool
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.health import HealthServer, Heartbeats, Readiness
@@ -50,7 +51,8 @@ from kubewatch.observability.metrics import (
     watch_states,
 )
 from kubewatch.routing import Router
-from kubewatch.state import State, open_state
+from kubewatch.state import AlertTable, State, open_state
+from kubewatch.watch.alerting import HealthAlerts
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.watch.plan import Plan, WatchPlan, resolve_resources, watch_keys
@@ -85,6 +87,7 @@ class App:
         self._plan = plan
         self._recorder = recorder
         self.state: State | None = open_state(config.state.path)
+        self._sink_services = sink_services(self.state)
         self.lost = 0
         """Events the last ``stop`` could neither deliver nor keep (no durable state)."""
         self.namespace_labels = NamespaceLabels()
@@ -135,6 +138,8 @@ class App:
         )
         self._server: HealthServer | None = None
         self._elector: LeaderElector | None = None
+        alerts = AlertTable(self.state.db) if self.state is not None else None
+        self.health = HealthAlerts(self.deliver, store=alerts, logs=PodLogs(client))
 
     @staticmethod
     def plan(config: Config, client: ClusterClient) -> Plan:
@@ -151,7 +156,7 @@ class App:
 
     def _dispatcher(self, config: Config) -> Dispatcher:
         return Dispatcher(
-            build_sinks(config),
+            build_sinks(config, self._sink_services),
             config.delivery,
             policies=sink_policies(config),
             on_delivered=self._delivered,
@@ -234,6 +239,7 @@ class App:
         self.pool.stop()
         if namespaces is not None:
             namespaces.stop(timeout=5.0)
+        self.health.stop()
         drained, self.lost = self._delivering.close(self.config.delivery.drain_timeout)
         if self._elector is not None:
             self._elector.stop(release=True, timeout=5.0)
@@ -299,7 +305,12 @@ class App:
         entry = self._entries.get(key) or self._previous_entries.pop(key, None)
         if entry is None:
             entry = build_entry(
-                self.config, watch, self.cluster, self.namespace_labels, self.started_at
+                self.config,
+                watch,
+                self.cluster,
+                self.namespace_labels,
+                self.started_at,
+                health=self.health,
             )
         self._entries[key] = entry
         return entry

@@ -153,19 +153,32 @@ class Delivering:
             with self._lock:
                 self._retiring.append(old.dispatcher)
             take_over(self.state, old.dispatcher, dispatcher)
-        retire = threading.Thread(
-            target=self._retire,
-            args=(old.dispatcher, dispatcher, drain_timeout),
-            name="kubewatch-retire",
-            daemon=True,
-        )
         with self._lock:
+            before = self._retire_threads[-1] if self._retire_threads else None
+            retire = threading.Thread(
+                target=self._retire,
+                args=(old.dispatcher, dispatcher, drain_timeout, before),
+                name="kubewatch-retire",
+                daemon=True,
+            )
             self._retire_threads.append(retire)
         retire.start()
 
-    def _retire(self, old: Dispatcher, new: Dispatcher, drain_timeout: float) -> None:
+    def _retire(
+        self,
+        old: Dispatcher,
+        new: Dispatcher,
+        drain_timeout: float,
+        before: threading.Thread | None,
+    ) -> None:
         """Let ``old`` finish its sends in flight, then start ``new``: no newer event of
-        an object overtakes one still being sent by the old configuration's sinks."""
+        an object overtakes one still being sent by the old configuration's sinks.
+
+        Retirements run in reload order (``before`` is the previous one): after two quick
+        reloads the second's ``old`` never started, and only waiting for the first makes
+        sure the oldest dispatcher's sends are done before the newest one starts."""
+        if before is not None:
+            before.join()
         old.close(drain_timeout)
         log_stats(old)
         try:

@@ -4,7 +4,7 @@ live counters, so the watch and delivery threads never touch a metric."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -12,20 +12,17 @@ from kubewatch._version import __version__
 from kubewatch.observability.views import (
     CountSource,
     HoldSource,
+    HoldStatsLike,
     InformerCountSource,
     LeaderSource,
     SinkSource,
+    SinkStatsLike,
     StateSource,
+    StateView,
     WatchSource,
+    WatchState,
     WorkerSource,
-    _no_election,
-    _no_hold,
-    _no_informers,
-    _no_sinks,
-    _no_state,
-    _no_watches,
-    _no_workers,
-    _zero,
+    WorkerStatsLike,
 )
 
 log = logging.getLogger("kubewatch.observability.metrics")
@@ -59,6 +56,38 @@ _SINK_COUNTERS = (
         "Events given up because they were older than delivery.maxAge (count; also failed).",
     ),
 )
+
+
+def _no_watches() -> Iterable[WatchState]:
+    return ()
+
+
+def _no_sinks() -> Mapping[str, SinkStatsLike]:
+    return {}
+
+
+def _no_election() -> bool | None:
+    return None
+
+
+def _no_state() -> StateView | None:
+    return None
+
+
+def _zero() -> int:
+    return 0
+
+
+def _no_informers() -> Mapping[str, int]:
+    return {}
+
+
+def _no_hold() -> HoldStatsLike | None:
+    return None
+
+
+def _no_workers() -> Mapping[str, WorkerStatsLike]:
+    return {}
 
 
 class StateCollector:

@@ -22,8 +22,8 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
+from typing_extensions import Unpack
 
-from kubewatch._version import __version__
 from kubewatch.observability.collectors import StateCollector
 from kubewatch.observability.views import (
     CountSource,
@@ -34,20 +34,13 @@ from kubewatch.observability.views import (
     LeaderSource,
     SinkSource,
     SinkStatsLike,
+    Sources,
     StateSource,
     StateView,
     WatchSource,
     WatchState,
     WorkerSource,
     WorkerStatsLike,
-    _no_election,
-    _no_hold,
-    _no_informers,
-    _no_sinks,
-    _no_state,
-    _no_watches,
-    _no_workers,
-    _zero,
     watch_states,
 )
 from kubewatch.timefmt import seconds_since
@@ -65,6 +58,7 @@ __all__ = [
     "Metrics",
     "SinkSource",
     "SinkStatsLike",
+    "Sources",
     "StateCollector",
     "StateSource",
     "StateView",
@@ -93,19 +87,7 @@ class Metrics:
     (``informers=lambda: app.watch_states()``).
     """
 
-    def __init__(
-        self,
-        *,
-        informers: WatchSource = _no_watches,
-        sinks: SinkSource = _no_sinks,
-        leader: LeaderSource = _no_election,
-        state: StateSource = _no_state,
-        handover_dropped: CountSource = _zero,
-        namespace_hold: HoldSource = _no_hold,
-        workers: WorkerSource = _no_workers,
-        informer_counts: InformerCountSource = _no_informers,
-        version: str = __version__,
-    ) -> None:
+    def __init__(self, **sources: Unpack[Sources]) -> None:
         self.registry = CollectorRegistry()
         self._events = Counter(
             "kubewatch_events_observed",
@@ -121,19 +103,7 @@ class Metrics:
             buckets=DELIVERY_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(
-            StateCollector(
-                informers=informers,
-                sinks=sinks,
-                leader=leader,
-                state=state,
-                handover_dropped=handover_dropped,
-                namespace_hold=namespace_hold,
-                workers=workers,
-                informer_counts=informer_counts,
-                version=version,
-            )
-        )
+        self.registry.register(StateCollector(**sources))
 
     def observe_event(self, resource: str, type: str) -> None:
         """Count one normalized event: ``observe_event("deployments.apps", "update")``."""

@@ -9,16 +9,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from kubewatch.state.alerts import AlertTable
 from kubewatch.state.checkpoint import Checkpoint, CollectionCheckpoint
 from kubewatch.state.db import DB_FILE, StateDB
+from kubewatch.state.memo import Memo
 from kubewatch.state.spool import Spool
 
 log = logging.getLogger("kubewatch.state")
 
 __all__ = [
     "DB_FILE",
+    "AlertTable",
     "Checkpoint",
     "CollectionCheckpoint",
+    "Memo",
     "Spool",
     "State",
     "StateDB",
@@ -31,6 +35,10 @@ class State:
     db: StateDB
     spool: Spool
     checkpoint: Checkpoint
+
+    def memo(self, space: str) -> Memo:
+        """The records of ``space`` (one per owner, e.g. ``threads/<sink>``)."""
+        return Memo(self.db, space)
 
     def close(self, timeout: float = 10.0) -> None:
         self.checkpoint.mark_alive()

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 EVENT_ONLY_KEYS = ("types", "reasons", "message", "involved_kinds", "repeat_window")
 """ResourceConfig fields that only make sense for Kubernetes Events."""
 EVENT_GROUPS = ("", "events.k8s.io")
+HEALTH_KINDS = frozenset({("Pod", ""), ("Job", "batch"), ("Deployment", "apps"), ("Node", "")})
+"""(kind, group) of the resources ``health`` has detectors for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,11 @@ def plan_watch(config: Config, index: int, rc: ResourceConfig, resource: Resourc
                 raise ConfigError(
                     f"{path}.{alias}", f"applies only to kind Event, not {resource.kind}"
                 )
+    if rc.health is not None and (resource.kind, resource.group) not in HEALTH_KINDS:
+        raise ConfigError(
+            f"{path}.health",
+            f"applies only to Pod, Job, Deployment and Node, not {resource.group_resource}",
+        )
     own = rc.namespaces or NamespacesConfig()
     g = config.namespaces
     selectors = [rc.field_selector] if rc.field_selector else []

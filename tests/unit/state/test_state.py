@@ -6,8 +6,6 @@ import logging
 import os
 import random
 import sqlite3
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from kubewatch.events import Change, DigestInfo, Event, EventType, InvolvedObject, KubeEventInfo
 from kubewatch.kube import DeletedFinalStateUnknown, SharedInformer
 from kubewatch.state import DB_FILE, Checkpoint, StateDB, open_state
+from tests.stress import hammer
 from tests.unit.kube.test_informer import FAST, FakeListerWatcher, Recorder, cm, ev, pages
 
 
@@ -89,6 +88,7 @@ def test_another_programs_database_is_moved_aside(tmp_path: Path) -> None:
         "spool",
         "collections",
         "objects",
+        "memo",
     ]
 
 
@@ -165,26 +165,17 @@ def test_spooled_events_come_back_in_order_with_their_ids(tmp_path: Path) -> Non
 def test_spool_is_safe_for_many_threads(tmp_path: Path) -> None:
     state = open_state(str(tmp_path))
     assert state is not None
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
 
-        def work(t: int) -> None:
-            for i in range(300):
-                event = make_event(f"t{t}-{i}", rv=i)
-                state.spool.put(event, ("s",))
-                if i % 2:
-                    state.spool.settle("s", event.id)
-                state.spool.depth()
-                state.spool.oldest_age()
+    def work(t: int) -> None:
+        for i in range(300):
+            event = make_event(f"t{t}-{i}", rv=i)
+            state.spool.put(event, ("s",))
+            if i % 2:
+                state.spool.settle("s", event.id)
+            state.spool.depth()
+            state.spool.oldest_age()
 
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(old)
+    hammer(work, 8)
     assert state.spool.depth() == {"s": 8 * 150}
     state.close()
     again = open_state(str(tmp_path))
