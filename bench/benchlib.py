@@ -8,8 +8,10 @@ readings from ``/proc``, and a ``kubewatch run`` subprocess that reports when it
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
+import http.server
 import os
 import platform
 import queue
@@ -117,6 +119,45 @@ def connect(kubeconfig: str | None) -> ClusterClient:
 def kubeconfig_path(kubeconfig: str | None) -> str:
     path = kubeconfig or os.environ.get("KUBECONFIG", "")
     return path.split(os.pathsep)[0]
+
+
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """A bench's parser (its docstring's first line as description) with ``--kubeconfig``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG")
+    return parser
+
+
+def cluster(kubeconfig: str | None) -> tuple[str, ClusterClient]:
+    """The kubeconfig path and a client for it, after the machine line every result starts with."""
+    path = kubeconfig_path(kubeconfig)
+    print(f"machine: {machine()}")
+    return path, connect(path)
+
+
+def receiver_config(namespace: str, resource: str, sink: str) -> str:
+    """A kubewatch config watching ``resource`` (a YAML flow mapping) in ``namespace`` and
+    sending to ``sink`` (``name: {…}``)."""
+    return f"""
+cluster: bench
+namespaces: {{include: [{namespace}]}}
+resources:
+  - {resource}
+sinks:
+  {sink}
+"""
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A receiver's handler: :meth:`answer` with an empty body; no access log on stderr."""
+
+    def answer(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 @contextlib.contextmanager

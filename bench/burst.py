@@ -21,12 +21,10 @@ backlog_empty_s=…``.
 
 from __future__ import annotations
 
-import argparse
 import http.server
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import benchlib
 import orjson
@@ -50,7 +48,7 @@ class DiscordStandIn(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}{WEBHOOK_PATH}"
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(benchlib.QuietHandler):
     protocol_version = "HTTP/1.1"
     server: DiscordStandIn
 
@@ -65,38 +63,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.messages.append((now, events, embed.get("title", "")))
             self.server.accounted += events
-        self.send_response(204)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.answer(204)
 
 
 def config_yaml(namespace: str, url: str) -> str:
-    return f"""
-cluster: bench
-namespaces: {{include: [{namespace}]}}
-resources:
-  - kind: ConfigMap
-    events: [create]
-sinks:
-  chat: {{type: discord, url: "{url}"}}
-"""
+    return benchlib.receiver_config(
+        namespace, "{kind: ConfigMap, events: [create]}", f'chat: {{type: discord, url: "{url}"}}'
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG")
+    parser = benchlib.arguments(__doc__)
     parser.add_argument("--changes", type=int, default=5000, help="ConfigMaps created")
     parser.add_argument("--seconds", type=float, default=10.0, help="spread over this long")
     parser.add_argument("--threads", type=int, default=16, help="parallel POSTs")
     parser.add_argument("--quiet", type=float, default=5.0, help="no message this long: done")
     parser.add_argument("--timeout", type=float, default=180.0, help="give up waiting")
     args = parser.parse_args()
-    kubeconfig = benchlib.kubeconfig_path(args.kubeconfig)
-    print(f"machine: {benchlib.machine()}")
-    client = benchlib.connect(kubeconfig)
+    kubeconfig, client = benchlib.cluster(args.kubeconfig)
     receiver = DiscordStandIn()
     threading.Thread(target=receiver.serve_forever, name="receiver", daemon=True).start()
     with (

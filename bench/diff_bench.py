@@ -17,6 +17,7 @@ import timeit
 from typing import Any
 
 import orjson
+from podparts import token_volume, toleration
 
 from kubewatch.match.diff import diff
 from kubewatch.match.paths import DEFAULT_IGNORE_TREE, PathTree, compile_paths, path_matches
@@ -122,21 +123,7 @@ def make_pod() -> dict[str, Any]:
             ],
             "volumes": [
                 {"name": "config", "configMap": {"name": "web-config", "defaultMode": 420}},
-                {
-                    "name": "kube-api-access-x7k2p",
-                    "projected": {
-                        "defaultMode": 420,
-                        "sources": [
-                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                            {
-                                "configMap": {
-                                    "name": "kube-root-ca.crt",
-                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                                }
-                            },
-                        ],
-                    },
-                },
+                token_volume("kube-api-access-x7k2p", defaultMode=420),
             ],
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": 30,
@@ -146,18 +133,8 @@ def make_pod() -> dict[str, Any]:
             "securityContext": {"runAsNonRoot": True, "fsGroup": 2000},
             "schedulerName": "default-scheduler",
             "tolerations": [
-                {
-                    "key": "node.kubernetes.io/not-ready",
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": 300,
-                },
-                {
-                    "key": "node.kubernetes.io/unreachable",
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": 300,
-                },
+                toleration("not-ready"),
+                toleration("unreachable"),
             ],
             "priority": 0,
             "enableServiceLinks": True,

@@ -16,11 +16,9 @@ line is ``RESULT changes=… p50_ms=… p95_ms=… p99_ms=… max_ms=… missing
 
 from __future__ import annotations
 
-import argparse
 import http.server
 import threading
 import time
-from typing import Any
 
 import benchlib
 import orjson
@@ -56,7 +54,7 @@ class Receiver(http.server.ThreadingHTTPServer):
                 self.cond.wait(min(left, 0.2))
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(benchlib.QuietHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: kubewatch's client reuses its connection
     server: Receiver
 
@@ -68,34 +66,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.bodies += 1
             self.server.arrived.setdefault((event["name"], event["resourceVersion"]), now)
             self.server.cond.notify_all()
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.answer(200)
 
 
 def config_yaml(namespace: str, url: str) -> str:
-    return f"""
-cluster: bench
-namespaces: {{include: [{namespace}]}}
-resources:
-  - kind: ConfigMap
-sinks:
-  hook: {{type: webhook, url: "{url}"}}
-"""
+    return benchlib.receiver_config(
+        namespace, "{kind: ConfigMap}", f'hook: {{type: webhook, url: "{url}"}}'
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG")
+    parser = benchlib.arguments(__doc__)
     parser.add_argument("--changes", type=int, default=1000, help="measured changes")
     parser.add_argument("--pause", type=float, default=0.01, help="seconds between changes")
     args = parser.parse_args()
-    kubeconfig = benchlib.kubeconfig_path(args.kubeconfig)
-    print(f"machine: {benchlib.machine()}")
-    client = benchlib.connect(kubeconfig)
+    kubeconfig, client = benchlib.cluster(args.kubeconfig)
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, name="receiver", daemon=True).start()
     after: dict[tuple[str, str], float] = {}

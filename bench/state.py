@@ -53,9 +53,9 @@ from throughput import PODS, make_pod, make_stream
 from kubewatch.config import Config
 from kubewatch.delivery import Dispatcher, sink_policies
 from kubewatch.events import Event, EventType
-from kubewatch.kube.client import decode_line
 from kubewatch.kube.informer import SharedInformer
 from kubewatch.kube.reflector import ReflectorSettings
+from kubewatch.kube.watchstream import decode_line
 from kubewatch.routing import Router
 from kubewatch.sinks import build_sink
 from kubewatch.state import Checkpoint, Spool, StateDB

@@ -24,13 +24,14 @@ from typing import Any
 
 import orjson
 from kubernetes import watch
+from podparts import token_volume, toleration
 
 from kubewatch.config import Config
 from kubewatch.delivery import Dispatcher, sink_policies
 from kubewatch.events import Event
 from kubewatch.kube import SharedInformer
-from kubewatch.kube.client import decode_line
 from kubewatch.kube.discovery import ResourceType
+from kubewatch.kube.watchstream import decode_line
 from kubewatch.observability.metrics import Metrics, seconds_since
 from kubewatch.routing import Router
 from kubewatch.watch.filters import NamespaceLabels
@@ -137,20 +138,7 @@ def make_pod(i: int) -> dict[str, Any]:
             ],
             "volumes": [
                 {"name": "config", "configMap": {"name": "web-config", "defaultMode": 420}},
-                {
-                    "name": "kube-api-access-abcde",
-                    "projected": {
-                        "sources": [
-                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                            {
-                                "configMap": {
-                                    "name": "kube-root-ca.crt",
-                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                                }
-                            },
-                        ]
-                    },
-                },
+                token_volume("kube-api-access-abcde"),
             ],
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": 30,
@@ -158,14 +146,7 @@ def make_pod(i: int) -> dict[str, Any]:
             "serviceAccountName": "default",
             "nodeName": f"node-{i % 50}",
             "schedulerName": "default-scheduler",
-            "tolerations": [
-                {
-                    "key": "node.kubernetes.io/not-ready",
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": 300,
-                }
-            ],
+            "tolerations": [toleration("not-ready")],
         },
         "status": {
             "phase": "Running",

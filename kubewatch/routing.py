@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass
 
 from kubewatch.config import Config, MatchConfig
-from kubewatch.events import Event, EventType
+from kubewatch.events import AlertState, Event, EventType
 from kubewatch.match.paths import PathTree, compile_paths, path_matches
 from kubewatch.match.patterns import NameMatcher, compile_names
-from kubewatch.match.selectors import _PLAIN_REASON, _CachedNames, _Selector, _selector
+from kubewatch.match.selectors import PLAIN_REASON, CachedNames, FlatSelector, flat_selector
 
 __all__ = ["Router"]
 
@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- router
 
 
-def _namespaces(patterns: tuple[str, ...]) -> _CachedNames | NameMatcher:
+def _namespaces(patterns: tuple[str, ...]) -> CachedNames | NameMatcher:
     matcher = compile_names(patterns)
-    return matcher if matcher.only_exact else _CachedNames(matcher)
+    return matcher if matcher.only_exact else CachedNames(matcher)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +43,20 @@ class _Match:
     types: frozenset[EventType] | None
     kinds: frozenset[str] | None
     """As written and lowercased: the common exact spelling costs one set lookup."""
-    namespaces: _CachedNames | NameMatcher | None
+    namespaces: CachedNames | NameMatcher | None
     """Cached by namespace when any pattern is a glob or regex, else a set lookup."""
     names: NameMatcher | None
-    labels: _Selector | None
+    labels: FlatSelector | None
     reasons: tuple[frozenset[str], tuple[re.Pattern[str], ...]] | None
     """Plain reasons by set lookup, the rest as regexes that must match the whole reason."""
     changed: PathTree | None
+    states: frozenset[AlertState] | None = None
 
     @classmethod
     def compile(cls, m: MatchConfig) -> _Match:
         reasons = None
         if m.reasons is not None:
-            plain = frozenset(r for r in m.reasons if _PLAIN_REASON.fullmatch(r))
+            plain = frozenset(r for r in m.reasons if PLAIN_REASON.fullmatch(r))
             regexes = tuple(re.compile(r) for r in m.reasons if r not in plain)
             reasons = (plain, regexes)
         return cls(
@@ -65,9 +66,10 @@ class _Match:
             else frozenset(k for kind in m.kinds for k in (kind, kind.lower())),
             namespaces=None if m.namespaces is None else _namespaces(m.namespaces),
             names=None if m.names is None else compile_names(m.names),
-            labels=_selector(m.labels) if m.labels is not None else None,
+            labels=flat_selector(m.labels) if m.labels is not None else None,
             reasons=reasons,
             changed=None if m.changed is None else compile_paths(m.changed),
+            states=None if m.states is None else frozenset(AlertState(s) for s in m.states),
         )
 
     def __call__(self, event: Event) -> bool:
@@ -87,12 +89,18 @@ class _Match:
                 return False
         if self.labels is not None and not self.labels(event.labels):
             return False
+        if self.states is not None and (
+            event.alert is None or event.alert.state not in self.states
+        ):
+            return False
         if self.reasons is not None:
-            info = event.k8s_event
-            if info is None:
+            if event.k8s_event is not None:
+                reason = event.k8s_event.reason
+            elif event.alert is not None:
+                reason = event.alert.reason
+            else:
                 return False
             plain, regexes = self.reasons
-            reason = info.reason
             if reason not in plain and not any(r.fullmatch(reason) for r in regexes):
                 return False
         if self.changed is not None:

@@ -5,6 +5,10 @@ Reached by slack-sdk exactly as Slack is: ``WebClient(base_url=standin.api_url)`
 (the bearer token, a channel, message content, the Block Kit limits kubewatch cuts to)
 and records every request, so a test sees what a Slack workspace would have received.
 
+``chat.update`` edits a message posted before (``message_not_found`` otherwise), a reply
+names its root in ``thread_ts`` (``thread_not_found`` when that message is gone), and
+:meth:`SlackStandIn.delete_message` deletes one as a person in the channel would.
+
 Replies are scripted per endpoint: a persistent one (``standin.api_reply = ...``) and a
 queue of one-off replies taken first (``standin.queue_api(...)``). Helpers build Slack's
 own answers: :func:`api_error` (``ok: false`` with a code), :func:`ratelimited` (429 with
@@ -175,6 +179,8 @@ class SlackStandIn:
         """Answer to the webhook once the queue is empty."""
         self._api_queue: collections.deque[Reply] = collections.deque()
         self._webhook_queue: collections.deque[Reply] = collections.deque()
+        self._posted: dict[str, dict[str, Any]] = {}  # ts → the message as it is now
+        self._next_ts = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -262,13 +268,33 @@ class SlackStandIn:
                 reply.body.get("ok") is True if isinstance(reply.body, dict) else True
             )
             self._requests.append(Recorded(method, path, headers, body or {}, accepted))
-        if accepted and path == "/api/chat.postMessage":
-            return Reply(200, {"ok": True, "channel": "C0STANDIN", "ts": "1700000000.000100"})
+            if accepted and path in ("/api/chat.postMessage", "/api/chat.update"):
+                return self._store(path, body or {})
         return reply
+
+    def _store(self, path: str, body: dict[str, Any]) -> Reply:
+        """Keep the channel's messages as Slack would show them; answer with their ts."""
+        if path == "/api/chat.update":
+            self._posted[body["ts"]] = body
+            return Reply(200, {"ok": True, "channel": "C0STANDIN", "ts": body["ts"]})
+        self._next_ts += 1
+        ts = f"1700000000.{self._next_ts:06d}"
+        self._posted[ts] = body
+        return Reply(200, {"ok": True, "channel": "C0STANDIN", "ts": ts})
+
+    def delete_message(self, ts: str) -> None:
+        """Someone deleted message ``ts`` in the channel."""
+        with self._lock:
+            del self._posted[ts]
+
+    def message(self, ts: str) -> dict[str, Any]:
+        """Message ``ts`` as the channel shows it now (after any ``chat.update``)."""
+        with self._lock:
+            return self._posted[ts]
 
     def _api(self, path: str, headers: dict[str, str], body: dict[str, Any] | None) -> Reply:
         """Slack's own checks, in Slack's order: method, auth, arguments, content."""
-        if path != "/api/chat.postMessage":
+        if path not in ("/api/chat.postMessage", "/api/chat.update"):
             return api_error("unknown_method", 404)
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
         token = auth.removeprefix("Bearer ") if auth else (body or {}).get("token")
@@ -282,6 +308,10 @@ class SlackStandIn:
             return api_error("channel_not_found")
         if not body.get("text") and not body.get("blocks") and not body.get("attachments"):
             return api_error("no_text")
+        if path == "/api/chat.update" and body.get("ts") not in self._posted:
+            return api_error("message_not_found")
+        if body.get("thread_ts") and body["thread_ts"] not in self._posted:
+            return api_error("thread_not_found")
         problem = _block_problem(body)
         if problem is not None:
             return api_error("invalid_blocks", errors=[problem])

@@ -10,18 +10,27 @@ from kubewatch.config import Config
 from kubewatch.delivery import SinkStats
 from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.routing import Router
-from kubewatch.sinks import Sink, build_sink
+from kubewatch.sinks import Sink, SinkServices, build_sink
+from kubewatch.sinks.threads import ThreadBooks
+from kubewatch.state import State
 
-__all__ = ["build_sinks", "check_config", "default_identity", "sum_stats"]
+__all__ = [
+    "build_sinks",
+    "check_config",
+    "default_identity",
+    "sink_services",
+    "sum_stats",
+]
 
 
-def build_sinks(config: Config) -> dict[str, Sink]:
-    """Every configured sink, templates compiled; ConfigErrors lists every bad one."""
+def build_sinks(config: Config, services: SinkServices | None = None) -> dict[str, Sink]:
+    """Every configured sink, templates compiled; ConfigErrors lists every bad one.
+    ``services``: what the sinks keep across reloads (the app's; else fresh ones)."""
     sinks: dict[str, Sink] = {}
     errors: list[ConfigError] = []
     for name, sink_config in config.sinks.items():
         try:
-            sinks[name] = build_sink(name, sink_config)
+            sinks[name] = build_sink(name, sink_config, services)
         except ConfigErrors as e:
             errors.extend(e.errors)
     if errors:
@@ -29,6 +38,13 @@ def build_sinks(config: Config) -> dict[str, Sink]:
             sink.close()
         raise ConfigErrors(errors)
     return sinks
+
+
+def sink_services(state: State | None) -> SinkServices:
+    """The app's services for its sinks: thread roots kept in the state, when there is one."""
+    if state is None:
+        return SinkServices()
+    return SinkServices(ThreadBooks(lambda sink: state.memo(f"threads/{sink}")))
 
 
 def check_config(config: Config) -> None:

@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 from kubewatch.config import Config, ResourceConfig
 from kubewatch.errors import ApiError, ConfigError, ResolveError
-from kubewatch.kube.client import ApiUnreachable, ClusterClient
+from kubewatch.kube.client import ClusterClient
 from kubewatch.kube.discovery import ResourceTable
+from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.watch.plan import WatchPlan, plan_watch
 

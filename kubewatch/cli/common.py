@@ -9,9 +9,7 @@ from typing import TypeVar
 
 from kubewatch.app import check_config
 from kubewatch.config import Config, format_errors, load_config
-from kubewatch.errors import (
-    ConfigErrors,
-)
+from kubewatch.errors import ConfigErrors
 from kubewatch.observability.logs import register_secret
 
 log = logging.getLogger("kubewatch")
@@ -37,7 +35,7 @@ def register_config_secrets(config: Config) -> None:
             register_secret(value)
 
 
-def _load(path: str) -> Config | None:
+def load_checked(path: str) -> Config | None:
     """The config, checked as far as possible without a cluster (templates, routes)."""
     try:
         config = load_config(path)

@@ -7,28 +7,23 @@ import logging
 import sys
 
 from kubewatch.app import build_sinks
-from kubewatch.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, _load, log
+from kubewatch.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, load_checked, log
 from kubewatch.config import format_errors
 from kubewatch.delivery import Dispatcher
 from kubewatch.delivery.policy import sink_policies
-from kubewatch.errors import (
-    ApiError,
-    ConfigErrors,
-)
+from kubewatch.errors import ApiError, ConfigErrors
 from kubewatch.events import Event
-from kubewatch.kube.client import (
-    ApiUnreachable,
-    ClusterClient,
-    ClusterConfigError,
-)
+from kubewatch.kube.client import ClusterClient
 from kubewatch.kube.discovery import ResourceTable
+from kubewatch.kube.failures import ApiUnreachable
+from kubewatch.kube.kubeconfig import ClusterConfigError
 from kubewatch.replay import Replayer
 from kubewatch.routing import Router
 
 
 def replay(args: argparse.Namespace) -> int:
     """Feed a capture through the same filters, routes and rendering as ``run``."""
-    config = _load(args.config)
+    config = load_checked(args.config)
     if config is None:
         return EXIT_CONFIG
     table = None

@@ -21,20 +21,15 @@ from kubewatch.cli.common import (
     EXIT_LOST,
     EXIT_OK,
     T,
-    _load,
+    load_checked,
     log,
     register_config_secrets,
 )
 from kubewatch.config import Config, format_errors, load_config
-from kubewatch.errors import (
-    ApiError,
-    ConfigErrors,
-)
-from kubewatch.kube.client import (
-    ApiUnreachable,
-    ClusterClient,
-    ClusterConfigError,
-)
+from kubewatch.errors import ApiError, ConfigErrors
+from kubewatch.kube.client import ClusterClient
+from kubewatch.kube.failures import ApiUnreachable
+from kubewatch.kube.kubeconfig import ClusterConfigError
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.logs import register_secret
 from kubewatch.state import DirectoryLock, StateLocked
@@ -44,7 +39,7 @@ from kubewatch.watch.plan import Plan
 
 
 def run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load_checked(args.config)
     if config is None:
         return EXIT_CONFIG
     if args.port is not None:

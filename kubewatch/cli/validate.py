@@ -7,21 +7,17 @@ import argparse
 import sys
 
 from kubewatch.app import App
-from kubewatch.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, _load
+from kubewatch.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, load_checked
 from kubewatch.config import Config, format_errors
 from kubewatch.errors import (
     ApiError,
     ConfigErrors,
 )
 from kubewatch.kube.access import may
-from kubewatch.kube.client import (
-    ApiUnreachable,
-    ClusterClient,
-    ClusterConfigError,
-    KubeconfigInvalid,
-    Query,
-)
+from kubewatch.kube.client import ClusterClient, Query
 from kubewatch.kube.discovery import ResourceType
+from kubewatch.kube.failures import ApiUnreachable
+from kubewatch.kube.kubeconfig import ClusterConfigError, KubeconfigInvalid
 from kubewatch.watch.pipeline import needs_namespace_labels
 from kubewatch.watch.plan import describe_scope
 
@@ -31,7 +27,7 @@ from kubewatch.watch.plan import describe_scope
 def validate(args: argparse.Namespace) -> int:
     """Exit 0 only when every check passed: the file, and (unless ``--offline``) the
     cluster. A cluster that could not be checked is a failure (1), never a pass."""
-    config = _load(args.config)
+    config = load_checked(args.config)
     if config is None:
         return EXIT_CONFIG
     if args.offline:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubewatch.config.fields import _Expanded
+from kubewatch.config.fields import Expanded
 from kubewatch.config.shapes import PathPart, format_path
 from kubewatch.errors import ConfigError
 
@@ -19,12 +19,12 @@ _MAX_NODES = 200_000
 _MAX_DEPTH = 64
 
 
-class _TooBig(Exception):
+class TooBig(Exception):
     """The document is absurdly large or nested (an alias bomb, most likely)."""
 
 
 @dataclass
-class _Expansion:
+class Expansion:
     """The result of expanding ``${VAR}`` throughout a document."""
 
     errors: list[ConfigError] = field(default_factory=list)
@@ -37,7 +37,7 @@ class _Expansion:
 
 
 def _expand_str(
-    text: str, env: Mapping[str, str], path: tuple[PathPart, ...], out: _Expansion
+    text: str, env: Mapping[str, str], path: tuple[PathPart, ...], out: Expansion
 ) -> str:
     """Replace ``${NAME}`` from env and ``$${`` by ``${``; record problems by path."""
     if "${" not in text:
@@ -79,34 +79,34 @@ def _expand_str(
         return text
     if used:
         out.raw[where] = text
-        return _Expanded("".join(pieces))
+        return Expanded("".join(pieces))
     return "".join(pieces)
 
 
-def _expand(
+def expand(
     data: Any,
     env: Mapping[str, str],
     path: tuple[PathPart, ...],
-    out: _Expansion,
+    out: Expansion,
     active: set[int],
 ) -> Any:
     """Copy the document with every string *value* expanded; keys are left alone."""
     out.nodes += 1
     if out.nodes > _MAX_NODES or len(path) > _MAX_DEPTH:
-        raise _TooBig
+        raise TooBig
     if isinstance(data, str):
         return _expand_str(data, env, path, out)
     if isinstance(data, dict | list):
         if id(data) in active:
-            raise _TooBig
+            raise TooBig
         active.add(id(data))
         try:
             if isinstance(data, dict):
                 return {
-                    k: _expand(v, env, (*path, k if isinstance(k, str) else str(k)), out, active)
+                    k: expand(v, env, (*path, k if isinstance(k, str) else str(k)), out, active)
                     for k, v in data.items()
                 }
-            return [_expand(v, env, (*path, i), out, active) for i, v in enumerate(data)]
+            return [expand(v, env, (*path, i), out, active) for i, v in enumerate(data)]
         finally:
             active.discard(id(data))
     return data

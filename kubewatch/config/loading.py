@@ -15,10 +15,10 @@ from pydantic import (
     ValidationError,
 )
 
-from kubewatch.config.expand import _expand, _Expansion, _TooBig
-from kubewatch.config.messages import _convert
+from kubewatch.config.expand import Expansion, TooBig, expand
+from kubewatch.config.messages import convert
 from kubewatch.config.model import Config
-from kubewatch.config.shapes import PathPart, _kind_of, format_path
+from kubewatch.config.shapes import PathPart, format_path, kind_of
 from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.scrub import Scrubber, secret_forms
 
@@ -81,7 +81,10 @@ def _index(node: yaml.Node, doc: _Document) -> None:
 
 def _read_yaml(text: str, source: str) -> _Document:
     """Parse one YAML document safely; syntax errors become a ConfigError at path ''."""
-    loader = yaml.SafeLoader(text)
+    try:  # the reader checks the first characters already (a NUL byte is a ReaderError)
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise ConfigErrors([_yaml_error(exc, source)]) from None
     doc = _Document()
     try:
         node = loader.get_single_node()
@@ -137,14 +140,14 @@ def parse_config(
         errors.append(
             ConfigError(
                 "",
-                f"{source} must be a mapping of keys (resources, sinks, ...), got {_kind_of(data)}",
+                f"{source} must be a mapping of keys (resources, sinks, ...), got {kind_of(data)}",
             )
         )
         raise ConfigErrors(errors)
-    exp = _Expansion()
+    exp = Expansion()
     try:
-        expanded = _expand(data, env, (), exp, set())
-    except _TooBig:
+        expanded = expand(data, env, (), exp, set())
+    except TooBig:
         raise ConfigErrors(
             [ConfigError("", f"{source} is too large, nested too deeply or recursive")]
         ) from None
@@ -154,7 +157,7 @@ def parse_config(
         config = Config.model_validate(expanded, context=context)
     except ValidationError as exc:
         # `from None`: the ValidationError's text quotes input values, secrets included.
-        errors.extend(_convert(exc, exp))
+        errors.extend(convert(exc, exp))
     if errors:
         ordered = sorted(_unique(errors), key=lambda e: _line_of(e.path, doc.lines))
         raise ConfigErrors(_redact(ordered, exp.secrets)) from None

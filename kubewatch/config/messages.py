@@ -16,18 +16,18 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from kubewatch.config.expand import _Expansion
-from kubewatch.config.fields import _ERROR
+from kubewatch.config.expand import Expansion
+from kubewatch.config.fields import ERROR_TYPE
 from kubewatch.config.model import Config
 from kubewatch.config.shapes import (
     PathPart,
-    _aliases,
-    _describe,
-    _field,
-    _kind_of,
-    _union_members,
-    _unwrap,
+    aliases,
+    describe_type,
+    find_field,
     format_path,
+    kind_of,
+    union_members,
+    unwrap,
 )
 from kubewatch.errors import ConfigError
 
@@ -45,13 +45,13 @@ class _Located:
     is_key: bool = False
 
 
-def _locate(loc: tuple[int | str, ...]) -> _Located:
+def _locate(loc: tuple[int | str, ...], root: type[BaseModel] = Config) -> _Located:
     """Walk a pydantic loc through the model, dropping discriminator tags on the way."""
-    at = _Located(tp=Config)
+    at = _Located(tp=root)
     for i, elem in enumerate(loc):
-        tp, disc = _unwrap(at.tp)
+        tp, disc = unwrap(at.tp)
         if disc is not None and i < len(loc) - 1:
-            members = _union_members(tp, disc)
+            members = union_members(tp, disc)
             if isinstance(elem, str) and elem in members:
                 at.tp, at.via_tag = members[elem], elem
                 continue
@@ -66,7 +66,7 @@ def _locate(loc: tuple[int | str, ...]) -> _Located:
             continue
         at.parts.append(str(elem))  # a key, even if YAML made it a number
         if isinstance(tp, type) and issubclass(tp, BaseModel):
-            f = _field(tp, elem)
+            f = find_field(tp, elem)
             at.parent = tp
             if f is None:
                 at.tp = None
@@ -124,13 +124,13 @@ def _message(err: ErrorDetails, at: _Located, raw: Mapping[str, str]) -> tuple[s
     ctx: dict[str, Any] = dict(err.get("ctx") or {})
     path = format_path(at.parts)
     here = raw.get(path)
-    tp, disc = _unwrap(at.tp) if at.tp is not None else (None, None)
+    tp, disc = unwrap(at.tp) if at.tp is not None else (None, None)
     root_list = not at.is_key and len(at.parts) == 1 and at.parts[0] in ("resources", "sinks")
     at_least_one = (
         f"at least one {str(at.parts[0]).removesuffix('s')} is required" if root_list else ""
     )
 
-    if kind == _ERROR:
+    if kind == ERROR_TYPE:
         msg = err["msg"]
         shown = ctx.get("value")
         if here is not None and isinstance(shown, str):
@@ -138,7 +138,7 @@ def _message(err: ErrorDetails, at: _Located, raw: Mapping[str, str]) -> tuple[s
         return path, msg
     if kind in ("union_tag_invalid", "union_tag_not_found") and disc is not None:
         label = (at.collection or "").removesuffix("s") or "item"
-        tags = list(_union_members(tp, disc))
+        tags = list(union_members(tp, disc))
         known = f"known {label} types: {', '.join(tags)}"
         where = format_path([*at.parts, disc])
         if kind == "union_tag_not_found":
@@ -148,10 +148,10 @@ def _message(err: ErrorDetails, at: _Located, raw: Mapping[str, str]) -> tuple[s
             close = difflib.get_close_matches(tag, tags, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close and where not in raw else ""
             return where, f"unknown {label} type {_shown(tag, raw.get(where))}; {known}{hint}"
-        return where, f"expected a string, got {_kind_of(tag)}; {known}"
+        return where, f"expected a string, got {kind_of(tag)}; {known}"
     if kind == "extra_forbidden":
         key = str(at.parts[-1]) if at.parts else ""
-        allowed = _aliases(at.parent) if at.parent is not None else []
+        allowed = aliases(at.parent) if at.parent is not None else []
         close = difflib.get_close_matches(key, allowed, n=1)
         label = (at.collection or "").removesuffix("s") or "item"
         scope = f" for a {at.via_tag} {label}" if at.via_tag else ""
@@ -161,18 +161,18 @@ def _message(err: ErrorDetails, at: _Located, raw: Mapping[str, str]) -> tuple[s
     if kind == "missing":
         return path, at_least_one or "missing required key"
     if kind == "literal_error":
-        choices = _describe(tp) or "one of " + str(ctx.get("expected", ""))
+        choices = describe_type(tp) or "one of " + str(ctx.get("expected", ""))
         return path, f"expected {choices}, got {_shown(value, here)}"
     if kind in _TYPE_ERRORS:
         if at.is_key or kind == "invalid_key":
-            return path, f"keys must be strings, got {_kind_of(value)} (put it in quotes)"
+            return path, f"keys must be strings, got {kind_of(value)} (put it in quotes)"
         if value is None and at_least_one:
             return path, at_least_one
-        expected = _describe(at.tp)
+        expected = describe_type(at.tp)
         if disc is not None and isinstance(value, str) and here is None:
             # `audit: webhook` where `audit: {type: webhook, ...}` was meant
             expected = f"a mapping like {{{disc}: {value}, ...}}"
-        got = _kind_of(value)
+        got = kind_of(value)
         if isinstance(value, str) and tp in (int, float, bool):
             got = f"{got} {_shown(value, here)}"
         if expected is None:
@@ -195,12 +195,20 @@ def _clean(msg: str) -> str:
     return msg.replace("Input should be", "must be")
 
 
-def _convert(exc: ValidationError, exp: _Expansion) -> list[ConfigError]:
+def convert(
+    exc: ValidationError, exp: Expansion, root: type[BaseModel] = Config
+) -> list[ConfigError]:
     """Every pydantic error as a ConfigError, minus those a failed expansion already explains."""
     out: list[ConfigError] = []
     for err in exc.errors(include_url=False):
-        path, message = _message(err, _locate(tuple(err["loc"])), exp.raw)
+        path, message = _message(err, _locate(tuple(err["loc"]), root), exp.raw)
         if any(path == b or path.startswith((f"{b}.", f"{b}[")) for b in exp.broken):
             continue
         out.append(ConfigError(path, message))
     return out
+
+
+def validation_errors(exc: ValidationError, root: type[BaseModel] = Config) -> list[ConfigError]:
+    """The errors of a document that was validated as it is (no ``${VAR}``) against ``root``,
+    in the same words and key paths as the config file's: custom resources share them."""
+    return convert(exc, Expansion(), root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from typing import Literal
 
 from pydantic import (
     field_validator,
@@ -11,19 +12,19 @@ from pydantic import (
 )
 
 from kubewatch.config.fields import (
-    EventName,
+    Model,
     NamePattern,
     NamespacePattern,
     NonBlank,
     PathPattern,
+    Problems,
     Regex,
     Selector,
     SinkName,
     StrictBool,
-    _fail,
-    _fail_at,
-    _Model,
-    _Problems,
+    fail,
+    fail_at,
+    require_distinct,
 )
 from kubewatch.config.resources import NamespacesConfig, ResourceConfig
 from kubewatch.config.runtime import (
@@ -33,29 +34,34 @@ from kubewatch.config.runtime import (
     StateConfig,
     WatchConfig,
 )
-from kubewatch.config.sinks import SinkConfig
+from kubewatch.config.sink_types import SinkConfig
+from kubewatch.config.tenancy import TenancyConfig
 
 
-class MatchConfig(_Model):
+class MatchConfig(Model):
     """Conditions on an event; all given keys must hold, each list is any-of."""
 
     kinds: tuple[NonBlank, ...] | None = None
     namespaces: tuple[NamespacePattern, ...] | None = None
     names: tuple[NamePattern, ...] | None = None
-    types: tuple[EventName, ...] | None = None
+    types: tuple[Literal["create", "update", "delete", "alert"], ...] | None = None
+    """``create``, ``update``, ``delete``, or ``alert`` (health alerts)."""
     labels: Selector | None = None
     reasons: tuple[Regex, ...] | None = None
-    """Kubernetes Events only: reasons, names or regular expressions (whole reason)."""
+    """Kubernetes Events and health alerts only (``k8sEvent.reason``, ``alert.reason``):
+    reasons, names or regular expressions (whole reason)."""
+    states: tuple[Literal["firing", "resolved"], ...] | None = None
+    """Health alerts only: ``alert.state``."""
     changed: tuple[PathPattern, ...] | None = None
     """Updates only: at least one changed path at or below one of these."""
 
     @model_validator(mode="after")
     def _no_empty_lists(self) -> MatchConfig:
         """An empty list would match nothing: a route that never fires, silently."""
-        _fail_at(
+        fail_at(
             "MatchConfig",
             [
-                ((field.alias or name,), [], _fail("must not be empty (leave the key out)"))
+                ((field.alias or name,), [], fail("must not be empty (leave the key out)"))
                 for name, field in type(self).model_fields.items()
                 if getattr(self, name) == ()
             ],
@@ -63,7 +69,7 @@ class MatchConfig(_Model):
         return self
 
 
-class RouteConfig(_Model):
+class RouteConfig(Model):
     """Events matching ``match`` (all events when absent) go to ``sinks``."""
 
     match: MatchConfig | None = None
@@ -75,11 +81,11 @@ class RouteConfig(_Model):
     @classmethod
     def _some_sinks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
-            raise _fail("at least one sink is required")
+            raise fail("at least one sink is required")
         return value
 
 
-class Config(_Model):
+class Config(Model):
     cluster: NonBlank | None = None
     """Name put in every event; default: the kube context's name."""
     namespaces: NamespacesConfig = NamespacesConfig()
@@ -97,15 +103,17 @@ class Config(_Model):
     server: ServerConfig = ServerConfig()
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
     state: StateConfig = StateConfig()
+    tenancy: TenancyConfig = TenancyConfig()
+    """Operator mode: Notifier and ClusterSink resources (see Self-service notifications)."""
 
     @field_validator("drop")
     @classmethod
     def _drop_not_everything(cls, value: tuple[MatchConfig, ...]) -> tuple[MatchConfig, ...]:
         """An empty match drops every event: never what was meant."""
-        _fail_at(
+        fail_at(
             "drop",
             [
-                ((i,), None, _fail("an empty match would drop every event"))
+                ((i,), None, fail("an empty match would drop every event"))
                 for i, m in enumerate(value)
                 if not m.model_fields_set
             ],
@@ -122,13 +130,13 @@ class Config(_Model):
                 f"must be longer than {quiet:g}s, the longest a healthy quiet watch goes "
                 "between reopens (min(2 x watch.serverTimeout, 0.9 x watch.readTimeout))"
             )
-            _fail_at("Config", [(("server", "stallThreshold"), None, _fail(message))])
+            fail_at("Config", [(("server", "stallThreshold"), None, fail(message))])
         return self
 
     @model_validator(mode="after")
     def _routes_name_sinks(self) -> Config:
         """A route to a sink that does not exist would lose events silently."""
-        errors: _Problems = []
+        errors: Problems = []
         for i, route in enumerate(self.routes):
             for j, name in enumerate(route.sinks):
                 if name not in self.sinks:
@@ -139,28 +147,26 @@ class Config(_Model):
                         (
                             ("routes", i, "sinks", j),
                             name,
-                            _fail(f"unknown sink {name!r}{hint}; sinks: {known}", value=repr(name)),
+                            fail(f"unknown sink {name!r}{hint}; sinks: {known}", value=repr(name)),
                         )
                     )
-        _fail_at("Config", errors)
+        fail_at("Config", errors)
         return self
 
     @field_validator("resources")
     @classmethod
     def _resources_distinct(cls, value: tuple[ResourceConfig, ...]) -> tuple[ResourceConfig, ...]:
         """Two identical watches would report every change twice."""
-        if not value:
-            raise _fail("at least one resource is required")
-        first: dict[str, int] = {}
-        errors: _Problems = []
-        for i, r in enumerate(value):
-            key = json.dumps(r.model_dump(mode="json"), sort_keys=True)
-            if key in first:
-                msg = f"duplicate of resources[{first[key]}] (every key the same)"
-                errors.append(((i,), None, _fail(msg)))
-            else:
-                first[key] = i
-        _fail_at("resources", errors)
+        require_distinct(
+            "resources",
+            value,
+            empty="at least one resource is required",
+            repeated=lambda _, j: (
+                None,
+                fail(f"duplicate of resources[{j}] (every key the same)"),
+            ),
+            key=_every_key,
+        )
         return value
 
     @field_validator("sinks")
@@ -168,5 +174,9 @@ class Config(_Model):
     def _some_sink(cls, value: dict[str, SinkConfig]) -> dict[str, SinkConfig]:
         """Events with nowhere to go mean a configuration mistake."""
         if not value:
-            raise _fail("at least one sink is required")
+            raise fail("at least one sink is required")
         return value
+
+
+def _every_key(resource: ResourceConfig) -> str:
+    return json.dumps(resource.model_dump(mode="json"), sort_keys=True)

@@ -2,33 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    BeforeValidator,
+    Field,
     field_validator,
     model_validator,
 )
 
 from kubewatch.config.fields import (
-    _API_VERSION,
     ALL_EVENTS,
+    API_VERSION,
+    MAX_DURATION,
     Duration,
     EventName,
+    Model,
     NamePattern,
     NamespacePattern,
     NonBlank,
     PathPattern,
+    Problems,
     Regex,
     Selector,
     StrictBool,
-    _fail,
-    _fail_at,
-    _Model,
-    _Problems,
+    StrictInt,
+    fail,
+    fail_at,
+    parse_duration,
+    require_distinct,
 )
 
+_NO_EVENTS = "at least one event is required (create, update, delete)"
 
-class NamespacesConfig(_Model):
+MAX_LOG_LINES = 1000
+"""The most log lines an alert may carry: a chat message, not a log archive."""
+
+
+class NamespacesConfig(Model):
     """Which namespaces to watch. An empty ``include`` means every namespace."""
 
     include: tuple[NamespacePattern, ...] = ()
@@ -40,7 +51,7 @@ class NamespacesConfig(_Model):
     @model_validator(mode="after")
     def _no_overlap(self) -> NamespacesConfig:
         """Included and excluded at once is a contradiction, not a preference."""
-        errors: _Problems = []
+        errors: Problems = []
         for key, names in (("include", self.include), ("exclude", self.exclude)):
             for i, name in enumerate(names):
                 if name in names[:i]:
@@ -48,26 +59,26 @@ class NamespacesConfig(_Model):
                         (
                             (key, i),
                             name,
-                            _fail(f"namespace {name!r} is listed twice", value=repr(name)),
+                            fail(f"namespace {name!r} is listed twice", value=repr(name)),
                         )
                     )
         included = set(self.include)
         for i, name in enumerate(self.exclude):
             if name in included:
                 msg = f"namespace {name!r} is both included and excluded"
-                errors.append((("exclude", i), name, _fail(msg, value=repr(name))))
-        _fail_at("NamespacesConfig", errors)
+                errors.append((("exclude", i), name, fail(msg, value=repr(name))))
+        fail_at("NamespacesConfig", errors)
         return self
 
 
-class NamesConfig(_Model):
+class NamesConfig(Model):
     """Object names to report: names, globs or ``/regex/``."""
 
     include: tuple[NamePattern, ...] = ()
     exclude: tuple[NamePattern, ...] = ()
 
 
-class UpdatesConfig(_Model):
+class UpdatesConfig(Model):
     """Which changes make an update worth reporting."""
 
     watch: tuple[PathPattern, ...] = ()
@@ -76,7 +87,48 @@ class UpdatesConfig(_Model):
     """Added to the default ignore list (status, resourceVersion, managedFields, …)."""
 
 
-class ResourceConfig(_Model):
+DEFAULT_HEALTH_REASONS = (
+    "CrashLoopBackOff",
+    "OOMKilled",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "Error",
+)
+"""Container states that make a Pod alert by default."""
+
+
+OptionalDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_DURATION)]
+"""A duration where ``0`` means off."""
+
+
+class HealthConfig(Model):
+    """Health alerts for Pods, Jobs, Deployments and Nodes (``{}``: every detector, with
+    these defaults). See docs/health.md."""
+
+    reasons: tuple[NonBlank, ...] = DEFAULT_HEALTH_REASONS
+    """Pods only: container waiting or termination reasons that fire an alert."""
+    log_lines: StrictInt = Field(default=0, ge=0, le=MAX_LOG_LINES)
+    """Pods only: attach this many last lines of the failed container's log (its previous
+    instance after a restart); 0 attaches none. Needs ``get`` on ``pods/log``."""
+    resolve_after: Duration = 300.0
+    """Healthy (for a container: running and ready) this long → one ``resolved`` alert."""
+    remind_after: Annotated[
+        float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_DURATION)
+    ] = 3600.0
+    """A firing alert is sent again after this long while it keeps failing; 0: never."""
+    notify_existing: StrictBool = False
+    """Report failures that already exist when kubewatch starts (default: only new ones)."""
+
+    @field_validator("reasons")
+    @classmethod
+    def _some_reasons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise fail("at least one reason is required (leave the key out for the defaults)")
+        return value
+
+
+class ResourceConfig(Model):
     """One watched resource: a kind, plural, short name, ``kind.group`` or apiVersion + kind."""
 
     kind: NonBlank
@@ -109,13 +161,40 @@ class ResourceConfig(_Model):
     repeat_window: Duration = 600.0
     """A repeating Event (same involved object and reason) is reported at most once per
     window, with its current count."""
+    health: HealthConfig | None = None
+    """Pod, Job, Deployment and Node only: alert when an object fails and when it recovers.
+    With ``health`` and no ``events``, only alerts are reported."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _health_alone(cls, data: Any) -> Any:
+        """``health`` without ``events``: alerts only, not every create and delete too."""
+        if isinstance(data, dict) and data.get("health") is not None and "events" not in data:
+            return {**data, "events": ()}
+        return data
+
+    @model_validator(mode="after")
+    def _something_to_report(self) -> ResourceConfig:
+        """An entry with no events and no health alerts would watch and never report."""
+        if not self.events and self.health is None:
+            fail_at(
+                "ResourceConfig",
+                [
+                    (
+                        ("events",),
+                        [],
+                        fail("at least one event is required (create, update, delete)"),
+                    )
+                ],
+            )
+        return self
 
     @field_validator("api_version")
     @classmethod
     def _api_version_shape(cls, value: str | None) -> str | None:
         """Catch ``apps/v1/`` or ``Apps/V1`` here rather than as a discovery miss later."""
-        if value is not None and not _API_VERSION.fullmatch(value):
-            raise _fail(
+        if value is not None and not API_VERSION.fullmatch(value):
+            raise fail(
                 f"{value!r} is not an apiVersion (expected 'v1' or 'group/version', "
                 "e.g. 'apps/v1')",
                 value=repr(value),
@@ -125,15 +204,11 @@ class ResourceConfig(_Model):
     @field_validator("events")
     @classmethod
     def _events_set(cls, value: tuple[EventName, ...]) -> tuple[EventName, ...]:
-        """An empty list would watch and never report; a duplicate hints at a typo."""
-        if not value:
-            raise _fail("at least one event is required (create, update, delete)")
-        _fail_at(
+        """A duplicate hints at a typo (an empty list is checked with ``health``)."""
+        require_distinct(
             "events",
-            [
-                ((i,), e, _fail(f"duplicate event {e!r}", value=repr(e)))
-                for i, e in enumerate(value)
-                if e in value[:i]
-            ],
+            value,
+            empty=None,
+            repeated=lambda e, _: (e, fail(f"duplicate event {e!r}", value=repr(e))),
         )
         return value

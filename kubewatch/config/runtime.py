@@ -13,33 +13,33 @@ from kubewatch.config.fields import (
     MAX_DURATION,
     MAX_INT64,
     Duration,
+    Model,
     NonBlank,
+    Problems,
     Seconds,
     StrictBool,
     StrictInt,
-    _fail,
-    _fail_at,
-    _Model,
-    _Problems,
-    _strict,
+    fail,
+    fail_at,
+    strict,
 )
 from kubewatch.config.sinks import RetryConfig
 
 
-class DeliveryConfig(_Model):
+class DeliveryConfig(Model):
     queue_size: StrictInt = Field(10_000, ge=1, le=10_000_000)
     """Events waiting per sink; when full, the oldest is dropped (logged and counted)."""
     workers: StrictInt = Field(4, ge=1, le=64)
     """Parallel sends per sink; events of one object always go through the same worker."""
     retry: RetryConfig = RetryConfig()
-    drain_timeout: Annotated[float, _strict(float)] = Field(10.0, ge=0, le=MAX_DURATION)
+    drain_timeout: Annotated[float, strict(float)] = Field(10.0, ge=0, le=MAX_DURATION)
     """Seconds allowed on shutdown to deliver what is already queued."""
     max_age: Duration = 3600.0
     """An event not delivered this long after kubewatch saw it fails for good (counted
     as expired, logged): a sink that was down longer gets no stale news."""
 
 
-class StateConfig(_Model):
+class StateConfig(Model):
     """Durable state: the spool of undelivered events and the watch checkpoint."""
 
     path: NonBlank | None = None
@@ -47,7 +47,7 @@ class StateConfig(_Model):
     restart loses queued events and the changes made while kubewatch was down."""
 
 
-class WatchConfig(_Model):
+class WatchConfig(Model):
     read_timeout: Seconds = 90.0
     """Seconds without a byte (event or bookmark) after which a watch is presumed dead.
     API servers before 1.27 send a bookmark only shortly before a watch's timeout, so a
@@ -61,7 +61,7 @@ class WatchConfig(_Model):
     """Seconds between discovery checks for resources that are not installed yet."""
 
 
-class ServerConfig(_Model):
+class ServerConfig(Model):
     """The HTTP server for ``/metrics``, ``/healthz`` and ``/readyz``."""
 
     port: StrictInt | None = Field(None, ge=0, le=65535)
@@ -73,7 +73,7 @@ class ServerConfig(_Model):
     ``/readyz`` fails until it is active again (``watch.readTimeout`` replaces it)."""
 
 
-class LeaderElectionConfig(_Model):
+class LeaderElectionConfig(Model):
     """Several replicas, one deliverer: a ``coordination.k8s.io/v1`` Lease decides which."""
 
     enabled: StrictBool = False
@@ -90,10 +90,10 @@ class LeaderElectionConfig(_Model):
     @model_validator(mode="after")
     def _timings(self) -> LeaderElectionConfig:
         """client-go's rules: otherwise two leaders could overlap."""
-        errors: _Problems = []
+        errors: Problems = []
         if self.renew_deadline >= self.lease_duration:
-            errors.append((("renewDeadline",), None, _fail("must be shorter than leaseDuration")))
+            errors.append((("renewDeadline",), None, fail("must be shorter than leaseDuration")))
         if self.retry_period >= self.renew_deadline:
-            errors.append((("retryPeriod",), None, _fail("must be shorter than renewDeadline")))
-        _fail_at("LeaderElectionConfig", errors)
+            errors.append((("retryPeriod",), None, fail("must be shorter than renewDeadline")))
+        fail_at("LeaderElectionConfig", errors)
         return self

@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 # --------------------------------------------------------------------------- union helpers
 
 
-def _unwrap(tp: Any) -> tuple[Any, str | None]:
+def unwrap(tp: Any) -> tuple[Any, str | None]:
     """Strip ``Annotated`` and ``X | None``; return the core type and its discriminator."""
     disc: str | None = None
     while True:
@@ -39,7 +39,7 @@ def _unwrap(tp: Any) -> tuple[Any, str | None]:
             return tp, disc
 
 
-def _union_members(tp: Any, disc: str) -> dict[str, type[BaseModel]]:
+def union_members(tp: Any, disc: str) -> dict[str, type[BaseModel]]:
     """Map each tag of a discriminated union to its model, in declaration order."""
     out: dict[str, type[BaseModel]] = {}
     for member in typing.get_args(tp):
@@ -49,12 +49,12 @@ def _union_members(tp: Any, disc: str) -> dict[str, type[BaseModel]]:
     return out
 
 
-def _aliases(model: type[BaseModel]) -> list[str]:
+def aliases(model: type[BaseModel]) -> list[str]:
     """The YAML spelling of each field, for messages and suggestions."""
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _field(model: type[BaseModel], key: object) -> FieldInfo | None:
+def find_field(model: type[BaseModel], key: object) -> FieldInfo | None:
     """Find a field by its YAML alias or, as pydantic accepts it too, its Python name."""
     for name, f in model.model_fields.items():
         if key in (f.alias, name):
@@ -65,9 +65,9 @@ def _field(model: type[BaseModel], key: object) -> FieldInfo | None:
 # --------------------------------------------------------------------------- describing types
 
 
-def _describe(tp: Any, plural: bool = False) -> str | None:
+def describe_type(tp: Any, plural: bool = False) -> str | None:
     """Say in words what a type expects: ``a list of strings``; None when we cannot."""
-    tp, disc = _unwrap(tp)
+    tp, disc = unwrap(tp)
     origin = typing.get_origin(tp)
     if disc is not None:
         return "mappings" if plural else f"a mapping with a {disc!r} key"
@@ -75,11 +75,12 @@ def _describe(tp: Any, plural: bool = False) -> str | None:
         values = ", ".join(repr(a) for a in typing.get_args(tp))
         return f"values from {values}" if plural else f"one of {values}"
     if origin in (tuple, list):
-        inner = _describe(typing.get_args(tp)[0], plural=True) or "values"
+        inner = describe_type(typing.get_args(tp)[0], plural=True) or "values"
         return "lists" if plural else f"a list of {inner}"
     if origin is dict:
         k, v = typing.get_args(tp)
-        pair = f"{_describe(k, plural=True) or 'keys'} to {_describe(v, plural=True) or 'values'}"
+        keys = describe_type(k, plural=True) or "keys"
+        pair = f"{keys} to {describe_type(v, plural=True) or 'values'}"
         return "mappings" if plural else f"a mapping of {pair}"
     simple = {
         str: ("a string", "strings"),
@@ -94,7 +95,7 @@ def _describe(tp: Any, plural: bool = False) -> str | None:
     return None
 
 
-def _kind_of(value: object) -> str:
+def kind_of(value: object) -> str:
     """Name a YAML value's type the way a YAML author thinks of it."""
     if value is None:
         return "null"

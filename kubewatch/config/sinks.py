@@ -16,23 +16,22 @@ from pydantic import (
 )
 
 from kubewatch.config.fields import (
-    _HEADER_NAME,
+    HEADER_NAME,
     MAX_DURATION,
     Duration,
+    Model,
     NonBlank,
+    Problems,
     Seconds,
     StrictBool,
     StrictInt,
-    _fail,
-    _fail_at,
-    _Model,
-    _Problems,
-    _strict,
+    fail,
+    fail_at,
+    strict,
 )
-from kubewatch.config.shapes import _union_members, _unwrap
 
 
-class RetryConfig(_Model):
+class RetryConfig(Model):
     attempts: StrictInt | None = Field(None, ge=1, le=100)
     """Attempts per event and sink, the first included. Default: no limit; an event is
     retried until it is delivered, refused for good, or older than ``delivery.maxAge``."""
@@ -41,7 +40,7 @@ class RetryConfig(_Model):
     (Retry-After may ask for more)."""
 
 
-class DigestConfig(_Model):
+class DigestConfig(Model):
     """Burst digests: beyond ``threshold`` events within ``window``, one summary instead."""
 
     threshold: StrictInt = Field(ge=1, le=10_000_000)
@@ -50,7 +49,7 @@ class DigestConfig(_Model):
     """Seconds (or ``10s``, ``1m``) over which events are counted and then summarized."""
 
 
-def _rate(value: Any) -> Any:
+def rate_or_off(value: Any) -> Any:
     """``rateLimit: 2`` is shorthand for ``{perSecond: 2}``; ``off`` turns it off."""
     if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "false")):
         return None
@@ -59,26 +58,26 @@ def _rate(value: Any) -> Any:
     return value
 
 
-def _digest_off(value: Any) -> Any:
+def digest_or_off(value: Any) -> Any:
     """``digest: false`` (or ``off``) turns a chat sink's default digest off."""
     if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "false")):
         return None
     return value
 
 
-class RateLimitConfig(_Model):
+class RateLimitConfig(Model):
     """A token bucket: ``perSecond`` messages on average, bursts of up to ``burst``."""
 
-    per_second: Annotated[float, _strict(float)] = Field(ge=1 / MAX_DURATION, le=1e9)
+    per_second: Annotated[float, strict(float)] = Field(ge=1 / MAX_DURATION, le=1e9)
     """At least one per year (the wait between two sends is at most a year)."""
     burst: StrictInt = Field(1, ge=1, le=1_000_000)
 
 
-RateLimit = Annotated[RateLimitConfig | None, BeforeValidator(_rate)]
-Digest = Annotated[DigestConfig | None, BeforeValidator(_digest_off)]
+RateLimit = Annotated[RateLimitConfig | None, BeforeValidator(rate_or_off)]
+Digest = Annotated[DigestConfig | None, BeforeValidator(digest_or_off)]
 
 
-def _base_path(value: str, info: ValidationInfo) -> Path:
+def base_path(value: str, info: ValidationInfo) -> Path:
     """A path from the config, relative to the config file's folder (like kubeconfig)."""
     path = Path(value).expanduser()
     base = (info.context or {}).get("base_dir") if isinstance(info.context, dict) else None
@@ -87,28 +86,28 @@ def _base_path(value: str, info: ValidationInfo) -> Path:
     return path.absolute()
 
 
-def _readable_bundle(value: str | None, info: ValidationInfo) -> str | None:
+def readable_bundle(value: str | None, info: ValidationInfo) -> str | None:
     """A missing or broken CA bundle would fail every delivery; find out at start."""
     if value is None:
         return None
     if not value.strip():
-        raise _fail("must not be empty (leave caFile out to use the system's CAs)")
-    path = _base_path(value, info)
+        raise fail("must not be empty (leave caFile out to use the system's CAs)")
+    path = base_path(value, info)
     shown = repr(str(path))
     if not path.exists():
-        raise _fail(f"file {shown} does not exist", value=shown)
+        raise fail(f"file {shown} does not exist", value=shown)
     if not path.is_file():
-        raise _fail(f"{shown} is not a file", value=shown)
+        raise fail(f"{shown} is not a file", value=shown)
     try:
         ssl.create_default_context(cafile=str(path))
     except PermissionError:
-        raise _fail(f"file {shown} is not readable", value=shown) from None
+        raise fail(f"file {shown} is not readable", value=shown) from None
     except (ssl.SSLError, OSError, ValueError):
-        raise _fail(f"file {shown} is not a PEM certificate bundle", value=shown) from None
+        raise fail(f"file {shown} is not a PEM certificate bundle", value=shown) from None
     return str(path)
 
 
-class _SinkBase(_Model):
+class SinkBase(Model):
     """Keys every sink has: its delivery policy (defaults from ``delivery``) and digests."""
 
     queue_size: StrictInt | None = Field(None, ge=1, le=10_000_000)
@@ -129,7 +128,7 @@ CHAT_DIGEST = DigestConfig(threshold=10, window=10.0)
 """In chat, more than 10 messages in 10 s is a flood: the rest becomes one digest."""
 
 
-class _ChatSinkBase(_SinkBase):
+class ChatSinkBase(SinkBase):
     """Chat sinks: rate limited and digested by default; ``template`` is the message text."""
 
     rate_limit: RateLimit = CHAT_RATE_LIMIT
@@ -138,7 +137,7 @@ class _ChatSinkBase(_SinkBase):
     """Jinja2 text of the message (default: the summary and the changes)."""
 
 
-class StdoutSinkConfig(_SinkBase):
+class StdoutSinkConfig(SinkBase):
     """Print events to standard output."""
 
     type: Literal["stdout"]
@@ -148,7 +147,7 @@ class StdoutSinkConfig(_SinkBase):
     """Jinja2 text for ``format: text`` (default: time and summary)."""
 
 
-class _HttpSinkBase(_SinkBase):
+class HttpSinkBase(SinkBase):
     """Keys of every sink that calls an HTTP(S) URL."""
 
     url: str
@@ -167,38 +166,38 @@ class _HttpSinkBase(_SinkBase):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def http_url(cls, value: str) -> str:
         """Fail at start, not at the first event; never echo the URL (it may hold a token)."""
         try:
             parts = urllib.parse.urlsplit(value)
             _ = parts.port  # raises on a non-numeric or out-of-range port
         except ValueError:
-            raise _fail("is not a valid URL (bad port or brackets)") from None
+            raise fail("is not a valid URL (bad port or brackets)") from None
         if parts.scheme.lower() not in ("http", "https"):
-            raise _fail("must be an http:// or https:// URL")
+            raise fail("must be an http:// or https:// URL")
         if not parts.hostname:
-            raise _fail("must be an http:// or https:// URL with a host")
+            raise fail("must be an http:// or https:// URL with a host")
         if any(c.isspace() for c in value):
-            raise _fail("is not a valid URL (contains whitespace)")
+            raise fail("is not a valid URL (contains whitespace)")
         return value
 
     @field_validator("headers")
     @classmethod
     def _header_syntax(cls, value: dict[str, str]) -> dict[str, str]:
         """A newline in a header (a secret read with its trailing newline) breaks requests."""
-        errors: _Problems = []
+        errors: Problems = []
         for name, text in value.items():
-            if not _HEADER_NAME.fullmatch(name):
-                errors.append(((name,), name, _fail("is not a valid HTTP header name")))
+            if not HEADER_NAME.fullmatch(name):
+                errors.append(((name,), name, fail("is not a valid HTTP header name")))
             elif any(c in text for c in "\r\n\0"):
-                errors.append(((name,), text, _fail("header value contains a line break or NUL")))
-        _fail_at("headers", errors)
+                errors.append(((name,), text, fail("header value contains a line break or NUL")))
+        fail_at("headers", errors)
         return value
 
-    _ca_file = field_validator("ca_file")(_readable_bundle)
+    _ca_file = field_validator("ca_file")(readable_bundle)
 
     @model_validator(mode="after")
-    def _one_authorization(self) -> _HttpSinkBase:
+    def _one_authorization(self) -> HttpSinkBase:
         """Userinfo in the URL becomes an ``Authorization: Basic`` header; an explicit one
         as well would silently replace it: one of the two is a mistake."""
         try:
@@ -211,27 +210,27 @@ class _HttpSinkBase(_SinkBase):
                 "cannot be set together with credentials in the URL (user:password@), "
                 "which would be replaced by it: keep one of the two"
             )
-            _fail_at("HttpSinkConfig", [(("headers", explicit[0]), None, _fail(message))])
+            fail_at("HttpSinkConfig", [(("headers", explicit[0]), None, fail(message))])
         return self
 
     @model_validator(mode="after")
-    def _verify_xor_ca(self) -> _HttpSinkBase:
+    def _verify_xor_ca(self) -> HttpSinkBase:
         """A CA bundle with verification off is ignored: one of the two is a mistake."""
         if self.ca_file is not None and self.insecure_skip_verify:
-            _fail_at(
+            fail_at(
                 "HttpSinkConfig",
                 [
                     (
                         ("insecureSkipVerify",),
                         True,
-                        _fail("cannot be true together with caFile (the CA would be ignored)"),
+                        fail("cannot be true together with caFile (the CA would be ignored)"),
                     )
                 ],
             )
         return self
 
 
-class WebhookSinkConfig(_HttpSinkBase):
+class WebhookSinkConfig(HttpSinkBase):
     """Send the event JSON to an HTTP(S) endpoint, optionally signed."""
 
     type: Literal["webhook"]
@@ -244,7 +243,7 @@ class WebhookSinkConfig(_HttpSinkBase):
     """Markup of the receiver: text from cluster objects is escaped for it in templates."""
 
 
-class SlackSinkConfig(_ChatSinkBase):
+class SlackSinkConfig(ChatSinkBase):
     """Slack with a bot token (``chat.postMessage``; scope ``chat:write``)."""
 
     type: Literal["slack"]
@@ -257,26 +256,41 @@ class SlackSinkConfig(_ChatSinkBase):
     api_url: str = "https://slack.com/api/"
     """Web API base URL: GovSlack, a proxy, or a test server."""
     timeout: Seconds = 10.0
+    thread: Literal["none", "object"] = "none"
+    """``object``: the first message about an object is a root; its later events (updates,
+    its Kubernetes Event alerts, its delete) reply in that thread. ``none``: one message each."""
+    update_root: StrictBool = False
+    """With ``thread: object``: also edit the root (``chat.update``) to show the object's
+    latest state and a short history, so the channel holds one message per object."""
+    thread_cache_size: StrictInt = Field(10_000, ge=1, le=10_000_000)
+    """Objects whose thread is remembered (least recently used forgotten first)."""
+    thread_max_age: Duration = 86_400.0
+    """A thread older than this (default ``24h``) is not replied to: a new root starts."""
 
     @field_validator("token_file")
     @classmethod
     def _anchor_token_file(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Relative to the configuration file, like ``caFile`` (and kubeconfig paths)."""
-        return None if value is None else str(_base_path(value, info))
+        return None if value is None else str(base_path(value, info))
 
     @model_validator(mode="after")
     def _one_token(self) -> SlackSinkConfig:
         """Exactly one way to get the token, so it is never ambiguous which one is used."""
         if (self.token is None) == (self.token_file is None):
             key = "tokenFile" if self.token_file is not None else "token"
-            _fail_at(
+            fail_at(
                 "SlackSinkConfig",
-                [((key,), None, _fail("set exactly one of token and tokenFile"))],
+                [((key,), None, fail("set exactly one of token and tokenFile"))],
+            )
+        if self.update_root and self.thread == "none":
+            fail_at(
+                "SlackSinkConfig",
+                [(("updateRoot",), True, fail("needs thread: object (the root to update)"))],
             )
         return self
 
 
-class SlackWebhookSinkConfig(_ChatSinkBase):
+class SlackWebhookSinkConfig(ChatSinkBase):
     """A Slack incoming webhook (the channel is fixed by the webhook)."""
 
     type: Literal["slackWebhook"]
@@ -284,20 +298,20 @@ class SlackWebhookSinkConfig(_ChatSinkBase):
     timeout: Seconds = 10.0
 
 
-class TeamsSinkConfig(_ChatSinkBase, _HttpSinkBase):
+class TeamsSinkConfig(ChatSinkBase, HttpSinkBase):
     """Microsoft Teams through a Workflows webhook, as an Adaptive Card."""
 
     type: Literal["teams"]
 
 
-class DiscordSinkConfig(_ChatSinkBase, _HttpSinkBase):
+class DiscordSinkConfig(ChatSinkBase, HttpSinkBase):
     """A Discord channel webhook, as an embed with a colour."""
 
     type: Literal["discord"]
     username: str | None = None
 
 
-class MattermostSinkConfig(_ChatSinkBase, _HttpSinkBase):
+class MattermostSinkConfig(ChatSinkBase, HttpSinkBase):
     """A Mattermost incoming webhook, as an attachment."""
 
     type: Literal["mattermost"]
@@ -306,7 +320,7 @@ class MattermostSinkConfig(_ChatSinkBase, _HttpSinkBase):
     username: str | None = None
 
 
-class CloudEventsSinkConfig(_HttpSinkBase):
+class CloudEventsSinkConfig(HttpSinkBase):
     """CloudEvents 1.0 over HTTP."""
 
     type: Literal["cloudevents"]
@@ -315,7 +329,7 @@ class CloudEventsSinkConfig(_HttpSinkBase):
     """``source`` attribute (default: ``kubewatch/<cluster>``)."""
 
 
-class SmtpSinkConfig(_SinkBase):
+class SmtpSinkConfig(SinkBase):
     """E-mail over SMTP: a text and an HTML part per event."""
 
     type: Literal["smtp"]
@@ -336,30 +350,12 @@ class SmtpSinkConfig(_SinkBase):
     """PEM bundle to verify the server's certificate, relative to the config file."""
     insecure_skip_verify: StrictBool = False
 
-    _ca_file = field_validator("ca_file")(_readable_bundle)
+    _ca_file = field_validator("ca_file")(readable_bundle)
 
     @model_validator(mode="after")
     def _auth_pair(self) -> SmtpSinkConfig:
         """A username without a password (or the reverse) cannot log in."""
         if (self.username is None) != (self.password is None):
             key = "password" if self.username is not None else "username"
-            _fail_at("SmtpSinkConfig", [((key,), None, _fail("username and password go together"))])
+            fail_at("SmtpSinkConfig", [((key,), None, fail("username and password go together"))])
         return self
-
-
-SinkConfig = Annotated[
-    StdoutSinkConfig
-    | WebhookSinkConfig
-    | SlackSinkConfig
-    | SlackWebhookSinkConfig
-    | TeamsSinkConfig
-    | DiscordSinkConfig
-    | MattermostSinkConfig
-    | CloudEventsSinkConfig
-    | SmtpSinkConfig,
-    Field(discriminator="type"),
-]
-
-
-SINK_TYPES: tuple[str, ...] = tuple(_union_members(_unwrap(SinkConfig)[0], "type"))
-"""Every ``type`` a sink may have, derived from :data:`SinkConfig` (no list to keep in sync)."""

@@ -5,9 +5,10 @@ drop-oldest shards), :mod:`.retry` (a policy that returns delays, never sleeps; 
 :mod:`kubewatch.backoff`'s),
 :mod:`.ratelimit` (a token bucket per sink, paused by ``Retry-After``), :mod:`.digest`
 (folds a burst into one summary event per group), :mod:`.policy` (each sink's effective
-settings) and :mod:`.dispatcher` (threads, counters, lifecycle). The guarantees are
-stated in the :mod:`.dispatcher` docstring, the digest rules in :mod:`.digest`, the rate
-limit in :mod:`.ratelimit`.
+settings), :mod:`.intake` (how a submitted event gets into its sinks' queues) and
+:mod:`.dispatcher` (threads, counters, lifecycle). The guarantees are stated in the
+:mod:`.dispatcher` and :mod:`.intake` docstrings, the digest rules in :mod:`.digest`, the
+rate limit in :mod:`.ratelimit`.
 """
 
 from kubewatch.backoff import RetryBackoff

@@ -5,76 +5,34 @@ each request (tokens, client certificates, exec plugins, token refresh); everyth
 is ours: requests go through ``ApiClient.param_serialize``/``call_api`` and bodies are
 decoded with orjson, because the client's typed models cost ~0.5 ms per Pod and the
 engine needs microseconds. Nothing here knows about events, routing or sinks.
+
+This module makes the requests; finding the cluster is :mod:`.kubeconfig`'s job, reading
+a watch response :mod:`.watchstream`'s, and what a failed request means :mod:`.failures`'.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import logging
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import urllib3
-import yaml
 from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 
-from kubewatch.errors import ApiError, KubewatchError, WatchExpired
-
-log = logging.getLogger(__name__)
+from kubewatch.kube.failures import ApiUnreachable, describe, not_json, status_error
+from kubewatch.kube.kubeconfig import load_configuration
+from kubewatch.kube.watchstream import WatchStream
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to establish a connection: an API server that takes longer is as good as down."""
 REQUEST_TIMEOUT = 60.0
 """Seconds to read a non-watch response; a paged LIST answers well within it."""
-READ_SIZE = 256 * 1024
-"""Bytes asked per read of a watch stream: larger than any one event line, so one read
-usually carries several events when the stream is busy."""
 ERROR_BODY_LIMIT = 64 * 1024
 """Bytes of an error response we read: a Status is small, garbage is cut short."""
-MAX_LINE_BYTES = 16 * 1024 * 1024
-"""Longest watch line (one event) kept while it is not finished: etcd refuses objects above
-1.5 MiB, so a real event is far below this; a stream that sends more without a newline is
-broken (a proxy gone astray) and would otherwise grow without limit. It is logged and the
-stream ends as broken, so the Reflector opens a new watch."""
-
-
-class ApiUnreachable(KubewatchError, ConnectionError):
-    """The API server could not be reached, or a connection to it broke or went silent."""
-
-
-class ClusterConfigError(KubewatchError):
-    """No usable kubeconfig / in-cluster configuration, or an unknown context."""
-
-
-class KubeconfigInvalid(ClusterConfigError):
-    """The kubeconfig file exists but is not valid YAML or not a kubeconfig: a mistake
-    to fix, not a cluster that may come back (``validate`` and ``run`` exit 2)."""
-
-
-def check_kubeconfig(path: str) -> None:
-    """Parse ``path`` once ourselves: the kubernetes client lets a YAML error escape as a
-    long traceback; this says the file, the line and the column in one sentence."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise KubeconfigInvalid(f"kubeconfig {path}{where}: invalid YAML: {problem}") from None
-    except UnicodeDecodeError as e:
-        raise KubeconfigInvalid(f"kubeconfig {path}: not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise ClusterConfigError(f"kubeconfig {path}: {e.strerror or e}") from None
-    if not isinstance(doc, dict):
-        kind = "empty" if doc is None else f"a {type(doc).__name__}, not a mapping"
-        raise KubeconfigInvalid(f"kubeconfig {path}: not a kubeconfig (the document is {kind})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +49,25 @@ class Query:
         if self.field_selector:
             out.append(("fieldSelector", self.field_selector))
         return out
+
+
+class JsonApi(Protocol):
+    """What the recorder and the leader elector need of :class:`ClusterClient` (tests
+    pass a fake)."""
+
+    def get_json(
+        self, path: str, params: list[tuple[str, str]] | None = None
+    ) -> dict[str, Any]: ...
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]: ...
 
 
 class ClusterClient:
@@ -116,55 +93,9 @@ class ClusterClient:
         context: str | None = None,
         max_connections: int = 64,
     ) -> ClusterClient:
-        """Use ``kubeconfig`` (or $KUBECONFIG / ~/.kube/config), else the in-cluster config.
-
-        The in-cluster config is used only when no kubeconfig is named or found and the
-        process runs in a Pod (``KUBERNETES_SERVICE_HOST`` set), like client-go's
-        ``BuildConfigFromFlags``.
-        """
-        configuration = k8s_client.Configuration()
-        explicit = kubeconfig or os.environ.get("KUBECONFIG")
-        default_file = os.path.expanduser(k8s_config.KUBE_CONFIG_DEFAULT_LOCATION)
-        use_incluster = (
-            not explicit
-            and not os.path.exists(default_file)
-            and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-        )
-        try:
-            if use_incluster:
-                if context:
-                    raise ClusterConfigError("--context needs a kubeconfig; none was found")
-                k8s_config.load_incluster_config(client_configuration=configuration)
-                context_name = "in-cluster"
-            else:
-                path = explicit.split(os.pathsep)[0] if explicit else default_file
-                if not os.path.exists(path):
-                    raise ClusterConfigError(
-                        f"kubeconfig {path} not found and not running in a Pod "
-                        "(set --kubeconfig or KUBECONFIG)"
-                    )
-                check_kubeconfig(path)
-                contexts, current = k8s_config.list_kube_config_contexts(config_file=path)
-                names = [c["name"] for c in contexts]
-                if context and context not in names:
-                    raise ClusterConfigError(
-                        f"context {context!r} not in {path}; contexts: {', '.join(names)}"
-                    )
-                context_name = context or (current or {}).get("name", "default")
-                k8s_config.load_kube_config(
-                    config_file=path,
-                    context=context,
-                    client_configuration=configuration,
-                    persist_config=False,
-                )
-        except k8s_config.ConfigException as e:
-            raise ClusterConfigError(f"cannot load cluster configuration: {e}") from e
-        except (AttributeError, KeyError, TypeError, ValueError) as e:
-            # A YAML mapping of the wrong shape (``contexts: 3``): the client trips over it.
-            where = "in-cluster configuration" if use_incluster else f"kubeconfig {path}"
-            raise KubeconfigInvalid(
-                f"{where}: not a valid kubeconfig ({type(e).__name__}: {e})"
-            ) from None
+        """Use ``kubeconfig`` (or $KUBECONFIG / ~/.kube/config), else the in-cluster config
+        (see :func:`~kubewatch.kube.kubeconfig.load_configuration`)."""
+        configuration, context_name = load_configuration(kubeconfig, context)
         configuration.connection_pool_maxsize = max_connections
         # No hidden retries. urllib3's default Retry(3) repeats a timed-out request at
         # once, so a frozen or black-holed API server took four timeouts to report (a
@@ -200,7 +131,7 @@ class ClusterClient:
                 method, url, header_params=headers, _request_timeout=(CONNECT_TIMEOUT, read_timeout)
             )
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ApiUnreachable(f"GET {path}: {_describe(e)}") from e
+            raise ApiUnreachable(f"GET {path}: {describe(e)}") from e
         except k8s_client.ApiException as e:  # TLS errors are reported this way
             raise ApiUnreachable(f"GET {path}: {e.reason}") from e
         if resp.status >= 300:
@@ -213,13 +144,26 @@ class ClusterClient:
             raise status_error(resp.status, body)
         return resp
 
+    def get_bytes(
+        self, path: str, params: list[tuple[str, str]], read_timeout: float, limit: int
+    ) -> tuple[int, bytes]:
+        """GET ``path`` as bytes (a Pod's log): the status and at most ``limit`` bytes of the
+        body; raise ApiError / ApiUnreachable as :meth:`get_json` does."""
+        resp = self._request(path, params, read_timeout)
+        try:
+            return resp.status, bytes(resp.response.read(limit))
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ApiUnreachable(f"GET {path}: {describe(e)}") from e
+        finally:
+            resp.response.release_conn()
+
     def get_json(self, path: str, params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
         """GET ``path`` and decode the JSON body; raise ApiError / ApiUnreachable."""
         resp = self._request(path, params or [], REQUEST_TIMEOUT)
         try:
             data = resp.response.read()
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ApiUnreachable(f"GET {path}: {_describe(e)}") from e
+            raise ApiUnreachable(f"GET {path}: {describe(e)}") from e
         finally:
             resp.response.release_conn()
         try:
@@ -261,11 +205,11 @@ class ClusterClient:
                 preload_content=False,
             )
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ApiUnreachable(f"{method} {path}: {_describe(e)}") from e
+            raise ApiUnreachable(f"{method} {path}: {describe(e)}") from e
         try:
             data = resp.read()
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ApiUnreachable(f"{method} {path}: {_describe(e)}") from e
+            raise ApiUnreachable(f"{method} {path}: {describe(e)}") from e
         finally:
             resp.release_conn()
         if resp.status >= 300:
@@ -330,109 +274,6 @@ class ClusterClient:
         return WatchStream(resp.response, path, read_timeout)
 
 
-class WatchStream:
-    """The events of one WATCH response as decoded dicts, one per JSON line.
-
-    ``close()`` may be called from any thread and unblocks a read in progress; iteration
-    raises ApiUnreachable when the connection breaks or stays silent past the read timeout.
-    A line that is not a JSON object is logged and skipped (garbage is survived).
-    """
-
-    def __init__(self, response: Any, path: str, read_timeout: float) -> None:
-        self._response = response
-        self._path = path
-        self._read_timeout = read_timeout
-        self._closed = False
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        # The pieces of a line not finished yet, joined once when its newline arrives:
-        # re-joining the whole unfinished line at every chunk would be quadratic in a
-        # large object cut into small chunks (a re-chunking proxy, a slow link).
-        # Invariant: pending_bytes == sum(map(len, pending)) <= MAX_LINE_BYTES.
-        pending: list[bytes] = []
-        pending_bytes = 0
-        try:
-            for chunk in self._chunks():
-                if b"\n" not in chunk:
-                    if chunk:
-                        pending.append(chunk)
-                        pending_bytes += len(chunk)
-                        if pending_bytes > MAX_LINE_BYTES:
-                            self._line_too_long(pending_bytes)
-                    continue
-                lines = chunk.split(b"\n")
-                if pending:
-                    if pending_bytes + len(lines[0]) > MAX_LINE_BYTES:
-                        self._line_too_long(pending_bytes + len(lines[0]))
-                    pending.append(lines[0])
-                    lines[0] = b"".join(pending)
-                tail = lines.pop()
-                pending = [tail] if tail else []
-                pending_bytes = len(tail)
-                if pending_bytes > MAX_LINE_BYTES:
-                    self._line_too_long(pending_bytes)
-                for line in lines:
-                    event = decode_line(line, self._path)
-                    if event is not None:
-                        yield event
-            rest = b"".join(pending)
-            if rest.strip():
-                event = decode_line(rest, self._path)
-                if event is not None:
-                    yield event
-        except ApiUnreachable:
-            raise
-        except urllib3.exceptions.ReadTimeoutError as e:
-            if self._closed:
-                return
-            raise ApiUnreachable(
-                f"watch {self._path}: no data for {self._read_timeout:g}s, presumed dead"
-            ) from e
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as e:
-            if self._closed:
-                return
-            raise ApiUnreachable(f"watch {self._path}: {_describe(e)}") from e
-        finally:
-            self.close()
-
-    def _line_too_long(self, size: int) -> None:
-        log.error(
-            "watch %s: a line grew past %d bytes (%d) without ending; the stream is broken",
-            self._path,
-            MAX_LINE_BYTES,
-            size,
-        )
-        raise ApiUnreachable(
-            f"watch {self._path}: a line longer than {MAX_LINE_BYTES} bytes, stream broken"
-        )
-
-    def _chunks(self) -> Iterator[bytes]:
-        """Bytes as they arrive: per HTTP chunk (the API server flushes one per event), or
-        whatever ``read1`` has for a stream that is not chunked; never waits to fill a buffer."""
-        if self._response.chunked:
-            yield from self._response.stream(READ_SIZE, decode_content=True)
-            return
-        while chunk := self._response.read1(READ_SIZE):
-            yield chunk
-
-    def close(self) -> None:
-        """Idempotent; safe from another thread while the iterating thread is blocked."""
-        if self._closed:
-            return
-        self._closed = True
-        # shutdown() unblocks a read in another thread (urllib3 >= 2.3); it refuses when
-        # the stream already ended and the connection went back to the pool
-        # (RuntimeError), or when urllib3 closed the response itself, e.g. after a
-        # connection cut mid-stream ("Response ended prematurely": ValueError).
-        with contextlib.suppress(OSError, urllib3.exceptions.HTTPError, RuntimeError, ValueError):
-            shutdown = getattr(self._response, "shutdown", None)
-            if shutdown is not None:
-                shutdown()
-        with contextlib.suppress(OSError, urllib3.exceptions.HTTPError, RuntimeError):
-            self._response.close()
-            self._response.release_conn()
-
-
 class _GcPause:
     """Pause the cyclic garbage collector while a LIST page is decoded.
 
@@ -464,54 +305,6 @@ class _GcPause:
 
 
 _gc_paused = _GcPause()
-
-
-def decode_line(line: bytes, path: str) -> dict[str, Any] | None:
-    """Decode one watch line; log and drop anything that is not a JSON object."""
-    if not line.strip():
-        return None
-    try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        log.warning("watch %s: skipping a line that is not JSON: %.120r", path, line)
-        return None
-    if not isinstance(event, dict):
-        log.warning("watch %s: skipping a line that is not an object: %.120r", path, line)
-        return None
-    return event
-
-
-def status_error(status: int, body: bytes) -> ApiError:
-    """Turn an error response (a ``Status`` object, or anything) into the right ApiError."""
-    reason, message = "", ""
-    try:
-        doc = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        doc = None
-    if isinstance(doc, dict):
-        reason = str(doc.get("reason") or "")
-        message = str(doc.get("message") or "")
-    else:
-        message = body[:200].decode("utf-8", "replace")
-    if status == 410:
-        return WatchExpired(message or "resource version too old")
-    return ApiError(status, reason, message)
-
-
-def not_json(what: str, status: int, body: bytes, content_type: str = "") -> ApiError:
-    """An answer that is not the JSON object asked for (an HTML page from a proxy, a
-    login portal): an API error with the start of what came, never a decoding traceback."""
-    start = " ".join(body[:200].decode("utf-8", "replace").split())
-    kind = f" ({content_type})" if content_type else ""
-    return ApiError(status, "NotJSON", f"{what}: the answer is not a JSON object{kind}: {start!r}")
-
-
-def _describe(error: BaseException) -> str:
-    """A short cause for a log line: urllib3 nests the useful part in ``reason``."""
-    reason = getattr(error, "reason", None)
-    if isinstance(reason, BaseException):
-        return f"{type(reason).__name__}: {reason}"
-    return f"{type(error).__name__}: {error}"
 
 
 class ListWatch:

@@ -4,6 +4,8 @@ Several kubewatch replicas may run; the one holding the Lease is the leader and 
 one that should watch and deliver. :class:`LeaderElector` decides which, with the Lease
 as the lock and the API server's optimistic concurrency (``metadata.resourceVersion`` on
 every PUT) as the arbiter: when two candidates write at once, one gets 409 Conflict.
+This module campaigns, leads and steps down; reading, judging and writing the record is
+:mod:`.lease`'s job.
 
 **The record.** ``spec.holderIdentity`` (who holds it; empty: released),
 ``leaseDurationSeconds`` (how long a claim lasts without renewal), ``acquireTime`` and
@@ -46,7 +48,6 @@ for them). An exception in a callback is logged and does not stop the elector.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import os
@@ -55,25 +56,22 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, TypeVar
 
 from kubewatch.config import LeaderElectionConfig
 from kubewatch.errors import ApiError
-from kubewatch.kube.client import ApiUnreachable
-from kubewatch.kube.recorder import EventRecorder, JsonApi
+from kubewatch.kube.client import JsonApi
+from kubewatch.kube.failures import ApiUnreachable
+from kubewatch.kube.lease import CallTimeout, Lease, Outcome
+from kubewatch.kube.recorder import EventRecorder
 from kubewatch.timefmt import micro_time
 
 __all__ = ["LeaderElector", "lease_namespace", "micro_time"]
 
 log = logging.getLogger(__name__)
 
-LEASE_API = "/apis/coordination.k8s.io/v1"
-
 JITTER = 0.2
 """Up to 20 % is added at random to each wait between acquire attempts, so standbys
 started together do not query the Lease in lockstep (client-go adds up to 120 %)."""
-
-_T = TypeVar("_T")
 
 
 def _utc_now() -> datetime:
@@ -84,21 +82,6 @@ def lease_namespace(config: LeaderElectionConfig) -> str:
     """Where the Lease lives: ``config.namespace``, else ``$POD_NAMESPACE``, else
     ``default``."""
     return config.namespace or os.environ.get("POD_NAMESPACE") or "default"
-
-
-class _Outcome(enum.Enum):
-    """What one acquire-or-renew attempt found out."""
-
-    HELD = "held"
-    """We hold the Lease, as of the moment the successful write was sent."""
-    TAKEN = "taken"
-    """Another holder's claim is current: the Lease is not ours."""
-    FAILED = "failed"
-    """Nothing was learnt (an error, a timeout, a lost race): try again later."""
-
-
-class _CallTimeout(Exception):
-    """A request did not answer before its deadline; it goes on in its helper thread."""
 
 
 class LeaderElector:
@@ -133,14 +116,18 @@ class LeaderElector:
         self.identity = identity
         self.namespace = namespace
         self.lease_name = config.lease_name
-        self.description = f"{namespace}/{config.lease_name}"
+        self._lease = Lease(
+            client,
+            identity=identity,
+            namespace=namespace,
+            name=config.lease_name,
+            duration=config.lease_duration,
+            clock=clock,
+            wall=wall,
+            on_holder=self._report_holder,
+        )
+        self.description = self._lease.description
         """``namespace/name`` of the Lease, for log lines."""
-        self._client = client
-        self._collection = f"{LEASE_API}/namespaces/{namespace}/leases"
-        self._path = f"{self._collection}/{config.lease_name}"
-        self._lease_duration = config.lease_duration
-        # The claim we write: rounded up, so that others never wait less than we assume.
-        self._duration_seconds = max(1, math.ceil(config.lease_duration))
         self._renew_deadline = config.renew_deadline
         self._retry_period = config.retry_period
         self._on_started = on_started_leading
@@ -159,17 +146,11 @@ class LeaderElector:
         self._leading = False
         self._renewed_at = -math.inf
         self._leader = ""
-        # Run thread only: the Lease as last read or written (its resourceVersion is the
-        # precondition of our next PUT); its spec as last observed, and clock() when that
-        # spec was first observed (what expiry is measured from).
-        self._lease: dict[str, Any] | None = None
-        self._observed_spec: dict[str, Any] | None = None
-        self._observed_at = -math.inf
+        # Run thread only: _lease (the record), and the rest below.
         self._release_on_stop = True
         self._running = False
         self._run_thread: int | None = None
         self._failing = False  # the last attempt failed (its error was logged at WARNING)
-        self._how = ""  # how the last acquisition happened, for the "became leader" line
 
     # -- state --------------------------------------------------------------------------
 
@@ -250,7 +231,7 @@ class LeaderElector:
         or stop (False)."""
         log.info("lease %s: campaigning for leadership as %s", self.description, self.identity)
         while not self._stopped.is_set():
-            if self._attempt(self._clock() + self._renew_deadline) is _Outcome.HELD:
+            if self._attempt(self._clock() + self._renew_deadline) is Outcome.HELD:
                 if self._stopped.is_set():
                     return True  # _finish steps down and releases
                 self._start_leading()
@@ -264,12 +245,12 @@ class LeaderElector:
         Returns still leading only when stopped."""
         while not self._wait(self._retry_period):
             deadline = self._renewed_at + self._renew_deadline
-            outcome = _Outcome.FAILED
+            outcome = Outcome.FAILED
             if self._clock() < deadline:
                 outcome = self._attempt(deadline)
-            if outcome is _Outcome.HELD:
+            if outcome is Outcome.HELD:
                 continue
-            if outcome is _Outcome.TAKEN:
+            if outcome is Outcome.TAKEN:
                 self._stop_leading(f"the lease is held by {self._leader or 'someone else'}")
                 return
             if self._clock() >= deadline:
@@ -282,14 +263,18 @@ class LeaderElector:
         """On the way out of run(): step down if leading, then release if asked to."""
         with self._lock:
             leading = self._leading
-            holding = self._lease is not None and self._clock() < (
+            holding = self._lease.holder is not None and self._clock() < (
                 self._renewed_at + self._renew_deadline
             )
             release = self._release_on_stop
         if leading:
             self._stop_leading("stopping")
-        if release and holding and self._holder(self._lease) == self.identity:
-            self._release()
+        if not (release and holding and self._lease.holder == self.identity):
+            return
+        if self._lease.release(self._clock() + self._renew_deadline):
+            with self._lock:
+                self._leader = ""
+            log.info("lease %s: released", self.description)
 
     # -- transitions --------------------------------------------------------------------
 
@@ -297,7 +282,8 @@ class LeaderElector:
         with self._lock:
             self._leading = True
             self._leader = self.identity
-        log.info("lease %s: became leader (%s): %s", self.description, self.identity, self._how)
+        how = self._lease.how
+        log.info("lease %s: became leader (%s): %s", self.description, self.identity, how)
         if self._recorder is not None:
             self._recorder.normal(
                 "LeaderElected", f"{self.identity} became the leader (lease {self.description})"
@@ -327,18 +313,26 @@ class LeaderElector:
 
     # -- one attempt ---------------------------------------------------------------------
 
-    def _attempt(self, until: float) -> _Outcome:
-        """One acquire-or-renew with every request bounded by ``until`` (clock)."""
+    def _attempt(self, until: float) -> Outcome:
+        """One acquire-or-renew with every request bounded by ``until`` (clock). A claim
+        counts from the moment the attempt began, never later than anyone's observation
+        of the write."""
+        sent = self._clock()
+        with self._lock:
+            leading = self._leading
         try:
-            outcome = self._try_acquire_or_renew(until)
-        except (ApiError, ApiUnreachable, _CallTimeout) as e:
+            outcome = self._lease.try_acquire_or_renew(until, leading=leading)
+        except (ApiError, ApiUnreachable, CallTimeout) as e:
             self._note_failure(e)
-            return _Outcome.FAILED
+            return Outcome.FAILED
         except Exception as e:  # a bug or an unexpected answer: never kill the elector
             log.exception("lease %s: unexpected error", self.description)
             self._note_failure(e)
-            return _Outcome.FAILED
-        if outcome is not _Outcome.FAILED and self._failing:
+            return Outcome.FAILED
+        if outcome is Outcome.HELD:
+            with self._lock:
+                self._renewed_at = sent
+        if outcome is not Outcome.FAILED and self._failing:
             self._failing = False
             log.info("lease %s: the API server answers again", self.description)
         return outcome
@@ -354,174 +348,6 @@ class LeaderElector:
             log.debug("lease %s: %s", self.description, error)
         self._failing = True
 
-    def _try_acquire_or_renew(self, until: float) -> _Outcome:
-        """client-go's ``tryAcquireOrRenew``: a fast renewal on our last write's version
-        while leading; otherwise read, judge, and take the Lease if free, expired or ours."""
-        sent = self._clock()
-        now = micro_time(self._wall())
-        spec: dict[str, Any] = {
-            "holderIdentity": self.identity,
-            "leaseDurationSeconds": self._duration_seconds,
-            "acquireTime": now,
-            "renewTime": now,
-            "leaseTransitions": 0,
-        }
-        with self._lock:
-            leading = self._leading
-        # 1. Fast path: the leader overwrites its own last write; a 409 (someone else wrote
-        # meanwhile) or a 404 (someone deleted it) sends us down the slow path to see.
-        last = self._lease
-        if leading and last is not None:
-            mine = self._spec(last)
-            spec["acquireTime"] = mine.get("acquireTime") or now
-            spec["leaseTransitions"] = int(mine.get("leaseTransitions") or 0)
-            try:
-                written = self._call(lambda: self._put(last, spec), until)
-            except ApiError as e:
-                if e.status not in (404, 409):
-                    raise
-                log.debug("lease %s: renewal refused (%s), reading the lease", self.description, e)
-            else:
-                self._wrote(written, sent)
-                return _Outcome.HELD
-        # 2. Read (absent: create).
-        try:
-            lease = self._call(lambda: self._client.get_json(self._path), until)
-        except ApiError as e:
-            if e.status != 404:
-                raise
-            return self._create(spec, sent, until)
-        self._observe(lease)
-        current = self._spec(lease)
-        holder = str(current.get("holderIdentity") or "")
-        # 3. Judge: a current claim of someone else's is respected.
-        if holder and holder != self.identity and not self._expired(current):
-            return _Outcome.TAKEN
-        if holder == self.identity:
-            spec["acquireTime"] = current.get("acquireTime") or now
-            spec["leaseTransitions"] = int(current.get("leaseTransitions") or 0)
-        else:
-            spec["leaseTransitions"] = int(current.get("leaseTransitions") or 0) + 1
-        # 4. Write on the version just read: 409 means another candidate won the race.
-        try:
-            written = self._call(lambda: self._put(lease, spec), until)
-        except ApiError as e:
-            if e.status != 409:
-                raise
-            log.debug("lease %s: another candidate wrote first", self.description)
-            return _Outcome.FAILED
-        if holder == self.identity:
-            self._how = "the lease already named us"
-        elif holder:
-            self._how = f"{holder}'s claim expired"
-        else:
-            self._how = "the lease was released"
-        self._wrote(written, sent)
-        return _Outcome.HELD
-
-    def _create(self, spec: dict[str, Any], sent: float, until: float) -> _Outcome:
-        body = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": self.lease_name, "namespace": self.namespace},
-            "spec": spec,
-        }
-        try:
-            created = self._call(
-                lambda: self._client.request_json("POST", self._collection, body), until
-            )
-        except ApiError as e:
-            if e.status != 409:
-                raise
-            log.debug("lease %s: created by another candidate first", self.description)
-            return _Outcome.FAILED
-        self._how = "created the lease"
-        self._wrote(created, sent)
-        return _Outcome.HELD
-
-    def _release(self) -> None:
-        """Give the Lease up on our last write's version (a 409: it is not ours any more)."""
-        lease = self._lease
-        if lease is None:
-            return
-        mine = self._spec(lease)
-        now = micro_time(self._wall())
-        spec = {
-            "holderIdentity": "",
-            "leaseDurationSeconds": 1,
-            "acquireTime": now,
-            "renewTime": now,
-            "leaseTransitions": int(mine.get("leaseTransitions") or 0),
-        }
-        try:
-            written = self._call(
-                lambda: self._put(lease, spec), self._clock() + self._renew_deadline
-            )
-        except ApiError as e:
-            if e.status == 409:
-                log.info("lease %s: not released: someone else wrote it", self.description)
-            else:
-                log.warning("lease %s: could not release: %s", self.description, e)
-            return
-        except (ApiUnreachable, _CallTimeout) as e:
-            log.warning("lease %s: could not release: %s", self.description, e)
-            return
-        except Exception:
-            log.exception("lease %s: could not release", self.description)
-            return
-        self._lease = written
-        self._observed_spec = self._spec(written)
-        self._observed_at = self._clock()
-        with self._lock:
-            self._leader = ""
-        log.info("lease %s: released", self.description)
-
-    # -- helpers --------------------------------------------------------------------------
-
-    def _put(self, lease: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-        """PUT ``lease`` with ``spec``; its metadata (resourceVersion) is the precondition."""
-        body = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": lease.get("metadata") or {},
-            "spec": spec,
-        }
-        return self._client.request_json("PUT", self._path, body)
-
-    @staticmethod
-    def _spec(lease: dict[str, Any] | None) -> dict[str, Any]:
-        spec = (lease or {}).get("spec")
-        return spec if isinstance(spec, dict) else {}
-
-    def _holder(self, lease: dict[str, Any] | None) -> str:
-        return str(self._spec(lease).get("holderIdentity") or "")
-
-    def _expired(self, spec: dict[str, Any]) -> bool:
-        """The record has not changed for its leaseDurationSeconds, by our clock."""
-        try:
-            duration = float(spec.get("leaseDurationSeconds") or 0)
-        except (TypeError, ValueError):
-            duration = 0.0
-        return self._clock() >= self._observed_at + duration
-
-    def _observe(self, lease: dict[str, Any]) -> None:
-        """Note a Lease read from the server; the expiry clock restarts when its record
-        changed since we last saw it."""
-        self._lease = lease
-        spec = self._spec(lease)
-        if spec != self._observed_spec:
-            self._observed_spec = spec
-            self._observed_at = self._clock()
-            self._report_holder(str(spec.get("holderIdentity") or ""))
-
-    def _wrote(self, lease: dict[str, Any], sent: float) -> None:
-        """Note our own successful write, sent at ``sent`` (clock)."""
-        self._lease = lease
-        self._observed_spec = self._spec(lease)
-        self._observed_at = self._clock()
-        with self._lock:
-            self._renewed_at = sent
-
     def _report_holder(self, holder: str) -> None:
         with self._lock:
             if holder == self._leader:
@@ -531,32 +357,3 @@ class LeaderElector:
             log.info("lease %s: leader is %s", self.description, holder)
         elif not holder:
             log.info("lease %s: released by its holder, no leader", self.description)
-
-    def _call(self, request: Callable[[], _T], until: float) -> _T:
-        """Run ``request`` in a helper thread and wait until ``until`` (clock) at most.
-
-        The API client's own read timeout is far longer than a renew deadline; a request
-        still running at the deadline is abandoned (its thread ends with it, its answer is
-        ignored) so that a hung API server cannot keep a leader past its deadline.
-        """
-        timeout = until - self._clock()
-        if timeout <= 0:
-            raise _CallTimeout("no time left before the deadline")
-        result: list[_T] = []
-        error: list[BaseException] = []
-        done = threading.Event()
-
-        def target() -> None:
-            try:
-                result.append(request())
-            except BaseException as e:
-                error.append(e)
-            finally:
-                done.set()
-
-        threading.Thread(target=target, name="kubewatch-lease-request", daemon=True).start()
-        if not done.wait(timeout):
-            raise _CallTimeout(f"the API server did not answer within {timeout:.1f}s")
-        if error:
-            raise error[0]
-        return result[0]

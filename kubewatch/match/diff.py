@@ -37,15 +37,16 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from kubewatch.events import Change
-from kubewatch.match.paths import _ALL, _MISSING, PathTree
+from kubewatch.match.paths import ALL, MISSING, PathTree, levels_below
 from kubewatch.match.walk import (
-    _diff_dict,
-    _diff_value,
-    _emit,
-    _index_for,
-    _item_path,
-    _key_path,
-    _keyed_pair,
+    diff_dict,
+    diff_value,
+    emit_change,
+    gone,
+    index_for,
+    item_path,
+    key_path,
+    keyed_pair,
 )
 
 __all__ = ["diff"]
@@ -101,10 +102,10 @@ def diff(
     if old is new:
         return []
     out: list[Change] = []
-    if only is None or only is _ALL:
+    if only is None or only is ALL:
         if old == new:
             return []
-        _diff_dict(old, new, "", inode=ignore, rnode=redact, out=out)
+        diff_dict(old, new, "", inode=ignore, rnode=redact, out=out)
     else:
         _only_value(old, new, "", onode=only, inode=ignore, rnode=redact, out=out)
     return out
@@ -125,9 +126,9 @@ _INDEX: Final = 2
 
 def _child_path(kind: int, path: str, key: str) -> str:
     if kind == _KEY:
-        return _key_path(path, key)
+        return key_path(path, key)
     if kind == _ITEM:
-        return _item_path(path, key)
+        return item_path(path, key)
     return f"{path}[{key}]"
 
 
@@ -140,7 +141,7 @@ def _children(value: Any) -> tuple[int, dict[str, Any]] | None:
     if isinstance(value, dict):
         return _KEY, value
     if isinstance(value, list):
-        keyed = _index_for(value, "name") or _index_for(value, "type")
+        keyed = index_for(value, "name") or index_for(value, "type")
         return (_ITEM, keyed) if keyed else (_INDEX, _indexed(value))
     return None
 
@@ -155,29 +156,23 @@ def _only_value(
     rnode: PathTree | None,
     out: list[Change],
 ) -> None:
-    """Diff ``ov`` → ``nv`` (unequal; either may be ``_MISSING``) where ``onode`` watches
+    """Diff ``ov`` → ``nv`` (unequal; either may be ``MISSING``) where ``onode`` watches
     only part of them."""
+    walks: list[tuple[int, dict[str, Any], dict[str, Any]]] = []  # (kind, old, new) children
     if isinstance(ov, dict) and isinstance(nv, dict):
-        _only_walk(ov, nv, _KEY, path, onode=onode, inode=inode, rnode=rnode, out=out)
-        return
-    if isinstance(ov, list) and isinstance(nv, list):
-        keyed = _keyed_pair(ov, nv)
-        if keyed is not None:
-            oc, nc = keyed
-            _only_walk(oc, nc, _ITEM, path, onode=onode, inode=inode, rnode=rnode, out=out)
-        else:
-            oc, nc = _indexed(ov), _indexed(nv)
-            _only_walk(oc, nc, _INDEX, path, onode=onode, inode=inode, rnode=rnode, out=out)
-        return
-    # One side absent, scalar, or of another shape: walk each side on its own.
-    new_side = _children(nv)
-    if new_side is not None:
-        kind, nc = new_side
-        _only_walk({}, nc, kind, path, onode=onode, inode=inode, rnode=rnode, out=out)
-    old_side = _children(ov)
-    if old_side is not None:
-        kind, oc = old_side
-        _only_walk(oc, {}, kind, path, onode=onode, inode=inode, rnode=rnode, out=out)
+        walks.append((_KEY, ov, nv))
+    elif isinstance(ov, list) and isinstance(nv, list):
+        keyed = keyed_pair(ov, nv)
+        walks.append((_ITEM, *keyed) if keyed is not None else (_INDEX, _indexed(ov), _indexed(nv)))
+    else:  # one side absent, scalar, or of another shape: walk each side on its own
+        new_side = _children(nv)
+        if new_side is not None:
+            walks.append((new_side[0], {}, new_side[1]))
+        old_side = _children(ov)
+        if old_side is not None:
+            walks.append((old_side[0], old_side[1], {}))
+    for kind, oc, nc in walks:
+        _only_walk(oc, nc, kind, path, onode=onode, inode=inode, rnode=rnode, out=out)
 
 
 def _only_walk(
@@ -196,12 +191,8 @@ def _only_walk(
     A child's path is built only once it is known to be needed (descending, or a change).
     """
     ochildren, ostar = onode.children, onode.star
-    ichildren = istar = None
-    if inode is not None:
-        ichildren, istar = inode.children, inode.star
-    rchildren = rstar = None
-    if rnode is not None:
-        rchildren, rstar = rnode.children, rnode.star
+    ichildren, istar = levels_below(inode)
+    rchildren, rstar = levels_below(rnode)
     isub = rsub = None
     oc_get = oc.get
     # No ``*`` here: pick the few named children in one comprehension, in document order;
@@ -211,25 +202,25 @@ def _only_walk(
         new_items = nc.items()
     elif len(ochildren) == 1:
         [only_key] = ochildren
-        only_value = nc.get(only_key, _MISSING)
-        new_items = () if only_value is _MISSING else ((only_key, only_value),)
+        only_value = nc.get(only_key, MISSING)
+        new_items = () if only_value is MISSING else ((only_key, only_value),)
     else:
         new_items = [(k, v) for k, v in nc.items() if k in ochildren]
     for key, nv in new_items:
         osub = ochildren.get(key, ostar)
         if osub is None:
             continue
-        ov = oc_get(key, _MISSING)
+        ov = oc_get(key, MISSING)
         if ov is nv:
             continue
         if ichildren is not None:
             isub = ichildren.get(key, istar)
-            if isub is _ALL:
+            if isub is ALL:
                 continue
-        if osub is not _ALL:
+        if osub is not ALL:
             # Every child of ``ov`` is watched (a ``*`` level): a C-level compare is cheaper
             # than any walk. Not where patterns name keys: that walk is a few lookups.
-            if osub.star is not None and ov is not _MISSING and ov == nv:
+            if osub.star is not None and ov is not MISSING and ov == nv:
                 continue
             if rchildren is not None:
                 rsub = rchildren.get(key, rstar)
@@ -239,7 +230,7 @@ def _only_walk(
             else:
                 _only_value(ov, nv, child, onode=osub, inode=isub, rnode=rsub, out=out)
             continue
-        if ov is _MISSING:
+        if ov is MISSING:
             op = "added"
         elif ov == nv:
             continue
@@ -249,25 +240,17 @@ def _only_walk(
             rsub = rchildren.get(key, rstar)
         child = _child_path(kind, path, key)
         if op == "added":
-            _emit(out, child, None, nv, op, inode=isub, rnode=rsub)
+            emit_change(out, child, None, nv, op, inode=isub, rnode=rsub)
         else:
-            _diff_value(ov, nv, child, inode=isub, rnode=rsub, out=out)
+            diff_value(ov, nv, child, inode=isub, rnode=rsub, out=out)
     if oc.keys() <= nc.keys():
         return
-    for key, ov in oc.items():
-        if key in nc:
-            continue
+    for key, ov, isub, rsub in gone(oc, nc, inode=inode, rnode=rnode):
         osub = ochildren.get(key, ostar)
         if osub is None:
             continue
-        if ichildren is not None:
-            isub = ichildren.get(key, istar)
-            if isub is _ALL:
-                continue
-        if rchildren is not None:
-            rsub = rchildren.get(key, rstar)
         child = _child_path(kind, path, key)
-        if osub is _ALL:
-            _emit(out, child, ov, None, "removed", inode=isub, rnode=rsub)
+        if osub is ALL:
+            emit_change(out, child, ov, None, "removed", inode=isub, rnode=rsub)
         else:
-            _only_value(ov, _MISSING, child, onode=osub, inode=isub, rnode=rsub, out=out)
+            _only_value(ov, MISSING, child, onode=osub, inode=isub, rnode=rsub, out=out)

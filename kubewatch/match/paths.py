@@ -27,10 +27,10 @@ __all__ = [
     "path_matches",
 ]
 
-_MISSING: Final = object()
+MISSING: Final = object()
 """Absent key (distinct from a JSON ``null``)."""
 
-_UNSAFE_KEY: Final = re.compile(r'\A\*{0,2}\Z|[.\[\]"\s\x00-\x1f]')
+UNSAFE_KEY: Final = re.compile(r'\A\*{0,2}\Z|[.\[\]"\s\x00-\x1f]')
 """Keys that need the quoted ``["..."]`` form to parse back unambiguously."""
 
 _BARE_SEGMENT: Final = re.compile(r'[^.\[\]"\s]+')
@@ -43,7 +43,7 @@ class PathTree:
 
     ``children`` maps a key (dict key, list item name or index as text) to the subtree for
     it, with the ``*`` subtree already merged in; ``star`` is what any other key gets.
-    The singleton ``_ALL`` node means "this path and everything below matches".
+    The singleton ``ALL`` node means "this path and everything below matches".
     Immutable once built: share freely across threads.
     """
 
@@ -54,14 +54,20 @@ class PathTree:
         self.star = star
 
     def __repr__(self) -> str:
-        if self is _ALL:
+        if self is ALL:
             return "PathTree(<all>)"
         star = "" if self.star is None else f", star={self.star!r}"
         return f"PathTree({self.children!r}{star})"
 
 
-_ALL: Final = PathTree({}, None)
-_ALL.star = _ALL  # every key below an all-matching node also matches: no special case
+ALL: Final = PathTree({}, None)
+ALL.star = ALL  # every key below an all-matching node also matches: no special case
+
+
+def levels_below(node: PathTree | None) -> tuple[dict[str, PathTree] | None, PathTree | None]:
+    """``node``'s children and star, or ``(None, None)`` where no pattern reaches: the walk
+    then skips every lookup below."""
+    return (None, None) if node is None else (node.children, node.star)
 
 
 class _Wild(enum.Enum):
@@ -140,7 +146,7 @@ def _bare(text: str) -> _Segment:
 def _freeze(raws: list[_RawNode]) -> PathTree:
     """Merge the raw nodes that apply at one position, pushing ``*`` into literal keys."""
     if any(raw.end for raw in raws):
-        return _ALL
+        return ALL
     stars = [raw.star for raw in raws if raw.star is not None]
     keys = dict.fromkeys(key for raw in raws for key in raw.literal)
     children = {
@@ -225,10 +231,10 @@ def path_matches(path: str, tree: PathTree) -> bool:
     """
     node = tree
     for key in _path_keys(path):
-        if node is _ALL:
+        if node is ALL:
             return True
         sub = node.children.get(key, node.star)
         if sub is None:
             return False
         node = sub
-    return node is _ALL
+    return node is ALL

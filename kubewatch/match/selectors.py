@@ -11,14 +11,14 @@ from typing import Any
 
 from kubewatch.match.patterns import NameMatcher, parse_selector
 
-_NO_META: Mapping[str, Any] = MappingProxyType({})
+NO_META: Mapping[str, Any] = MappingProxyType({})
 
-_NS_CACHE_MAX = 4096
+NS_CACHE_MAX = 4096
 """Namespace verdicts cached per filter. Namespaces are few and their names never change
 meaning, so a verdict is computed once; past this many the cache restarts (a cluster
 with more namespaces is still filtered correctly, just without the shortcut)."""
 
-_PLAIN_REASON = re.compile(r"[A-Za-z0-9_]+")
+PLAIN_REASON = re.compile(r"[A-Za-z0-9_]+")
 """A reason pattern made of these characters can only full-match itself: a set lookup."""
 
 
@@ -26,7 +26,7 @@ _PLAIN_REASON = re.compile(r"[A-Za-z0-9_]+")
 
 
 @dataclass(frozen=True, slots=True)
-class _Selector:
+class FlatSelector:
     """A label selector flattened for speed: every term is ``(key, values, wanted)`` and
     holds when ``(labels.get(key) in values) is wanted``.
 
@@ -40,7 +40,7 @@ class _Selector:
     terms: tuple[tuple[str, frozenset[str | None], bool], ...]
 
     @classmethod
-    def parse(cls, texts: list[str]) -> _Selector | None:
+    def parse(cls, texts: list[str]) -> FlatSelector | None:
         """Several selectors that must all hold, as one; ``None`` if it selects everything."""
         terms: list[tuple[str, frozenset[str | None], bool]] = []
         for text in texts:
@@ -57,7 +57,7 @@ class _Selector:
 
     def __call__(self, labels: Mapping[str, str] | None) -> bool:
         if labels is None:
-            labels = _NO_META
+            labels = NO_META
         for key, values, wanted in self.terms:  # noqa: SIM110 - a loop beats all(genexpr)
             if (labels.get(key) in values) is not wanted:
                 return False
@@ -67,15 +67,15 @@ class _Selector:
 _ABSENT: frozenset[str | None] = frozenset([None])
 
 
-def _selector(text: str | None) -> _Selector | None:
-    return _Selector.parse([text]) if text is not None else None
+def flat_selector(text: str | None) -> FlatSelector | None:
+    return FlatSelector.parse([text]) if text is not None else None
 
 
-class _CachedNames:
+class CachedNames:
     """A :class:`NameMatcher` for namespaces, with its verdicts cached by name.
 
     Namespaces are few and a name's verdict never changes, so patterns run once per
-    namespace; past ``_NS_CACHE_MAX`` names the cache restarts. Racing writers store
+    namespace; past ``NS_CACHE_MAX`` names the cache restarts. Racing writers store
     equal values, so sharing across threads is safe.
     """
 
@@ -92,7 +92,7 @@ class _CachedNames:
         verdict = self._cache.get(name)
         if verdict is None:
             verdict = self._matcher(name)
-            if len(self._cache) >= _NS_CACHE_MAX:
+            if len(self._cache) >= NS_CACHE_MAX:
                 self._cache.clear()
             self._cache[name] = verdict
         return verdict

@@ -4,7 +4,7 @@ live counters, so the watch and delivery threads never touch a metric."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -12,18 +12,17 @@ from kubewatch._version import __version__
 from kubewatch.observability.views import (
     CountSource,
     HoldSource,
+    HoldStatsLike,
+    InformerCountSource,
     LeaderSource,
     SinkSource,
+    SinkStatsLike,
     StateSource,
+    StateView,
     WatchSource,
+    WatchState,
     WorkerSource,
-    _no_election,
-    _no_hold,
-    _no_sinks,
-    _no_state,
-    _no_watches,
-    _no_workers,
-    _zero,
+    WorkerStatsLike,
 )
 
 log = logging.getLogger("kubewatch.observability.metrics")
@@ -59,6 +58,38 @@ _SINK_COUNTERS = (
 )
 
 
+def _no_watches() -> Iterable[WatchState]:
+    return ()
+
+
+def _no_sinks() -> Mapping[str, SinkStatsLike]:
+    return {}
+
+
+def _no_election() -> bool | None:
+    return None
+
+
+def _no_state() -> StateView | None:
+    return None
+
+
+def _zero() -> int:
+    return 0
+
+
+def _no_informers() -> Mapping[str, int]:
+    return {}
+
+
+def _no_hold() -> HoldStatsLike | None:
+    return None
+
+
+def _no_workers() -> Mapping[str, WorkerStatsLike]:
+    return {}
+
+
 class StateCollector:
     """A prometheus-client collector over live state, read when Prometheus scrapes.
 
@@ -75,9 +106,11 @@ class StateCollector:
         handover_dropped: CountSource = _zero,
         namespace_hold: HoldSource = _no_hold,
         workers: WorkerSource = _no_workers,
+        informer_counts: InformerCountSource = _no_informers,
         version: str = __version__,
     ) -> None:
         self._informers = informers
+        self._informer_counts = informer_counts
         self._sinks = sinks
         self._leader = leader
         self._state = state
@@ -169,9 +202,19 @@ class StateCollector:
     def _collect_watches(self) -> Iterator[Metric]:
         try:
             states = list(self._informers())
+            counts = dict(self._informer_counts())
         except Exception:
             log.exception("metrics: reading the watch states failed; left out of this scrape")
             return
+        informers = GaugeMetricFamily(
+            "kubewatch_informers",
+            "Informers open now per resource: one LIST+WATCH and one cache each, shared by "
+            "every owner of that collection and selectors (informers).",
+            labels=["resource"],
+        )
+        for resource, count in sorted(counts.items()):
+            informers.add_metric([resource], count)
+        yield informers
         labels = ["resource", "watch"]
         restarts = CounterMetricFamily(
             "kubewatch_watch_restarts",

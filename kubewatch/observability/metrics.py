@@ -22,30 +22,25 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
+from typing_extensions import Unpack
 
-from kubewatch._version import __version__
 from kubewatch.observability.collectors import StateCollector
 from kubewatch.observability.views import (
     CountSource,
     HoldSource,
     HoldStatsLike,
+    InformerCountSource,
     InformerView,
     LeaderSource,
     SinkSource,
     SinkStatsLike,
+    Sources,
     StateSource,
     StateView,
     WatchSource,
     WatchState,
     WorkerSource,
     WorkerStatsLike,
-    _no_election,
-    _no_hold,
-    _no_sinks,
-    _no_state,
-    _no_watches,
-    _no_workers,
-    _zero,
     watch_states,
 )
 from kubewatch.timefmt import seconds_since
@@ -57,11 +52,13 @@ __all__ = [
     "CountSource",
     "HoldSource",
     "HoldStatsLike",
+    "InformerCountSource",
     "InformerView",
     "LeaderSource",
     "Metrics",
     "SinkSource",
     "SinkStatsLike",
+    "Sources",
     "StateCollector",
     "StateSource",
     "StateView",
@@ -84,23 +81,13 @@ digests (which hold events for their window) push deliveries into minutes."""
 class Metrics:
     """kubewatch's metrics in their own registry.
 
-    ``informers``, ``sinks`` and ``leader`` are called at scrape time only, from the HTTP
-    server's thread: they must be cheap and thread-safe. Closures bind late, so they may
-    refer to an app built after this object (``informers=lambda: app.watch_states()``).
+    ``informers``, ``sinks``, ``leader`` and the other sources are called at scrape time
+    only, from the HTTP server's thread: they must be cheap and thread-safe. Closures bind
+    late, so they may refer to an app built after this object
+    (``informers=lambda: app.watch_states()``).
     """
 
-    def __init__(
-        self,
-        *,
-        informers: WatchSource = _no_watches,
-        sinks: SinkSource = _no_sinks,
-        leader: LeaderSource = _no_election,
-        state: StateSource = _no_state,
-        handover_dropped: CountSource = _zero,
-        namespace_hold: HoldSource = _no_hold,
-        workers: WorkerSource = _no_workers,
-        version: str = __version__,
-    ) -> None:
+    def __init__(self, **sources: Unpack[Sources]) -> None:
         self.registry = CollectorRegistry()
         self._events = Counter(
             "kubewatch_events_observed",
@@ -116,18 +103,7 @@ class Metrics:
             buckets=DELIVERY_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(
-            StateCollector(
-                informers=informers,
-                sinks=sinks,
-                leader=leader,
-                state=state,
-                handover_dropped=handover_dropped,
-                namespace_hold=namespace_hold,
-                workers=workers,
-                version=version,
-            )
-        )
+        self.registry.register(StateCollector(**sources))
 
     def observe_event(self, resource: str, type: str) -> None:
         """Count one normalized event: ``observe_event("deployments.apps", "update")``."""

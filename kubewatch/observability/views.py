@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,31 +184,21 @@ HoldSource = Callable[[], HoldStatsLike | None]
 """Called at scrape time: the namespace hold's counters (``NamespaceHold.stats``)."""
 WorkerSource = Callable[[], Mapping[str, WorkerStatsLike]]
 """Called at scrape time: sink name → its workers' counters (``Dispatcher.worker_stats``)."""
+InformerCountSource = Callable[[], Mapping[str, int]]
+"""Called at scrape time: resource → informers open for it (``InformerPool.counts``)."""
 
 
-def _no_watches() -> Iterable[WatchState]:
-    return ()
+class Sources(TypedDict, total=False):
+    """What the collector reads at scrape time, by keyword; a source left out reads as
+    empty (no watches, no sinks, no election, no state, zero, no hold, no workers)."""
 
-
-def _no_sinks() -> Mapping[str, SinkStatsLike]:
-    return {}
-
-
-def _no_election() -> bool | None:
-    return None
-
-
-def _no_state() -> StateView | None:
-    return None
-
-
-def _zero() -> int:
-    return 0
-
-
-def _no_hold() -> HoldStatsLike | None:
-    return None
-
-
-def _no_workers() -> Mapping[str, WorkerStatsLike]:
-    return {}
+    informers: WatchSource
+    sinks: SinkSource
+    leader: LeaderSource
+    state: StateSource
+    handover_dropped: CountSource
+    namespace_hold: HoldSource
+    workers: WorkerSource
+    informer_counts: InformerCountSource
+    version: str
+    """The ``version`` label of ``kubewatch_build_info``."""

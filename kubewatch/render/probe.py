@@ -24,7 +24,7 @@ log = logging.getLogger("kubewatch.render.templates")
 
 
 @dataclass
-class _Probe:
+class Probe:
     """Notes, while samples render, each field a contract object was asked for and lacks."""
 
     contract: dict[int, tuple[str, Mapping[str, Any]]]
@@ -39,13 +39,13 @@ class _Probe:
             self.misses.setdefault((entry[0], name), tuple(obj))
 
 
-_PROBE: contextvars.ContextVar[_Probe | None] = contextvars.ContextVar(
+PROBE: contextvars.ContextVar[Probe | None] = contextvars.ContextVar(
     "kubewatch_template_probe", default=None
 )
 """Set only while :func:`compile_template` renders its samples (per thread)."""
 
 
-class _Undefined(jinja2.StrictUndefined):
+class ProbeUndefined(jinja2.StrictUndefined):
     """StrictUndefined that reports to the load-time probe where it was created."""
 
     __slots__ = ()
@@ -58,7 +58,7 @@ class _Undefined(jinja2.StrictUndefined):
         exc: type[jinja2.TemplateRuntimeError] = UndefinedError,
     ) -> None:
         super().__init__(hint, obj, name, exc)
-        probe = _PROBE.get()
+        probe = PROBE.get()
         if probe is not None and exc is UndefinedError and obj is not missing:
             probe.note(obj, name)
 
@@ -67,16 +67,16 @@ _DATA_KEYS = frozenset({"labels", "old", "new"})
 """Keys whose values are object data, not contract: any key may be missing there."""
 
 
-def _contract_objects(value: Any, name: str, out: dict[int, tuple[str, Mapping[str, Any]]]) -> None:
+def contract_objects(value: Any, name: str, out: dict[int, tuple[str, Mapping[str, Any]]]) -> None:
     """Register every mapping of the event JSON that is part of the contract."""
     if isinstance(value, dict):
         out[id(value)] = (name, value)
         for key, child in value.items():
             if key not in _DATA_KEYS:
-                _contract_objects(child, key if name == "event" else f"{name}.{key}", out)
+                contract_objects(child, key if name == "event" else f"{name}.{key}", out)
     elif isinstance(value, list):
         for child in value:
-            _contract_objects(child, f"{name}[…]", out)
+            contract_objects(child, f"{name}[…]", out)
 
 
 def template_context(event: Event) -> dict[str, Any]:

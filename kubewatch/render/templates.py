@@ -75,9 +75,9 @@ from kubewatch.render.limits import (
     bound_ast,
     bounded_render,
 )
-from kubewatch.render.probe import _PROBE, _contract_objects, _Probe, template_context
+from kubewatch.render.probe import PROBE, Probe, contract_objects, template_context
 from kubewatch.render.samples import SAMPLES
-from kubewatch.render.values import _environment
+from kubewatch.render.values import environment_for
 
 __all__ = [
     "SAMPLES",
@@ -225,7 +225,7 @@ def _unknown_names(
     return out
 
 
-def _unknown_fields(ast: nodes.Template, probe: _Probe) -> list[tuple[int, str]]:
+def _unknown_fields(ast: nodes.Template, probe: Probe) -> list[tuple[int, str]]:
     out = []
     for (where, name), known in probe.misses.items():
         line = _line_of_field(ast, name)
@@ -247,7 +247,7 @@ def compile_template(source: str, *, markup: Markup, kind: TemplateKind, path: s
     """
     if markup not in MARKUPS:
         raise ConfigError(path, f"unknown markup {markup!r}; known: {', '.join(MARKUPS)}")
-    env = _environment(markup, kind)
+    env = environment_for(markup, kind)
     try:
         ast = env.parse(source)
         compiled = env.from_string(bound_ast(env.parse(source), env))
@@ -260,13 +260,13 @@ def compile_template(source: str, *, markup: Markup, kind: TemplateKind, path: s
     # Reported already; stand-ins that print as nothing let the samples render on, so
     # that later mistakes are found in the same run.
     stand_ins = {name: jinja2.ChainableUndefined(name=name) for name in unknown}
-    probe = _Probe(contract={}, misses={})
+    probe = Probe(contract={}, misses={})
     outputs: list[tuple[str, str]] = []
     failures: list[BaseException] = []
     for label, event in SAMPLES:
         context = {**template_context(event), **stand_ins}
-        _contract_objects(context["event"], "event", probe.contract)
-        token = _PROBE.set(probe)
+        contract_objects(context["event"], "event", probe.contract)
+        token = PROBE.set(probe)
         try:
             outputs.append((label, bounded_render(compiled, context)))
         except TemplateLimitError as exc:  # the same for every sample: render no more
@@ -277,7 +277,7 @@ def compile_template(source: str, *, markup: Markup, kind: TemplateKind, path: s
         except Exception as exc:  # judged below: data-dependent or always failing
             failures.append(exc)
         finally:
-            _PROBE.reset(token)
+            PROBE.reset(token)
     problems += _unknown_fields(ast, probe)
     if not outputs and not problems:
         broken = [e for e in failures if not isinstance(e, UndefinedError)]

@@ -18,7 +18,7 @@ from kubewatch.render.escape import Markup, escape
 from kubewatch.render.limits import (
     BoundedSandbox,
 )
-from kubewatch.render.probe import _Undefined
+from kubewatch.render.probe import ProbeUndefined
 
 log = logging.getLogger("kubewatch.render.templates")
 
@@ -94,7 +94,7 @@ def _json_string_body(text: str) -> str:
 
 
 @functools.cache
-def _environment(markup: Markup, kind: TemplateKind) -> BoundedSandbox:
+def environment_for(markup: Markup, kind: TemplateKind) -> BoundedSandbox:
     """One sandbox per (markup, kind); environments are thread-safe for rendering."""
 
     def finalize(value: Any) -> str:
@@ -119,7 +119,7 @@ def _environment(markup: Markup, kind: TemplateKind) -> BoundedSandbox:
         return str(shorten(_text(value), n))
 
     env = BoundedSandbox(
-        undefined=_Undefined, autoescape=False, finalize=finalize, keep_trailing_newline=False
+        undefined=ProbeUndefined, autoescape=False, finalize=finalize, keep_trailing_newline=False
     )
     del env.filters["safe"]
     env.filters.update(

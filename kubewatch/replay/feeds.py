@@ -24,14 +24,14 @@ class _OfflineSource:
         raise RuntimeError("a replay never watches")
 
 
-def _informer(name: str, t: ResourceType) -> SharedInformer:
+def offline_informer(name: str, t: ResourceType) -> SharedInformer:
     return SharedInformer(
         name, _OfflineSource(), kind=t.kind, api_version=t.api_version, transform=compact
     )
 
 
 @dataclass(frozen=True, slots=True)
-class _FieldSelector:
+class FieldSelector:
     """A field selector (``a.b=c,d!=e``) evaluated on the object, as the API server does
     for the fields it supports (all of which are plain paths)."""
 
@@ -40,7 +40,7 @@ class _FieldSelector:
     """(path, value, wanted): holds when ``(field == value) is wanted``."""
 
     @classmethod
-    def parse(cls, text: str) -> _FieldSelector:
+    def parse(cls, text: str) -> FieldSelector:
         terms = []
         for term in (t.strip() for t in text.split(",")):
             if not term:
@@ -65,14 +65,14 @@ class _FieldSelector:
 
 
 @dataclass(slots=True)
-class _Collection:
+class FeedCollection:
     """What one live informer would watch: a resource in one namespace (or all), with the
     server-side selectors, feeding the entries that share it."""
 
     informer: SharedInformer
     namespace: str | None
     labels: LabelSelector | None
-    fields: _FieldSelector | None
+    fields: FieldSelector | None
     needs_namespace_labels: bool
 
     def selects(self, obj: dict[str, Any]) -> bool:

@@ -62,7 +62,7 @@ def resource_type(api_version: str, kind: str, namespaced: bool) -> ResourceType
     )
 
 
-def _names_match(rc: ResourceConfig, t: ResourceType) -> bool:
+def names_match(rc: ResourceConfig, t: ResourceType) -> bool:
     """Does entry ``rc`` name resource ``t`` (a kind, plural, singular or short name, any
     case; ``name.group``, ``name.version.group``; or a name with ``apiVersion``)?"""
     names = {t.kind.lower(), t.plural, t.singular, *(s.lower() for s in t.short_names)}

@@ -56,9 +56,9 @@ def _watch_events(
             log.warning("%s: %s watch event without an object; skipped", where, event_type)
         else:
             if event_type in ("ADDED", "MODIFIED"):
-                seen.add(_identity(obj))
+                seen.add(object_identity(obj))
             elif event_type == "DELETED":
-                seen.discard(_identity(obj))
+                seen.discard(object_identity(obj))
             yield {"type": event_type, "object": obj}
         return
     kind, items = value.get("kind"), value.get("items")
@@ -82,13 +82,13 @@ def _watch_events(
 
 
 def _bare(obj: dict[str, Any], seen: set[tuple[str, str, str, str]]) -> dict[str, Any]:
-    key = _identity(obj)
+    key = object_identity(obj)
     event_type = "MODIFIED" if key in seen else "ADDED"
     seen.add(key)
     return {"type": event_type, "object": obj}
 
 
-def _identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
+def object_identity(obj: dict[str, Any]) -> tuple[str, str, str, str]:
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, dict) else {}
     return (

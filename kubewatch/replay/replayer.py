@@ -45,9 +45,9 @@ from kubewatch.events import Event
 from kubewatch.kube import object_key
 from kubewatch.kube.discovery import ResourceTable, ResourceType
 from kubewatch.match.patterns import LabelSelector, PatternError, parse_selector
-from kubewatch.replay.feeds import _Collection, _FieldSelector, _informer
-from kubewatch.replay.offline import _names_match, resource_type
-from kubewatch.replay.reader import _identity, iter_watch_events
+from kubewatch.replay.feeds import FeedCollection, FieldSelector, offline_informer
+from kubewatch.replay.offline import names_match, resource_type
+from kubewatch.replay.reader import iter_watch_events, object_identity
 from kubewatch.timefmt import parse_time
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
@@ -118,11 +118,11 @@ class Replayer:
         self._resolved: list[ResourceType | None] = [
             self._resolve_entry(rc) for rc in config.resources
         ]
-        self._types: dict[tuple[str, str], list[_Collection]] = {}
+        self._types: dict[tuple[str, str], list[FeedCollection]] = {}
         self._seen: set[tuple[str, str, str, str]] = set()
         """Objects the input has shown and not deleted: a MODIFIED of one of them is no
         sign that it existed before the capture."""
-        namespaces = _informer(
+        namespaces = offline_informer(
             "namespaces (for namespace selectors)", resource_type("v1", "Namespace", False)
         )
         namespaces.add_handler(self.namespace_labels)
@@ -130,7 +130,7 @@ class Replayer:
             needs_namespace_labels(config, rc) for rc in config.resources
         )
         """Namespace objects in the input serve namespace selectors (not skipped then)."""
-        self._namespaces = _Collection(namespaces, None, None, None, False)
+        self._namespaces = FeedCollection(namespaces, None, None, None, False)
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ class Replayer:
             self.stats.skipped["objects without kind/apiVersion"] += 1
             return
         self._advance_clock(obj)
-        identity = _identity(obj)
+        identity = object_identity(obj)
         first_sight = identity not in self._seen
         if event_type == "DELETED":
             self._seen.discard(identity)
@@ -201,7 +201,7 @@ class Replayer:
     # -- per object -----------------------------------------------------------------------
 
     def _apply(
-        self, collection: _Collection, event_type: str, obj: dict[str, Any], first_sight: bool
+        self, collection: FeedCollection, event_type: str, obj: dict[str, Any], first_sight: bool
     ) -> None:
         """What the live informer of ``collection`` would do with this watch event."""
         namespace = (obj.get("metadata") or {}).get("namespace") or None
@@ -235,7 +235,9 @@ class Replayer:
         elif known:  # left the selection: the API server reports that as a delete
             informer.watch_event("DELETED", obj)
 
-    def _collections(self, api_version: str, kind: str, obj: dict[str, Any]) -> list[_Collection]:
+    def _collections(
+        self, api_version: str, kind: str, obj: dict[str, Any]
+    ) -> list[FeedCollection]:
         """The collections objects of this type go to, built the first time it is seen."""
         cached = self._types.get((api_version, kind))
         if cached is not None:
@@ -276,10 +278,10 @@ class Replayer:
         collections = []
         for key, entries in groups.items():
             watch, namespace = firsts[key]
-            informer = _informer(describe_scope(watch, namespace), t)
+            informer = offline_informer(describe_scope(watch, namespace), t)
             informer.add_handler(Fanout(entries, self._produced))
             collections.append(
-                _Collection(
+                FeedCollection(
                     informer,
                     namespace,
                     self._label_selector(key[1]),
@@ -315,7 +317,7 @@ class Replayer:
     def _matches(self, index: int, rc: ResourceConfig, t: ResourceType) -> bool:
         resolved = self._resolved[index]
         if resolved is None:
-            return _names_match(rc, t)
+            return names_match(rc, t)
         return (
             resolved.group == t.group
             and resolved.kind == t.kind
@@ -331,11 +333,11 @@ class Replayer:
             self._warn_once(f"labels:{text}", f"labelSelector not applied: {e}")
             return None
 
-    def _field_selector(self, text: str | None) -> _FieldSelector | None:
+    def _field_selector(self, text: str | None) -> FieldSelector | None:
         if not text:
             return None
         try:
-            return _FieldSelector.parse(text)
+            return FieldSelector.parse(text)
         except PatternError as e:
             self._warn_once(f"fields:{text}", f"fieldSelector not applied: {e}")
             return None

@@ -15,7 +15,7 @@ de-duplicate on it). With ``secret``, every *attempt* is signed afresh:
 The timestamp lets a receiver refuse replays (README: accept 5 minutes of skew, compare
 in constant time); ``v1=`` names the scheme so that a later one can be added beside it.
 
-Status mapping, TLS and secret handling: :mod:`kubewatch.sinks.http`.
+Status mapping, TLS and secret handling: :mod:`kubewatch.sinks.endpoint`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ import httpx
 from kubewatch.config import WebhookSinkConfig
 from kubewatch.events import Event
 from kubewatch.render import compile_sink_rendering
-from kubewatch.sinks.http import HttpSink, Request, parse_retry_after
+from kubewatch.sinks.endpoint import parse_retry_after
+from kubewatch.sinks.http import HttpSink, Request
 from kubewatch.sinks.stdout import render_json
 
 __all__ = [

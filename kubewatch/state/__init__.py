@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from kubewatch.state.alerts import AlertTable
 from kubewatch.state.checkpoint import Checkpoint, CollectionCheckpoint
 from kubewatch.state.db import DB_FILE, StateDB
 from kubewatch.state.lock import LOCK_FILE, DirectoryLock, StateLocked
+from kubewatch.state.memo import Memo
 from kubewatch.state.spool import Spool
 
 log = logging.getLogger("kubewatch.state")
@@ -20,9 +22,11 @@ log = logging.getLogger("kubewatch.state")
 __all__ = [
     "DB_FILE",
     "LOCK_FILE",
+    "AlertTable",
     "Checkpoint",
     "CollectionCheckpoint",
     "DirectoryLock",
+    "Memo",
     "Spool",
     "State",
     "StateDB",
@@ -36,6 +40,10 @@ class State:
     db: StateDB
     spool: Spool
     checkpoint: Checkpoint
+
+    def memo(self, space: str) -> Memo:
+        """The records of ``space`` (one per owner, e.g. ``threads/<sink>``)."""
+        return Memo(self.db, space)
 
     def close(self, timeout: float = 10.0) -> None:
         self.checkpoint.mark_alive()

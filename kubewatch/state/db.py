@@ -57,6 +57,12 @@ CREATE TABLE IF NOT EXISTS objects (
     data BLOB NOT NULL,
     PRIMARY KEY (collection, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS memo (
+    space TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (space, key)
+) WITHOUT ROWID;
 """
 
 Op = tuple[str, Sequence[Any], Hashable | None]

@@ -28,7 +28,7 @@ from typing import Any
 from kubewatch.config import Config, NamesConfig, NamespacesConfig, ResourceConfig
 from kubewatch.kube import DeletedFinalStateUnknown
 from kubewatch.match.patterns import NameMatcher, compile_names
-from kubewatch.match.selectors import _NO_META, _NS_CACHE_MAX, _Selector, _selector
+from kubewatch.match.selectors import NO_META, NS_CACHE_MAX, FlatSelector, flat_selector
 from kubewatch.watch.nshold import NamespaceHold
 
 __all__ = ["NamespaceLabels", "ObjectFilter"]
@@ -82,14 +82,14 @@ class NamespaceLabels:
     def on_delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
         if isinstance(obj, DeletedFinalStateUnknown):
             obj = obj.obj
-        name = (obj.get("metadata") or _NO_META).get("name")
+        name = (obj.get("metadata") or NO_META).get("name")
         if name:
             with self._lock:
                 self._labels.pop(name, None)
             self.hold.forget(name)
 
     def _store(self, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata") or _NO_META
+        meta = obj.get("metadata") or NO_META
         name = meta.get("name")
         if not name:
             return
@@ -125,10 +125,10 @@ class ObjectFilter:
         *,
         ns_include: tuple[NameMatcher, ...] = (),
         ns_exclude: NameMatcher | None = None,
-        ns_selector: _Selector | None = None,
+        ns_selector: FlatSelector | None = None,
         namespace_labels: NamespaceLabels | None = None,
-        labels: _Selector | None = None,
-        annotations: _Selector | None = None,
+        labels: FlatSelector | None = None,
+        annotations: FlatSelector | None = None,
         names_include: NameMatcher | None = None,
         names_exclude: NameMatcher | None = None,
     ) -> None:
@@ -183,10 +183,10 @@ class ObjectFilter:
         return cls(
             ns_include=includes,
             ns_exclude=exclude or None,
-            ns_selector=_Selector.parse(selectors) if selectors else None,
+            ns_selector=FlatSelector.parse(selectors) if selectors else None,
             namespace_labels=namespace_labels,
-            labels=_selector(resource.labels),
-            annotations=_selector(resource.annotations),
+            labels=flat_selector(resource.labels),
+            annotations=flat_selector(resource.annotations),
             names_include=compile_names(names.include) or None,
             names_exclude=compile_names(names.exclude) or None,
         )
@@ -205,7 +205,7 @@ class ObjectFilter:
         """Is ``obj`` (a raw object dict as the informer hands it over) to be reported?"""
         if self._admit_all:
             return True
-        meta = obj.get("metadata") or _NO_META
+        meta = obj.get("metadata") or NO_META
         namespace = meta.get("namespace")
         if namespace:  # cluster-scoped objects skip every namespace condition
             if self._ns_checked:
@@ -235,7 +235,7 @@ class ObjectFilter:
         verdict = all(m(namespace) for m in self._ns_include) and not (
             self._ns_exclude is not None and self._ns_exclude(namespace)
         )
-        if len(self._ns_cache) >= _NS_CACHE_MAX:
+        if len(self._ns_cache) >= NS_CACHE_MAX:
             self._ns_cache.clear()
         self._ns_cache[namespace] = verdict
         return verdict

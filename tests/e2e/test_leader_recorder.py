@@ -22,7 +22,8 @@ import pytest
 from kubernetes import client as k8s
 
 from kubewatch.config import LeaderElectionConfig
-from kubewatch.kube.client import ApiUnreachable, ClusterClient, Query
+from kubewatch.kube.client import ClusterClient, Query
+from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.kube.leader import LeaderElector
 from kubewatch.kube.recorder import EventRecorder
 from tests.e2e.conftest import KUBECONFIG, wait_for

@@ -24,7 +24,7 @@ _CUT = "… (cut: Slack allows {limit} characters)"
 _PARTIAL_ENTITY = re.compile(r"&[#a-zA-Z0-9]*$")
 """An escape sequence (``&amp;``) cut in half at the end of a text: drop the half."""
 
-_MIN_SECRET_LEN = 4
+MIN_SECRET_LEN = 4
 """Shorter strings are not credentials, and scrubbing them would garble messages."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,16 +16,18 @@ from slack_sdk.web import SlackResponse
 from kubewatch.config import SlackSinkConfig
 from kubewatch.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from kubewatch.events import Event
+from kubewatch.sinks.slack.threads import ROOT_GONE_CODES, RootGone, SlackThreads
 from kubewatch.sinks.slack.transport import (
-    _TRANSPORT_ERRORS,
-    _check_url,
-    _origin,
-    _retry_after,
-    _scrubber,
-    _SdkLog,
-    _SlackSinkBase,
-    _transport_error,
+    TRANSPORT_ERRORS,
+    SdkLog,
+    SlackSinkBase,
+    check_url,
+    retry_after_of,
+    scrubber,
+    transport_error,
+    url_origin,
 )
+from kubewatch.sinks.threads import ThreadBooks, ThreadRoot
 
 # --------------------------------------------------------------------------- bot token
 
@@ -38,7 +40,7 @@ _RETRYABLE_CODES = frozenset(
 _ERROR_CODE = re.compile(r"[a-z0-9_.]{1,100}")
 """What Slack's ``error`` codes look like (``not_in_channel``)."""
 
-_BODY_CHARS = 200
+BODY_CHARS = 200
 """Characters of Slack's explanation or an error body put into a message."""
 
 _CONFIG_CODES: dict[str, str] = {
@@ -60,31 +62,45 @@ _CONFIG_CODES: dict[str, str] = {
 """Codes that retrying cannot fix and a person must: what to do about each."""
 
 
-class SlackSink(_SlackSinkBase):
+class SlackSink(SlackSinkBase):
     """Post each event with ``chat.postMessage`` as a bot (scope ``chat:write``).
 
     The token comes from ``token`` or is read once from ``tokenFile`` here, at build
     time; a missing or unreadable file is a :class:`~kubewatch.errors.ConfigError`. One
     slack-sdk ``WebClient`` serves all workers (it opens a connection per request, so it
     is thread-safe). A bad ``template`` is a ConfigError too.
+
+    With ``thread: object`` events go into per-object threads
+    (:mod:`kubewatch.sinks.slack.threads`); ``books`` keeps the thread roots across
+    reloads (and, with state, restarts), else this sink keeps its own.
     """
 
-    def __init__(self, name: str, config: SlackSinkConfig) -> None:
+    def __init__(
+        self, name: str, config: SlackSinkConfig, books: ThreadBooks | None = None
+    ) -> None:
         super().__init__(name, config.template)
         self._channel = config.channel
         token = self._read_token(name, config)
-        _check_url(config.api_url, f"sinks.{name}.apiUrl")
+        check_url(config.api_url, f"sinks.{name}.apiUrl")
         base_url = config.api_url if config.api_url.endswith("/") else config.api_url + "/"
-        self._origin = _origin(base_url)
-        self._scrub = _scrubber(token)
+        self.url_origin = url_origin(base_url)
+        self._scrub = scrubber(token)
         self._client = WebClient(
             token=token,
             base_url=base_url,
             # urllib takes float seconds; slack-sdk's annotation says int.
             timeout=cast(int, config.timeout),
-            logger=_SdkLog(name, self._scrub),
+            logger=SdkLog(name, self._scrub),
             retry_handlers=[],  # the delivery layer retries, not the SDK
         )
+        self._threads: SlackThreads | None = None
+        if config.thread == "object":
+            book = (books or ThreadBooks()).book(
+                name, config.thread_cache_size, config.thread_max_age
+            )
+            self._threads = SlackThreads(
+                book, update_root=config.update_root, post=self._post, update=self._update
+            )
 
     @staticmethod
     def _read_token(name: str, config: SlackSinkConfig) -> str:
@@ -118,13 +134,39 @@ class SlackSink(_SlackSinkBase):
     def send(self, event: Event) -> None:
         self._check_open()
         payload = self.payload(event)
+        if self._threads is None:
+            self._post(payload, None)
+        else:
+            self._threads.send(event, payload)
+
+    def _post(self, payload: dict[str, Any], root: ThreadRoot | None) -> tuple[str, str]:
+        """``chat.postMessage`` (a reply under ``root`` if given): (channel ID, ts)."""
+        if root is None:
+            response = self._call(self._client.chat_postMessage, channel=self._channel, **payload)
+        else:
+            response = self._call(
+                self._client.chat_postMessage, channel=root.channel, thread_ts=root.ts, **payload
+            )
+        data = response.data if isinstance(response.data, dict) else {}
+        return str(data.get("channel") or self._channel), str(data.get("ts") or "")
+
+    def _update(self, root: ThreadRoot, payload: dict[str, Any]) -> None:
+        """``chat.update`` of the root message (scope ``chat:write`` covers it)."""
+        content = {k: v for k, v in payload.items() if not k.startswith("unfurl_")}
+        self._call(self._client.chat_update, channel=root.channel, ts=root.ts, **content)
+
+    def _call(self, method: Callable[..., SlackResponse], **kwargs: Any) -> SlackResponse:
+        """One Web API call, its failures sorted into delivery errors (or RootGone)."""
         try:
-            self._client.chat_postMessage(channel=self._channel, **payload)
+            return method(**kwargs)
         except SlackApiError as exc:
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            if self._threads is not None and data.get("error") in ROOT_GONE_CODES:
+                raise RootGone(str(data.get("error"))) from None
             # `from None`: the SDK's text quotes the URL and the response; ours is scrubbed.
             raise self._api_error(exc.response) from None
-        except _TRANSPORT_ERRORS as exc:
-            raise _transport_error(self.name, self._origin, exc, self._scrub) from None
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(self.name, self.url_origin, exc, self._scrub) from None
         except SlackClientError as exc:  # SlackRequestError: a request the SDK refuses
             raise PermanentError(
                 f"slack sink {self.name!r}: {type(exc).__name__}: {self._scrub(str(exc))}"
@@ -139,7 +181,7 @@ class SlackSink(_SlackSinkBase):
         where = f"slack sink {self.name!r}"
         said = self._scrub(f"HTTP {status}" + (f" {code}" if code else ""))
         if status == 429 or code == "ratelimited":
-            wait = _retry_after(response.headers)
+            wait = retry_after_of(response.headers)
             return RateLimited(f"{where}: rate limited by Slack ({said})", wait)
         if code in _CONFIG_CODES:
             needed = self._scrub(str(data.get("needed") or "chat:write"))
@@ -160,4 +202,4 @@ class SlackSink(_SlackSinkBase):
         if not isinstance(notes, list) or not notes:
             return ""
         text = self._scrub(" ".join(" ".join(str(n) for n in notes).split()))
-        return f": {text[:_BODY_CHARS]}"  # scrubbed before the cut: no half secret left
+        return f": {text[:BODY_CHARS]}"  # scrubbed before the cut: no half secret left

@@ -20,20 +20,20 @@ from kubewatch.events import Event
 from kubewatch.render import Template, chat_message, compile_template
 from kubewatch.scrub import Scrubber, secret_forms
 from kubewatch.sinks.base import SinkBase
-from kubewatch.sinks.http import DEFAULT_RETRY_AFTER, parse_retry_after
-from kubewatch.sinks.slack.blocks import _MIN_SECRET_LEN, slack_payload
+from kubewatch.sinks.endpoint import DEFAULT_RETRY_AFTER, parse_retry_after
+from kubewatch.sinks.slack.blocks import MIN_SECRET_LEN, slack_payload
 
 log = logging.getLogger("kubewatch.sinks.slack")
 
 # --------------------------------------------------------------------------- shared plumbing
 
 
-def _scrubber(*secrets: str) -> Scrubber:
+def scrubber(*secrets: str) -> Scrubber:
     """Removes secrets (in every form they travel in) from text that may reach a log line."""
-    return Scrubber({f for s in secrets for f in secret_forms(s)}, min_length=_MIN_SECRET_LEN)
+    return Scrubber({f for s in secrets for f in secret_forms(s)}, min_length=MIN_SECRET_LEN)
 
 
-class _SdkLog(logging.Logger):
+class SdkLog(logging.Logger):
     """The logger handed to slack-sdk: its lines reach ours at DEBUG, scrubbed.
 
     slack-sdk logs every failed attempt at ERROR (the delivery layer logs the outcome
@@ -70,14 +70,14 @@ class _OnceLog:
         log.log(level, "%s (logged once; later events fail alike)", message)
 
 
-def _origin(url: str) -> str:
+def url_origin(url: str) -> str:
     """``scheme://host[:port]`` of ``url``: all of it that a message may show."""
     parts = urllib.parse.urlsplit(url)
     port = f":{parts.port}" if parts.port is not None else ""
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
-def _check_url(url: str, path: str) -> None:
+def check_url(url: str, path: str) -> None:
     """An http(s) URL with a host, checked at start; the URL itself is never echoed."""
     try:
         parts = urllib.parse.urlsplit(url)
@@ -95,7 +95,7 @@ def _is_cert_failure(exc: BaseException) -> bool:
     return isinstance(reason, ssl.SSLCertVerificationError)
 
 
-def _transport_error(sink: str, origin: str, exc: BaseException, scrub: Scrubber) -> DeliveryError:
+def transport_error(sink: str, origin: str, exc: BaseException, scrub: Scrubber) -> DeliveryError:
     """A failure before any HTTP status: retryable, except an untrusted certificate."""
     reason = exc.reason if isinstance(exc, URLError) else exc
     kind = type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
@@ -106,7 +106,7 @@ def _transport_error(sink: str, origin: str, exc: BaseException, scrub: Scrubber
     return RetryableError(message)
 
 
-_TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 """What urllib raises before a status arrives: URLError, ConnectionError, TimeoutError
 (socket.timeout) and the rest of OSError, and HTTPException (IncompleteRead,
 RemoteDisconnected)."""
@@ -119,12 +119,12 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     return None
 
 
-def _retry_after(headers: Mapping[str, Any] | None) -> float:
+def retry_after_of(headers: Mapping[str, Any] | None) -> float:
     wait = parse_retry_after(_header(headers, "Retry-After"), time.time())
     return DEFAULT_RETRY_AFTER if wait is None else wait
 
 
-class _SlackSinkBase(SinkBase):
+class SlackSinkBase(SinkBase):
     """What both Slack sinks share: the message, the template, close."""
 
     def __init__(self, name: str, template_source: str | None) -> None:

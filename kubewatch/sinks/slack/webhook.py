@@ -13,16 +13,16 @@ from slack_sdk.webhook import WebhookClient
 from kubewatch.config import SlackWebhookSinkConfig
 from kubewatch.errors import DeliveryError, PermanentError, RateLimited, RetryableError
 from kubewatch.events import Event
-from kubewatch.sinks.slack.bot import _BODY_CHARS
+from kubewatch.sinks.slack.bot import BODY_CHARS
 from kubewatch.sinks.slack.transport import (
-    _TRANSPORT_ERRORS,
-    _check_url,
-    _origin,
-    _retry_after,
-    _scrubber,
-    _SdkLog,
-    _SlackSinkBase,
-    _transport_error,
+    TRANSPORT_ERRORS,
+    SdkLog,
+    SlackSinkBase,
+    check_url,
+    retry_after_of,
+    scrubber,
+    transport_error,
+    url_origin,
 )
 
 # --------------------------------------------------------------------------- webhook
@@ -40,7 +40,7 @@ _WEBHOOK_HINTS: dict[str, str] = {
 """Reasons Slack gives in a webhook's error body, and what they mean to fix."""
 
 
-class SlackWebhookSink(_SlackSinkBase):
+class SlackWebhookSink(SlackSinkBase):
     """Post each event to a Slack incoming webhook (the channel is the webhook's).
 
     The URL embeds a token: messages show its origin (``https://hooks.slack.com``)
@@ -49,14 +49,14 @@ class SlackWebhookSink(_SlackSinkBase):
 
     def __init__(self, name: str, config: SlackWebhookSinkConfig) -> None:
         super().__init__(name, config.template)
-        _check_url(config.url, f"sinks.{name}.url")
-        self._origin = _origin(config.url)
+        check_url(config.url, f"sinks.{name}.url")
+        self.url_origin = url_origin(config.url)
         path = urllib.parse.urlsplit(config.url).path
-        self._scrub = _scrubber(config.url, path, *(p for p in path.split("/") if len(p) >= 8))
+        self._scrub = scrubber(config.url, path, *(p for p in path.split("/") if len(p) >= 8))
         self._client = WebhookClient(
             url=config.url,
             timeout=cast(int, config.timeout),  # float seconds work; see SlackSink
-            logger=_SdkLog(name, self._scrub),
+            logger=SdkLog(name, self._scrub),
             retry_handlers=[],  # the delivery layer retries, not the SDK
         )
 
@@ -65,8 +65,8 @@ class SlackWebhookSink(_SlackSinkBase):
         payload = self.payload(event)
         try:
             response = self._client.send(**payload)
-        except _TRANSPORT_ERRORS as exc:
-            raise _transport_error(self.name, self._origin, exc, self._scrub) from None
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(self.name, self.url_origin, exc, self._scrub) from None
         except SlackClientError as exc:
             raise PermanentError(
                 f"slack sink {self.name!r}: {type(exc).__name__}: {self._scrub(str(exc))}"
@@ -77,11 +77,11 @@ class SlackWebhookSink(_SlackSinkBase):
         raise self._status_error(status, response.headers, response.body or "")
 
     def _status_error(self, status: int, headers: Mapping[str, Any], body: str) -> DeliveryError:
-        reason = " ".join(self._scrub(body).split())[:_BODY_CHARS]  # scrub, then cut
+        reason = " ".join(self._scrub(body).split())[:BODY_CHARS]  # scrub, then cut
         said = f"HTTP {status}" + (f" {reason}" if reason else "")
-        where = f"slack sink {self.name!r}: webhook at {self._origin}"
+        where = f"slack sink {self.name!r}: webhook at {self.url_origin}"
         if status == 429:
-            return RateLimited(f"{where}: rate limited ({said})", _retry_after(headers))
+            return RateLimited(f"{where}: rate limited ({said})", retry_after_of(headers))
         if status >= 500 or status == 408:
             return RetryableError(f"{where}: Slack failed ({said})")
         hint = _WEBHOOK_HINTS.get(reason)

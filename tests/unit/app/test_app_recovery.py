@@ -50,7 +50,7 @@ state: {{path: "{tmp_path}"}}
     )
     assert (config.delivery.queue_size, config.delivery.workers) == (10_000, 4)  # 2,500 a shard
     sink = Collecting()
-    monkeypatch.setattr(app_module, "build_sinks", lambda cfg: {"a": sink})
+    monkeypatch.setattr(app_module, "build_sinks", lambda cfg, services=None: {"a": sink})
 
     # What the last run left: 10,000 events spooled, none delivered.
     first = App(config, Client(), Plan())  # type: ignore[arg-type]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -66,7 +68,7 @@ def test_deliver_during_reloads_loses_nothing_and_keeps_each_objects_order(
     monkeypatch.setattr(
         app_module,
         "build_sinks",
-        lambda cfg: {name: LoggingSink(name, shared) for name in cfg.sinks},
+        lambda cfg, services=None: {name: LoggingSink(name, shared) for name in cfg.sinks},
     )
     app = App(config("a"), Client(), Plan())  # type: ignore[arg-type]
     app.start()
@@ -113,7 +115,7 @@ def test_counters_stay_cumulative_across_a_reload(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(
         app_module,
         "build_sinks",
-        lambda cfg: {name: LoggingSink(name, shared) for name in cfg.sinks},
+        lambda cfg, services=None: {name: LoggingSink(name, shared) for name in cfg.sinks},
     )
     first = config("a")
     app = App(first, Client(), Plan())  # type: ignore[arg-type]
@@ -126,3 +128,74 @@ def test_counters_stay_cumulative_across_a_reload(monkeypatch: pytest.MonkeyPatc
         app.deliver(make_event(rv=rv))
     app.stop()
     assert app._sink_stats()["a"].delivered == 8
+
+
+class Gate:
+    """Shared by the sinks every reload builds: holds rv 1 in ``send`` until opened, and
+    notes each send that began while another of the same object was in flight."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open = threading.Event()
+        self.sent: list[str] = []
+        self.in_flight: set[str] = set()
+        self.overlaps: list[str] = []
+
+
+class GatedSink(SinkBase):
+    def __init__(self, name: str, gate: Gate) -> None:
+        self.name = name
+        self.gate = gate
+
+    def send(self, event: Event) -> None:
+        gate = self.gate
+        with gate.lock:
+            if event.key in gate.in_flight:
+                gate.overlaps.append(event.resource_version)
+            gate.in_flight.add(event.key)
+            gate.sent.append(event.resource_version)
+        if event.resource_version == "1":
+            gate.open.wait(10)
+        with gate.lock:
+            gate.in_flight.discard(event.key)
+
+    def close(self) -> None:
+        pass
+
+
+def until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``predicate`` came true within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_a_chain_of_reloads_starts_no_dispatcher_before_every_older_one_finished(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reload twice while the first dispatcher is still sending an object's event: the
+    third dispatcher must wait for the first one, not only for the second (which never
+    started), or the object's next event overtakes the one in flight."""
+    gate = Gate()
+    monkeypatch.setattr(
+        app_module,
+        "build_sinks",
+        lambda cfg, services=None: {name: GatedSink(name, gate) for name in cfg.sinks},
+    )
+    first = config("a")
+    app = App(first, Client(), Plan())  # type: ignore[arg-type]
+    app.start()
+    app.deliver(make_event(rv=1))
+    assert until(lambda: gate.sent == ["1"], 10.0)  # rv 1 is in flight in the first dispatcher
+    for workers in (2, 3):  # two reloads, each a new dispatcher for the same sink
+        delivery = first.delivery.model_copy(update={"workers": workers})
+        app.reload(first.model_copy(update={"delivery": delivery}), Plan())
+    app.deliver(make_event(rv=2))
+    overtaken = until(lambda: len(gate.sent) == 2, 2.0)  # bounded: it must NOT happen
+    gate.open.set()
+    app.stop()
+    assert not overtaken and gate.overlaps == []
+    assert gate.sent == ["1", "2"]

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kubewatch.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, main
+from tests.apiserver_fakes import write_kubeconfig
 
 
 @pytest.fixture
@@ -24,20 +24,9 @@ def config(tmp_path: Path) -> Path:
 
 
 def kubeconfig(tmp_path: Path, server: str) -> Path:
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": server}}],
-                "users": [{"name": "u", "user": {"token": "not-a-valid-token"}}],
-                "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "ctx",
-            }
-        )
+    return write_kubeconfig(
+        tmp_path / "kubeconfig", server, token="not-a-valid-token", context="ctx"
     )
-    return path
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ minutes long.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
@@ -19,11 +18,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 import yaml
+
+from tests.apiserver_fakes import JsonHandler, serve, write_kubeconfig
 
 DISCOVERY = json.loads(
     (Path(__file__).parents[1] / "data" / "discovery-1.20.json").read_text(encoding="utf-8")
@@ -41,7 +41,7 @@ class FakeApiServer:
         self.hit = threading.Event()  # the request under test arrived
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
@@ -51,31 +51,17 @@ class FakeApiServer:
                     server.release.wait(120)
                     return
                 if path in DISCOVERY:
-                    self._json(200, DISCOVERY[path])
+                    self.send_json(200, DISCOVERY[path])
                 elif path == "/api/v1/namespaces":
                     server.hit.set()
                     if mode == "hang":
                         server.release.wait(120)
                         return
-                    self._json(403, {"kind": "Status", "code": 403, "reason": "Forbidden"})
+                    self.send_json(403, {"kind": "Status", "code": 403, "reason": "Forbidden"})
                 else:  # the watched resource: an empty list, then idle watches
-                    self._json(200, {"metadata": {"resourceVersion": "1"}, "items": []})
+                    self.send_json(200, {"metadata": {"resourceVersion": "1"}, "items": []})
 
-            def _json(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
         self.release.set()
@@ -90,19 +76,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[FakeApiServer]:
 
 
 def test_sigterm_while_start_waits_exits_at_once(server: FakeApiServer, tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": server.url}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "x",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.url)
     config = tmp_path / "config.yaml"
     config.write_text(
         yaml.safe_dump(

@@ -4,9 +4,7 @@ namespaces too when a namespace selector is in effect."""
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import pytest
 import yaml
 
 from kubewatch.cli import main
+from tests.apiserver_fakes import JsonHandler, serve, write_kubeconfig
 
 DISCOVERY = json.loads(
     (Path(__file__).parents[1] / "data" / "discovery-1.20.json").read_text(encoding="utf-8")
@@ -30,15 +29,15 @@ class RbacServer:
         self.reviews: list[dict[str, Any]] = []
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
                 path = urlparse(self.path).path
                 if path in DISCOVERY:
-                    self._json(200, DISCOVERY[path])
+                    self.send_json(200, DISCOVERY[path])
                 else:
-                    self._json(200, {"metadata": {"resourceVersion": "1"}, "items": []})
+                    self.send_json(200, {"metadata": {"resourceVersion": "1"}, "items": []})
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -48,42 +47,16 @@ class RbacServer:
                 status = {"allowed": not denied}
                 if denied:
                     status["reason"] = f"no RBAC policy matched ({attributes['resource']})"
-                self._json(201, {**body, "status": status})
+                self.send_json(201, {**body, "status": status})
 
-            def _json(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
         self.httpd.shutdown()
 
 
 def files(tmp_path: Path, url: str, config: dict[str, Any]) -> list[str]:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": url}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "x",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({**config, "sinks": {"out": {"type": "stdout"}}}))
     return ["validate", "--config", str(path), "--kubeconfig", str(kubeconfig)]

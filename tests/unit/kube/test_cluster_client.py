@@ -1,79 +1,17 @@
-"""kubewatch.kube.client on answers no API server gives: a watch line that never ends,
-and HTML where JSON belongs (a proxy's error page, a login portal)."""
+"""kubewatch.kube.client on answers no API server gives: HTML where JSON belongs (a
+proxy's error page, a login portal)."""
 
 from __future__ import annotations
 
 import http.server
-import logging
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kubewatch.errors import ApiError
-from kubewatch.kube.client import (
-    MAX_LINE_BYTES,
-    READ_SIZE,
-    ApiUnreachable,
-    ClusterClient,
-    Query,
-    WatchStream,
-)
-
-MIB = 1024 * 1024
-
-
-class EndlessLine:
-    """A chunked urllib3-like response: one line that never ends, up to ``total`` bytes
-    (a bound so that the code under test cannot hang the test), then a newline."""
-
-    chunked = True
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.sent = 0
-        self.closed = False
-
-    def stream(self, amount: int, decode_content: bool = True) -> Iterator[bytes]:
-        yield b'{"type":"ADDED","object":{"metadata":{"name":"'
-        while self.sent < self.total and not self.closed:
-            self.sent += READ_SIZE
-            yield b"x" * READ_SIZE
-        yield b'"}}}\n'
-
-    def shutdown(self) -> None:
-        self.closed = True
-
-    def close(self) -> None:
-        self.closed = True
-
-    def release_conn(self) -> None:
-        pass
-
-
-def test_a_line_that_never_ends_is_cut_at_the_bound_and_breaks_the_stream(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The unfinished line is bounded by MAX_LINE_BYTES: past it the stream is broken
-    (ApiUnreachable, which makes the Reflector open a new watch), and it says so."""
-    response = EndlessLine(total=4 * MAX_LINE_BYTES)
-    stream = WatchStream(response, "/api/v1/configmaps", 90.0)
-    with pytest.raises(ApiUnreachable, match="longer than"):
-        list(stream)
-    assert response.sent <= MAX_LINE_BYTES + READ_SIZE  # read no further than the bound
-    assert response.closed
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "without ending" in errors[0]
-
-
-def test_a_long_line_below_the_bound_is_an_event() -> None:
-    response = EndlessLine(total=2 * MIB)
-    [event] = list(WatchStream(response, "/api/v1/configmaps", 90.0))
-    assert len(event["object"]["metadata"]["name"]) >= 2 * MIB
-
+from kubewatch.kube.client import ClusterClient, Query
+from tests.apiserver_fakes import serve, write_kubeconfig
 
 HTML = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>\n"
 
@@ -95,29 +33,14 @@ class HtmlServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
         self.httpd.shutdown()
 
 
 def connect(url: str, tmp_path: Path) -> ClusterClient:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": url}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "x",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url)
     return ClusterClient.connect(str(kubeconfig))
 
 

@@ -4,7 +4,6 @@ goes silent with the socket open, an HTTP error in the middle."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import threading
 from collections.abc import Iterator
@@ -13,11 +12,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import yaml
 
 from kubewatch.errors import ApiError
 from kubewatch.kube import ReflectorSettings, SharedInformer
 from kubewatch.kube.client import ClusterClient, ListWatch, Query
+from tests.apiserver_fakes import JsonHandler, serve, write_kubeconfig
 
 
 def cm(name: str, rv: int) -> dict[str, Any]:
@@ -45,20 +44,20 @@ class FakeApiServer:
         self.release = threading.Event()
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
                 query = parse_qs(urlparse(self.path).query)
                 server.requests.append(query)
                 if "watch" not in query:
-                    self._json(
+                    self.send_json(
                         200, server.lists.pop(0) if len(server.lists) > 1 else server.lists[0]
                     )
                     return
                 script = server.watches.pop(0) if server.watches else "STALL"
                 if isinstance(script, int):
-                    self._json(
+                    self.send_json(
                         script,
                         {
                             "kind": "Status",
@@ -80,21 +79,7 @@ class FakeApiServer:
                     self.wfile.flush()
                 self.wfile.write(b"0\r\n\r\n")
 
-            def _json(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
         self.release.set()
@@ -109,18 +94,12 @@ def fake() -> Iterator[FakeApiServer]:
 
 
 def connect(server: FakeApiServer, tmp_path: Path) -> ClusterClient:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": server.url}}],
-                "users": [{"name": "u", "user": {"token": "secret-token"}}],
-                "contexts": [{"name": "fake-ctx", "context": {"cluster": "fake", "user": "u"}}],
-                "current-context": "fake-ctx",
-            }
-        )
+    kubeconfig = write_kubeconfig(
+        tmp_path / "kubeconfig",
+        server.url,
+        token="secret-token",
+        cluster="fake",
+        context="fake-ctx",
     )
     return ClusterClient.connect(str(kubeconfig))
 

@@ -38,7 +38,8 @@ from kubewatch.delivery.dispatcher import DROP_LOG_INTERVAL
 from kubewatch.delivery.queue import shard_capacities, shard_of
 from kubewatch.events import Event
 from kubewatch.kube import DeletedFinalStateUnknown, ReflectorSettings, SharedInformer
-from kubewatch.kube.client import ApiUnreachable, ListWatch, Query
+from kubewatch.kube.client import ListWatch, Query
+from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.sinks.base import SinkBase
 from tests.unit.delivery.test_delivery import make_event
 from tests.unit.kube.test_fake_apiserver import FakeApiServer, Recorder, cm, connect, line

@@ -1,4 +1,4 @@
-"""kubewatch's own Events: aggregation, rate limits, the bounded queue, no-op without a Pod.
+"""kubewatch's own Events: recording, rate limits, the bounded queue, no-op without a Pod.
 
 Most tests build the recorder with ``background=False`` and call ``process()`` themselves
 after moving a fake clock, so every API call can be counted exactly; one test runs the
@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from kubewatch.errors import ApiError
-from kubewatch.kube.client import ApiUnreachable
-from kubewatch.kube.recorder import MAX_ATTEMPTS, EventRecorder
+from kubewatch.kube.recorder import EventRecorder
 
 NS = "kw"
 EVENTS = f"/api/v1/namespaces/{NS}/events"
@@ -129,54 +128,6 @@ def test_creates_an_event_about_the_pod(api: FakeApi, clock: FakeClock) -> None:
     assert event["firstTimestamp"] == event["lastTimestamp"] == "2026-11-26T22:08:20Z"
 
 
-def test_repeats_within_the_window_patch_the_count(api: FakeApi, clock: FakeClock) -> None:
-    recorder = make(api, clock)
-    recorder.normal("LeaderElected", "a became the leader")
-    recorder.process()
-    clock.now += 60
-    recorder.normal("LeaderElected", "a became the leader")
-    recorder.process()
-    assert api.methods() == ["POST", "PATCH"]
-    (event,) = api.events.values()
-    assert event["count"] == 2
-    assert event["lastTimestamp"] == "2026-11-26T22:09:20Z"
-    assert event["firstTimestamp"] == "2026-11-26T22:08:20Z"
-    _, path, body = api.calls[1]
-    assert path == f"{EVENTS}/{event['metadata']['name']}"
-    assert body == {"count": 2, "lastTimestamp": "2026-11-26T22:09:20Z"}
-
-
-def test_the_window_runs_from_the_last_occurrence(api: FakeApi, clock: FakeClock) -> None:
-    recorder = make(api, clock, window=600)
-    for _ in range(4):  # every 500 s: each within the window of the one before
-        recorder.warning("SinkFailed", "boom")
-        recorder.process()
-        clock.now += 500
-    assert api.methods() == ["POST", "PATCH", "PATCH", "PATCH"]
-    assert len(api.events) == 1
-
-
-def test_a_new_event_after_the_window(api: FakeApi, clock: FakeClock) -> None:
-    recorder = make(api, clock, window=600)
-    recorder.warning("SinkFailed", "boom")
-    recorder.process()
-    clock.now += 601
-    recorder.warning("SinkFailed", "boom")
-    recorder.process()
-    assert api.methods() == ["POST", "POST"]
-    assert [e["count"] for e in api.events.values()] == [1, 1]
-    assert len({e["metadata"]["name"] for e in api.events.values()}) == 2
-
-
-def test_different_messages_or_types_are_different_events(api: FakeApi, clock: FakeClock) -> None:
-    recorder = make(api, clock)
-    recorder.warning("SinkFailed", "sink a")
-    recorder.warning("SinkFailed", "sink b")
-    recorder.normal("SinkFailed", "sink a")
-    recorder.process()
-    assert api.methods() == ["POST", "POST", "POST"]
-
-
 def test_repeats_within_the_interval_become_one_call_with_the_count(
     api: FakeApi, clock: FakeClock
 ) -> None:
@@ -233,68 +184,6 @@ def test_the_global_budget_caps_all_keys_together(api: FakeApi, clock: FakeClock
     assert len(api.events) == 10
 
 
-def test_an_expired_event_is_created_again(api: FakeApi, clock: FakeClock) -> None:
-    """The API server deleted the Event (its TTL): the PATCH gets 404, a new Event is
-    created carrying the count."""
-    recorder = make(api, clock)
-    recorder.warning("SinkFailed", "boom")
-    recorder.process()
-    api.events.clear()
-    clock.now += 20
-    recorder.warning("SinkFailed", "boom")
-    recorder.process()
-    assert api.methods() == ["POST", "PATCH", "POST"]
-    (event,) = api.events.values()
-    assert event["count"] == 2
-    assert event["firstTimestamp"] == "2026-11-26T22:08:20Z"
-    clock.now += 20
-    recorder.warning("SinkFailed", "boom")
-    recorder.process()
-    assert api.methods()[-1] == "PATCH"  # on the new Event
-    assert event["metadata"]["name"] in api.calls[-1][1]
-
-
-def test_unreachable_is_retried_at_the_next_turn(api: FakeApi, clock: FakeClock) -> None:
-    recorder = make(api, clock, min_interval=10)
-    api.fail = ApiUnreachable("connection refused")
-    recorder.warning("SinkFailed", "boom")
-    recorder.process()
-    recorder.warning("SinkFailed", "boom")
-    recorder.process()
-    assert len(api.calls) == 1  # the retry waits for the key's next turn
-    api.fail = None
-    clock.now += 10
-    recorder.process()
-    (event,) = api.events.values()
-    assert event["count"] == 2
-
-
-def test_a_failing_update_is_given_up_after_max_attempts(api: FakeApi, clock: FakeClock) -> None:
-    recorder = make(api, clock, min_interval=10)
-    api.fail = ApiError(503, "ServiceUnavailable", "etcd")
-    recorder.warning("SinkFailed", "boom")
-    for _ in range(MAX_ATTEMPTS + 5):
-        recorder.process()
-        clock.now += 10
-    assert len(api.calls) == MAX_ATTEMPTS
-    assert recorder.process() is None  # nothing pending any more
-
-
-def test_a_refusal_is_not_retried_and_warned_once(
-    api: FakeApi, clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    recorder = make(api, clock)
-    api.fail = ApiError(403, "Forbidden", "events is forbidden")
-    with caplog.at_level(logging.DEBUG, logger="kubewatch.kube.recorder"):
-        recorder.warning("SinkFailed", "a")
-        recorder.warning("SinkFailed", "b")
-        assert recorder.process() is None
-    assert len(api.calls) == 2
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1
-    assert "cannot record Kubernetes Event SinkFailed on kw/kubewatch-0" in warnings[0].message
-
-
 def test_a_full_queue_drops_with_a_debug_line(
     api: FakeApi, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -335,17 +224,6 @@ def test_long_texts_are_cut(api: FakeApi, clock: FakeClock) -> None:
     (event,) = api.events.values()
     assert len(event["reason"]) == 128
     assert len(event["message"]) == 1024
-
-
-def test_memory_is_bounded_by_max_keys(api: FakeApi, clock: FakeClock) -> None:
-    recorder = make(api, clock, max_keys=2)
-    for message in ("a", "b", "c"):
-        recorder.warning("SinkFailed", message)
-        recorder.process()
-    clock.now += 20
-    recorder.warning("SinkFailed", "a")  # forgotten: a new Event, not a PATCH
-    recorder.process()
-    assert api.methods() == ["POST"] * 4
 
 
 def test_from_environment_without_a_pod_is_none_with_one_info_line(

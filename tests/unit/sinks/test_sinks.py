@@ -38,7 +38,6 @@ from kubewatch.sinks.webhook import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    parse_retry_after,
     sign,
 )
 
@@ -66,6 +65,7 @@ CONTRACT_FIELDS = {
     "k8sEvent",
     "digest",
     "whileDown",
+    "alert",
     "summary",
 }
 
@@ -358,25 +358,6 @@ def test_webhook_close_is_idempotent_and_final() -> None:
     sink.close()
     with pytest.raises(PermanentError, match="closed"):
         sink.send(make_event())
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        pytest.param(None, None, id="absent"),
-        pytest.param("0", 0.0, id="zero"),
-        pytest.param(" 12 ", 12.0, id="spaces"),
-        pytest.param("1.5", 1.5, id="fraction"),
-        pytest.param("-3", 0.0, id="negative"),
-        pytest.param("nan", None, id="nan"),
-        pytest.param("inf", None, id="inf"),
-        pytest.param(HTTP_DATE_IN_90S, 90.0, id="http-date"),
-        pytest.param("Sun, 06 Nov 1994 08:49:37 GMT", 0.0, id="past-date"),
-        pytest.param("tomorrow-ish", None, id="garbage"),
-    ],
-)
-def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    assert parse_retry_after(value, NOW) == expected
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,6 @@ import logging
 import os
 import random
 import sqlite3
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from kubewatch.events import Change, DigestInfo, Event, EventType, InvolvedObjec
 from kubewatch.kube import DeletedFinalStateUnknown, SharedInformer
 from kubewatch.state import DB_FILE, Checkpoint, StateDB, open_state
 from kubewatch.state import db as state_db
+from tests.stress import hammer
 from tests.unit.kube.test_informer import FAST, FakeListerWatcher, Recorder, cm, ev, pages
 
 
@@ -90,6 +89,7 @@ def test_another_programs_database_is_moved_aside(tmp_path: Path) -> None:
         "spool",
         "collections",
         "objects",
+        "memo",
     ]
 
 
@@ -166,26 +166,17 @@ def test_spooled_events_come_back_in_order_with_their_ids(tmp_path: Path) -> Non
 def test_spool_is_safe_for_many_threads(tmp_path: Path) -> None:
     state = open_state(str(tmp_path))
     assert state is not None
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
 
-        def work(t: int) -> None:
-            for i in range(300):
-                event = make_event(f"t{t}-{i}", rv=i)
-                state.spool.put(event, ("s",))
-                if i % 2:
-                    state.spool.settle("s", event.id)
-                state.spool.depth()
-                state.spool.oldest_age()
+    def work(t: int) -> None:
+        for i in range(300):
+            event = make_event(f"t{t}-{i}", rv=i)
+            state.spool.put(event, ("s",))
+            if i % 2:
+                state.spool.settle("s", event.id)
+            state.spool.depth()
+            state.spool.oldest_age()
 
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(old)
+    hammer(work, 8)
     assert state.spool.depth() == {"s": 8 * 150}
     state.close()
     again = open_state(str(tmp_path))
@@ -296,9 +287,9 @@ def test_a_checkpoint_row_follows_what_the_handlers_queued(tmp_path: Path) -> No
     order: list[str] = []
     real_write = state.db.write
 
-    def write(sql: str, params: Any = ()) -> None:
+    def write(sql: str, params: Any = (), key: Any = None) -> None:
         order.append("spool" if "spool" in sql else "checkpoint" if "objects" in sql else "other")
-        real_write(sql, params)
+        real_write(sql, params, key)
 
     state.db.write = write  # type: ignore[method-assign]
     lw = FakeListerWatcher([pages(1, cm("a", 1))], [[ev("MODIFIED", cm("a", 2))]])
