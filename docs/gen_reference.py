@@ -30,6 +30,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("`resources[i]`", "resources[i]", "ResourceConfig"),
     ("`resources[i].names`", "resources[i].names", "NamesConfig"),
     ("`resources[i].updates`", "resources[i].updates", "UpdatesConfig"),
+    ("`resources[i].health`", "resources[i].health", "HealthConfig"),
     ("`drop[i]` and `routes[i].match`", "drop[i]", "MatchConfig"),
     ("`routes[i]`", "routes[i]", "RouteConfig"),
     ("`delivery`", "delivery", "DeliveryConfig"),
@@ -40,6 +41,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("`watch`", "watch", "WatchConfig"),
     ("`server`", "server", "ServerConfig"),
     ("`leaderElection`", "leaderElection", "LeaderElectionConfig"),
+    ("`tenancy`", "tenancy", "TenancyConfig"),
 ]
 SINKS = [
     ("stdout", "StdoutSinkConfig"),
@@ -51,6 +53,16 @@ SINKS = [
     ("mattermost", "MattermostSinkConfig"),
     ("cloudevents", "CloudEventsSinkConfig"),
     ("smtp", "SmtpSinkConfig"),
+    ("googlechat", "GoogleChatSinkConfig"),
+    ("telegram", "TelegramSinkConfig"),
+    ("matrix", "MatrixSinkConfig"),
+    ("dingtalk", "DingTalkSinkConfig"),
+    ("feishu", "FeishuSinkConfig"),
+    ("wecom", "WeComSinkConfig"),
+    ("pagerduty", "PagerDutySinkConfig"),
+    ("opsgenie", "OpsgenieSinkConfig"),
+    ("alertmanager", "AlertmanagerSinkConfig"),
+    ("nats", "NatsSinkConfig"),
 ]
 ANCHORS = {name: heading for heading, _, name in SECTIONS if name}
 ANCHORS.update({name: f"`type: {tag}`" for tag, name in SINKS})

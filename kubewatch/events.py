@@ -25,6 +25,8 @@ class EventType(str, enum.Enum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
+    ALERT = "alert"
+    """A health alert (a crash loop, a failed Job, a NotReady Node): see :class:`AlertInfo`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +101,68 @@ class DigestInfo:
         return {"count": self.count, "ids": list(self.ids), "names": list(self.names)}
 
 
+class AlertState(str, enum.Enum):
+    """Where a health alert stands."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertInfo:
+    """What a health alert says: one failure of one object (and container, for Pods)."""
+
+    state: AlertState
+    reason: str
+    """``CrashLoopBackOff``, ``OOMKilled``, ``BackoffLimitExceeded``, ``NotReady``, …"""
+    container: str | None = None
+    """The failing container of a Pod; ``None`` for other kinds (and for a digest)."""
+    exit_code: int | None = None
+    """The exit code of the container's last termination, when there is one."""
+    restart_count: int | None = None
+    """The container's restarts so far (repeats are counted here, not re-sent)."""
+    since: str | None = None
+    """RFC 3339 UTC: when the failure began (the alert's identity with the key)."""
+    logs: str | None = None
+    """The last lines of the failed container (``logLines``), secret-looking values
+    redacted; ``None`` when not asked for or not available."""
+    message: str = ""
+    """What the object says about it (a condition's message, a waiting message)."""
+    reminder: int = 0
+    """0 for the first notice of a firing alert, n for its n-th reminder."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "reason": self.reason,
+            "container": self.container,
+            "exitCode": self.exit_code,
+            "restartCount": self.restart_count,
+            "since": self.since,
+            "logs": self.logs,
+            "message": self.message,
+            "reminder": self.reminder,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlertInfo:
+        return cls(
+            state=AlertState(data["state"]),
+            reason=data["reason"],
+            container=data.get("container"),
+            exit_code=data.get("exitCode"),
+            restart_count=data.get("restartCount"),
+            since=data.get("since"),
+            logs=data.get("logs"),
+            message=data.get("message", ""),
+            reminder=int(data.get("reminder") or 0),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One create, update or delete of one Kubernetes object, ready for any sink."""
+    """One create, update or delete of one Kubernetes object (or one health alert about
+    it), ready for any sink."""
 
     type: EventType
     cluster: str
@@ -128,16 +189,31 @@ class Event:
     while_down: bool = False
     """The change happened while kubewatch was not running: found at start by comparing
     the first list with the checkpoint of what was last reported."""
+    alert: AlertInfo | None = None
+    """Set on health alerts (``type`` is ``alert``) and on their digests."""
 
     @property
     def id(self) -> str:
         """Stable across restarts and replicas: the same change always has the same id.
         A Kubernetes Event's count is part of it (each repetition is its own alert); a
-        digest's id derives from the ids it stands for."""
+        digest's id derives from the ids it stands for. A health alert's id derives from
+        its object, container, reason, start, state and reminder number, never from the
+        time it was seen, so every replica and every retry gives one alert one id. A delete's
+        id is its uid's alone: an object is deleted once, and the live delete (the
+        deletion's resourceVersion) and a restart's tombstone (the last one kubewatch had)
+        are one change, so a delete reported again after a crash has the same id."""
         if self.digest is not None:
             raw = "/".join(self.digest.ids).encode()
+        elif self.alert is not None:
+            a = self.alert
+            raw = (
+                f"{self.uid}/{a.container or ''}/{a.reason}/{a.since or ''}/"
+                f"{a.state.value}/{a.reminder}/alert"
+            ).encode()
         elif self.k8s_event is not None:
             raw = f"{self.uid}/{self.k8s_event.count}/{self.type.value}".encode()
+        elif self.type is EventType.DELETE:
+            raw = f"{self.uid}/{self.type.value}".encode()
         else:
             raw = f"{self.uid}/{self.resource_version}/{self.type.value}".encode()
         return hashlib.blake2b(raw, digest_size=16).hexdigest()
@@ -168,6 +244,7 @@ class Event:
             "k8sEvent": self.k8s_event.to_dict() if self.k8s_event else None,
             "digest": self.digest.to_dict() if self.digest else None,
             "whileDown": self.while_down,
+            "alert": self.alert.to_dict() if self.alert else None,
             "summary": self.summary,
         }
 
@@ -176,6 +253,7 @@ class Event:
         """The inverse of :meth:`to_dict` (the spool keeps events in that form)."""
         k8s = data.get("k8sEvent")
         digest = data.get("digest")
+        alert = data.get("alert")
         return cls(
             type=EventType(data["type"]),
             cluster=data["cluster"],
@@ -209,4 +287,5 @@ class Event:
             if digest is None
             else DigestInfo(digest["count"], tuple(digest["ids"]), tuple(digest["names"])),
             while_down=bool(data.get("whileDown")),
+            alert=None if alert is None else AlertInfo.from_dict(alert),
         )

@@ -73,7 +73,8 @@ class TokenBucket:
         self._closed = threading.Event()
         self._sleep: Sleep = sleep if sleep is not None else self._closed.wait
         self._lock = threading.Lock()
-        # Invariants, under _lock: 0 <= _tokens <= burst; _updated never decreases;
+        # Invariants, under _lock: _tokens <= burst, below 0 only by reservations
+        # (:meth:`reserve`: tokens promised for later); _updated never decreases;
         # no token is handed out while clock() < _paused_until, and none accrues then.
         self._tokens = float(burst)  # starts full: the first burst goes at once
         self._updated = clock()  # clock() of the last refill
@@ -130,6 +131,21 @@ class TokenBucket:
                 return 0.0
             deficit = max(0.0, 1.0 - self._tokens)
             return paused + (deficit / self.per_second if self.limited else 0.0)
+
+    def reserve(self) -> float:
+        """Take a token now or one due later and return the seconds until it is due (0.0:
+        now). Never waits and never refuses: every reservation is a token promised in
+        order, so ``n`` callers at once are spread at the configured rate
+        (golang.org/x/time/rate's ``Reserve().Delay()``, client-go's bucket limiter)."""
+        with self._lock:
+            now = self._clock()
+            self._refill(now)
+            paused = max(0.0, self._paused_until - now)
+            if not self.limited:
+                return paused
+            self._tokens -= 1.0
+            owed = -self._tokens if self._tokens < -_EPSILON else 0.0
+            return paused + owed / self.per_second
 
     def acquire(self) -> bool:
         """Block until a token is taken (True), or the wait is interrupted (False, no

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from kubewatch.config import Config, MatchConfig
-from kubewatch.events import Event, EventType
+from kubewatch.events import AlertState, Event, EventType
 from kubewatch.match.paths import PathTree, compile_paths, path_matches
 from kubewatch.match.patterns import NameMatcher, compile_names
 from kubewatch.match.selectors import PLAIN_REASON, CachedNames, FlatSelector, flat_selector
@@ -50,6 +50,7 @@ class _Match:
     reasons: tuple[frozenset[str], tuple[re.Pattern[str], ...]] | None
     """Plain reasons by set lookup, the rest as regexes that must match the whole reason."""
     changed: PathTree | None
+    states: frozenset[AlertState] | None = None
 
     @classmethod
     def compile(cls, m: MatchConfig) -> _Match:
@@ -68,6 +69,7 @@ class _Match:
             labels=flat_selector(m.labels) if m.labels is not None else None,
             reasons=reasons,
             changed=None if m.changed is None else compile_paths(m.changed),
+            states=None if m.states is None else frozenset(AlertState(s) for s in m.states),
         )
 
     def __call__(self, event: Event) -> bool:
@@ -87,12 +89,18 @@ class _Match:
                 return False
         if self.labels is not None and not self.labels(event.labels):
             return False
+        if self.states is not None and (
+            event.alert is None or event.alert.state not in self.states
+        ):
+            return False
         if self.reasons is not None:
-            info = event.k8s_event
-            if info is None:
+            if event.k8s_event is not None:
+                reason = event.k8s_event.reason
+            elif event.alert is not None:
+                reason = event.alert.reason
+            else:
                 return False
             plain, regexes = self.reasons
-            reason = info.reason
             if reason not in plain and not any(r.fullmatch(reason) for r in regexes):
                 return False
         if self.changed is not None:

@@ -37,7 +37,7 @@ import kubewatch.config as _config
 from kubewatch.config import fields as _fields
 from kubewatch.config import sinks as _sinks
 
-__all__ = ["config_schema"]
+__all__ = ["ConfigSchemaGenerator", "attribute_docstrings", "config_schema"]
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -72,7 +72,7 @@ _RENAME = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", 
 Python names; JSON Schema spells them differently."""
 
 
-class _Generator(GenerateJsonSchema):
+class ConfigSchemaGenerator(GenerateJsonSchema):
     """Widens the schemas of the config's before-validators to what they accept."""
 
     def function_before_schema(
@@ -93,7 +93,7 @@ class _Generator(GenerateJsonSchema):
         return inner
 
 
-def _docstrings(model: type[BaseModel]) -> dict[str, str]:
+def attribute_docstrings(model: type[BaseModel]) -> dict[str, str]:
     """Attribute docstrings (a string right under a field) of ``model`` and its bases."""
     found: dict[str, str] = {}
     for cls in reversed(model.__mro__):
@@ -118,7 +118,7 @@ def _docstrings(model: type[BaseModel]) -> dict[str, str]:
 
 def _describe(schema: dict[str, Any], model: type[BaseModel]) -> None:
     """Put each field's docstring on its property, and drop pydantic's generated titles."""
-    docs = _docstrings(model)
+    docs = attribute_docstrings(model)
     props: dict[str, Any] = schema.get("properties", {})
     for name, field in model.model_fields.items():
         alias = field.alias or name
@@ -167,7 +167,7 @@ def _env_choices(node: Any) -> Any:
 
 @cache
 def _build() -> dict[str, Any]:
-    schema = _config.Config.model_json_schema(by_alias=True, schema_generator=_Generator)
+    schema = _config.Config.model_json_schema(by_alias=True, schema_generator=ConfigSchemaGenerator)
     for name, sub in schema.get("$defs", {}).items():
         model = getattr(_config, name, None)
         if isinstance(model, type) and issubclass(model, BaseModel):

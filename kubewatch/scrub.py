@@ -17,7 +17,7 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 
-__all__ = ["REDACTED", "Scrubber", "secret_forms", "url_secret_forms"]
+__all__ = ["REDACTED", "Scrubber", "redact_secret_looking", "secret_forms", "url_secret_forms"]
 
 REDACTED = "<redacted>"
 
@@ -95,3 +95,37 @@ class Scrubber:
 
     def __call__(self, text: str) -> str:
         return text if self.pattern is None else self.pattern.sub(REDACTED, text)
+
+
+_SECRET_LOOKING = (
+    # a private key block, whole
+    re.compile(
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S
+    ),
+    # Authorization: Bearer/Basic <credential>
+    re.compile(r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    # scheme://user:password@host
+    re.compile(r"(://[^/\s:@]+:)[^/\s@]+(?=@)"),
+    # key=value / key: value / "key": "value" where the key names a secret
+    re.compile(
+        r"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|"
+        r"client[_-]?secret|credentials?)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"
+    ),
+    # well-known token shapes: AWS access key ids, GitHub and Slack tokens, JWTs
+    re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,})\b"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"),
+)
+"""Shapes of credentials in free text (a container's log), where no value is known up
+front: the value (not its key) becomes ``<redacted>``."""
+
+
+def redact_secret_looking(text: str) -> str:
+    """``text`` with every secret-looking value (see :data:`_SECRET_LOOKING`) redacted:
+    ``password=hunter2`` → ``password=<redacted>``. Errs towards redacting."""
+    for pattern in _SECRET_LOOKING:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+        else:
+            text = pattern.sub(REDACTED, text)
+    return text

@@ -3,10 +3,13 @@
 It owns the lifecycle. :func:`~kubewatch.watch.plan.resolve_resources` resolves every resource
 and ``App(...)`` compiles sinks, templates and routes before anything starts (a mistake is
 a :class:`~kubewatch.errors.ConfigErrors`, nothing runs); ``start`` opens the watches (and
-the health server, and the leader election); ``reload`` applies a new configuration while
-unchanged watches keep running; ``stop`` ends the watches first, then drains what is
-queued within ``delivery.drainTimeout``. Resources whose CRD is not installed yet are
-re-checked through discovery every ``watch.discoveryInterval`` and watched once they appear.
+the health server, and the leader election); the watches are the configuration file's
+handlers (owner ``"file"``) in the shared :class:`~kubewatch.kube.pool.InformerPool`, and
+``reload`` replaces them there, so unchanged watches keep running; ``stop`` ends the
+watches first, then drains what is queued within ``delivery.drainTimeout`` (the event path
+and its dispatchers are :mod:`.delivering`'s). Resources whose CRD is not installed yet
+are re-checked through discovery every ``watch.discoveryInterval`` and watched once they
+appear.
 
 High availability: every replica watches (its cache stays warm), only the leader delivers.
 A standby keeps the events of the last ``2 * leaseDuration`` seconds and delivers them when
@@ -16,76 +19,55 @@ than losing the ones the old leader had not yet sent.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from kubewatch.app.build import build_sinks, default_identity, sink_services, sum_stats
+from kubewatch.app.build import build_sinks, default_identity, sink_services
+from kubewatch.app.delivering import Delivering, Route
 from kubewatch.app.discovery import PendingDiscovery
 from kubewatch.app.handover import HandoverBuffer
-from kubewatch.app.recovery import resubmit, take_over
+from kubewatch.app.informers import NamespaceWatch, new_informer
 from kubewatch.config import Config
 from kubewatch.delivery import Dispatcher, SinkStats
 from kubewatch.delivery.policy import sink_policies
 from kubewatch.delivery.supervise import WorkerStats
-from kubewatch.errors import ApiError
 from kubewatch.events import Event
-from kubewatch.kube import ReflectorSettings, SharedInformer
-from kubewatch.kube.client import ClusterClient, ListWatch, Query
-from kubewatch.kube.discovery import ResourceTable, ResourceType
+from kubewatch.kube import SharedInformer
+from kubewatch.kube.client import ClusterClient
+from kubewatch.kube.discovery import ResourceTable
 from kubewatch.kube.leader import LeaderElector, lease_namespace
+from kubewatch.kube.logs import PodLogs
+from kubewatch.kube.pool import InformerKey, InformerPool
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.health import HealthServer, Heartbeats, Readiness
 from kubewatch.observability.metrics import (
     Metrics,
-    StateView,
     WatchState,
     seconds_since,
     watch_states,
 )
 from kubewatch.routing import Router
-from kubewatch.state import State, open_state
+from kubewatch.state import AlertTable, State, open_state
+from kubewatch.watch.alerting import HealthAlerts
 from kubewatch.watch.filters import NamespaceLabels
-from kubewatch.watch.normalize import compact
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
-from kubewatch.watch.plan import Plan, WatchPlan, describe_scope, resolve_resources
+from kubewatch.watch.plan import Plan, WatchPlan, resolve_resources, watch_keys
 
 log = logging.getLogger("kubewatch.app")
 
-NAMESPACE_SYNC_TIMEOUT = 30.0
-"""Seconds to wait for the Namespace watch before the others start: namespace selectors
-need the labels, and a resource watch that starts first would misjudge early objects."""
-STOP_POLL_INTERVAL = 0.1
-"""Seconds between looks at a stop request while a start step waits: a SIGTERM ends the
-wait within this, not after the step's timeout."""
+FILE_OWNER = "file"
+"""The configuration file's name as an owner of handlers in the informer pool."""
+NAMESPACE_WATCH = "namespaces (for namespace selectors)"
+"""The Namespace watch's name in logs and metrics (its ``watch`` label)."""
 LIVENESS_TIMEOUT = 60.0
 """Seconds a registered loop may go without a heartbeat before ``/healthz`` fails."""
 ALIVE_INTERVAL = 30.0
 """Seconds between two notes in the state of when this run was last up: after a crash,
 Kubernetes Events since then count as news (the start-time rule of Event alerts)."""
-
-InformerKey = tuple[str, str | None, str | None]
-"""(collection path, label selector, field selector): one informer each."""
-Groups = dict[InformerKey, list[EntryHandler]]
-Origin = tuple[WatchPlan, str | None]
-
-
-def _recovering(informer: SharedInformer) -> Callable[[], bool]:
-    return lambda: informer.recovering
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """The router and the dispatcher that go with it: swapped together by a reload, so an
-    event is never routed by one configuration and delivered by another's sinks."""
-
-    router: Router
-    dispatcher: Dispatcher
 
 
 class App:
@@ -106,55 +88,58 @@ class App:
         self._recorder = recorder
         self.state: State | None = open_state(config.state.path)
         self._sink_services = sink_services(self.state)
-        self._recovered = {"spool": 0, "while_down": 0}
         self.lost = 0
         """Events the last ``stop`` could neither deliver nor keep (no durable state)."""
-        self._unspooled: list[tuple[str, Event]] = []  # recovered, for when we lead
         self.namespace_labels = NamespaceLabels()
         self.metrics = Metrics(
             informers=self.watch_states,
             sinks=self._sink_stats,
             leader=self._leader,
-            state=self._state_view,
-            handover_dropped=self._handover_dropped,
+            state=lambda: self._delivering.state_view(),  # noqa: PLW0108 (built below)
+            handover_dropped=lambda: self._delivering.handover.dropped,
             namespace_hold=self.namespace_labels.hold.stats,
             workers=self._worker_stats,
+            informer_counts=self._informer_counts,
         )
-        self._route = _Route(Router.build(config), self._dispatcher(config))
-        # Dispatchers a reload replaced: final counters of the finished ones, and the ones
-        # still draining (so /metrics counters stay cumulative across reloads).
-        self._retired: dict[str, SinkStats] = {}
-        self._retiring: list[Dispatcher] = []
-        self._retire_threads: list[threading.Thread] = []
+        self._delivering = Delivering(
+            Route(Router.build(config), self._dispatcher(config)),
+            self.state,
+            HandoverBuffer(2 * config.leader_election.lease_duration),
+            leading=not config.leader_election.enabled,
+            observe=self.metrics.observe_event,
+        )
+        self.deliver = self._delivering.deliver
+        """Count, route, spool and hand one event to the dispatcher (never blocks)."""
         self.started_at = datetime.now(timezone.utc)
         previous = self.state.checkpoint.previous_run() if self.state is not None else None
         if previous is not None:  # Events since the last run was seen up are news
             self.started_at = min(self.started_at, datetime.fromtimestamp(previous, timezone.utc))
         self.heartbeats = Heartbeats(LIVENESS_TIMEOUT)
         self.heartbeats.add_check(self._workers_alive)
-        self.informers: dict[InformerKey, SharedInformer] = {}
-        self._fanouts: dict[InformerKey, Fanout] = {}
+        self._rng = random.Random()
+        self.pool = InformerPool(self._informer)
+        """The shared informers; this app's file configuration is one owner."""
+        self._fanouts: dict[InformerKey, Fanout] = {}  # the file's handlers, under _watch_lock
         self._entries: dict[tuple[str, str, str], EntryHandler] = {}
         self._previous_entries: dict[tuple[str, str, str], EntryHandler] = {}
-        self._namespace_informer: SharedInformer | None = None
-        self._lock = threading.Lock()
+        # Makes a change of the watches one step with its look at _stopping and at the
+        # discovery pass's stop: a reload's cancel is never overtaken by an old pass.
+        self._watch_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._namespaces = NamespaceWatch(
+            self.namespace_labels,
+            lambda key: self._informer(key, name=NAMESPACE_WATCH, checkpoint=False),
+            self._stopping,
+        )
         self._discovery = PendingDiscovery(
             client,
             lambda found, stop: self._start_watches(found, cancelled=stop),
             recorder,
         )
-        self._rng = random.Random()
         self._server: HealthServer | None = None
         self._elector: LeaderElector | None = None
-        self._leading = not config.leader_election.enabled
-        self._handover = HandoverBuffer(2 * config.leader_election.lease_duration)
-        # Makes deliver's look at _leading and _route and its submit one step, and
-        # _start_leading's switch, drain and submit another, and a reload's swap and hand
-        # over a third: otherwise an event added just after a drain would wait in the
-        # buffer until the next takeover (lost), a new event could overtake drained or
-        # handed-over ones, or reach a dispatcher that no longer takes events.
-        self._leading_lock = threading.Lock()
+        alerts = AlertTable(self.state.db) if self.state is not None else None
+        self.health = HealthAlerts(self.deliver, store=alerts, logs=PodLogs(client))
 
     @staticmethod
     def plan(config: Config, client: ClusterClient) -> Plan:
@@ -163,11 +148,11 @@ class App:
 
     @property
     def router(self) -> Router:
-        return self._route.router
+        return self._delivering.route.router
 
     @property
     def dispatcher(self) -> Dispatcher:
-        return self._route.dispatcher
+        return self._delivering.route.dispatcher
 
     def _dispatcher(self, config: Config) -> Dispatcher:
         return Dispatcher(
@@ -183,9 +168,7 @@ class App:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.state is not None:
-            self._recover()
-        self.dispatcher.start()
+        self.dispatcher.start()  # before recovery: recovered events wait for room
         server = self.config.server
         if server.port is not None:
             self._server = HealthServer(
@@ -197,6 +180,8 @@ class App:
             )
             self._server.start()
             log.info("serving /metrics, /healthz, /readyz on port %d", self._server.port)
+        if self.state is not None:
+            self._recover()
         election = self.config.leader_election
         if election.enabled:
             self._elector = LeaderElector(
@@ -204,8 +189,10 @@ class App:
                 election,
                 identity=default_identity(),
                 namespace=lease_namespace(election),
-                on_started_leading=self._start_leading,
-                on_stopped_leading=self._stop_leading,
+                on_started_leading=lambda: self._delivering.start_leading(
+                    2 * election.lease_duration, self._stopping
+                ),
+                on_stopped_leading=self._delivering.stop_leading,
                 recorder=self._recorder,
             )
             self._elector.start()
@@ -218,24 +205,11 @@ class App:
         """Queue what the last run left undelivered; forget checkpoints no longer watched."""
         assert self.state is not None
         gone = self.state.checkpoint.prune(
-            self._collection(key) for watch in self._plan.watches for key in self._keys(watch)
+            key.collection for watch in self._plan.watches for key in watch_keys(watch)
         )
         if gone:
             log.info("state: forgot the checkpoint of %d unwatched collection(s)", len(gone))
-        recovered = self.state.spool.recover()
-        self._recovered["spool"] = len(recovered)
-        if not recovered:
-            return
-        log.info(
-            "state: %d undelivered event(s) from the last run%s",
-            len(recovered),
-            "" if self._leading else "; delivered if this replica leads",
-        )
-        with self._leading_lock:
-            if self._leading:
-                resubmit(self.state, self.dispatcher, recovered)
-            else:
-                self._unspooled = recovered
+        self._delivering.recover(self.state.spool.recover(), self._stopping)
 
     def _note_alive(self) -> None:
         while not self._stopping.wait(ALIVE_INTERVAL):
@@ -248,9 +222,7 @@ class App:
 
     def wait_for_sync(self, timeout: float | None = None) -> bool:
         """True when every started watch has listed once (informational, for tests/CLI)."""
-        with self._lock:
-            informers = list(self.informers.values())
-        return all(inf.wait_for_sync(timeout) for inf in informers)
+        return all(inf.wait_for_sync(timeout) for inf in self.pool.informers())
 
     def request_stop(self) -> None:
         """Make every wait of ``start`` end now (any thread; a signal handler too): a
@@ -261,37 +233,14 @@ class App:
         """Stop watching, then drain deliveries; True if everything queued was handled."""
         self._stopping.set()
         self._discovery.stop.set()
-        with self._lock:
-            informers = list(self.informers.values())
-            if self._namespace_informer is not None:
-                informers.append(self._namespace_informer)
-        for informer in informers:
-            informer.reflector.stop()
-        for informer in informers:
-            informer.stop(timeout=5.0)
-        with self._lock:
-            retiring = list(self._retire_threads)
-        for thread in retiring:  # a reload's old dispatcher drains, then the new one starts
-            thread.join(self.config.delivery.drain_timeout + 5.0)
-        dispatcher = self.dispatcher
-        drained = dispatcher.close(self.config.delivery.drain_timeout)
-        self._log_stats(dispatcher)
-        self.lost = 0
-        if self.state is not None:
-            kept = sum(self.state.spool.depth().values())
-            if not self.state.db.healthy:
-                self.lost = dispatcher.abandoned
-            elif kept:
-                log.info("state: %d event(s) kept in the spool for the next start", kept)
-            self.state.close()
-        else:
-            self.lost = dispatcher.abandoned
-        if self.lost:
-            log.error(
-                "%d event(s) were not delivered and are lost (no durable state: set "
-                "state.path or --state-dir to keep them)",
-                self.lost,
-            )
+        namespaces = self._namespaces.informer
+        if namespaces is not None:
+            namespaces.reflector.stop()
+        self.pool.stop()
+        if namespaces is not None:
+            namespaces.stop(timeout=5.0)
+        self.health.stop()
+        drained, self.lost = self._delivering.close(self.config.delivery.drain_timeout)
         if self._elector is not None:
             self._elector.stop(release=True, timeout=5.0)
         if self._recorder is not None:
@@ -301,61 +250,10 @@ class App:
         self.client.close()
         return drained
 
-    @staticmethod
-    def _log_stats(dispatcher: Dispatcher) -> None:
-        for name, stats in dispatcher.stats().items():
-            log.info(
-                "sink %s: delivered %d, failed %d, retried %d, dropped %d, digested %d",
-                name,
-                stats.delivered,
-                stats.failed,
-                stats.retried,
-                stats.dropped,
-                stats.digested,
-            )
-
-    # -- the per-event path ---------------------------------------------------------------
-
-    def deliver(self, event: Event) -> None:
-        """Count, route, spool and hand one event to the dispatcher (never blocks)."""
-        self.metrics.observe_event(event.resource, event.type.value)
-        if event.while_down:
-            self._recovered["while_down"] += 1  # informer threads: a GIL-atomic-enough count
-        route = self._route
-        sinks = route.router.route(event)
-        if not sinks:
-            return
-        with self._leading_lock:
-            if self._route is not route:  # a reload swapped them since: route again
-                route = self._route
-                sinks = route.router.route(event)
-                if not sinks:
-                    return
-            if not self._leading:
-                self._handover.add(event, sinks)
-                return
-            if self.state is not None:
-                self.state.spool.put(event, sinks)
-            route.dispatcher.submit(event, sinks)
+    # -- callbacks and views --------------------------------------------------------------
 
     def _sink_stats(self) -> dict[str, SinkStats]:
-        with self._lock:
-            retiring = [d.stats() for d in self._retiring]
-            retired = dict(self._retired)
-        return sum_stats([retired, *retiring, self.dispatcher.stats()])
-
-    def _state_view(self) -> StateView | None:
-        state = self.state
-        if state is None:
-            return None
-        committed = state.db.last_commit
-        return StateView(
-            spooled=state.spool.depth(),
-            oldest_age_seconds=state.spool.oldest_age(),
-            checkpoint_age_seconds=None if committed is None else max(0.0, time.time() - committed),
-            recovered=dict(self._recovered),
-            healthy=state.db.healthy,
-        )
+        return self._delivering.sink_stats()
 
     def _sink_state(self, sink: str, up: bool, reason: str) -> None:
         if self._recorder is None:
@@ -371,9 +269,6 @@ class App:
     def _workers_alive(self) -> tuple[bool, list[str]]:
         return self.dispatcher.workers_alive()
 
-    def _handover_dropped(self) -> int:
-        return self._handover.dropped
-
     def _delivered(self, sink: str, event: Event) -> None:
         self.metrics.observe_delivery(sink, seconds_since(event.observed_at))
 
@@ -386,41 +281,20 @@ class App:
     def _leader(self) -> bool | None:
         return None if self._elector is None else self._elector.is_leader
 
-    def _start_leading(self) -> None:
-        with self._leading_lock:
-            self._leading = True
-            pending = self._handover.drain()
-            if pending:
-                log.info(
-                    "leading: delivering %d event(s) seen in the last %.0fs as a standby "
-                    "(receivers may get some twice: de-duplicate by id)",
-                    len(pending),
-                    2 * self.config.leader_election.lease_duration,
-                )
-            if self._unspooled:
-                assert self.state is not None  # only a state's spool fills it
-                resubmit(self.state, self.dispatcher, self._unspooled)
-                self._unspooled = []
-            known = set(self.dispatcher.stats())  # a reload may have removed a sink since
-            for event, sinks in pending:
-                names = tuple(name for name in sinks if name in known)
-                if names:
-                    if self.state is not None:
-                        self.state.spool.put(event, names)
-                    self.dispatcher.submit(event, names)  # never blocks
-
-    def _stop_leading(self) -> None:
-        with self._leading_lock:
-            self._leading = False
-
     # -- health ---------------------------------------------------------------------------
 
+    def _all_informers(self) -> list[SharedInformer]:
+        namespaces = self._namespaces.informer
+        return [*self.pool.informers(), *([namespaces] if namespaces is not None else [])]
+
     def watch_states(self) -> list[WatchState]:
-        with self._lock:
-            informers = list(self.informers.values())
-            if self._namespace_informer is not None:
-                informers.append(self._namespace_informer)
-        return watch_states(informers)
+        return watch_states(self._all_informers())
+
+    def _informer_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for informer in self._all_informers():
+            counts[informer.name.partition(" ")[0]] += 1
+        return counts
 
     # -- watches --------------------------------------------------------------------------
 
@@ -431,26 +305,15 @@ class App:
         entry = self._entries.get(key) or self._previous_entries.pop(key, None)
         if entry is None:
             entry = build_entry(
-                self.config, watch, self.cluster, self.namespace_labels, self.started_at
+                self.config,
+                watch,
+                self.cluster,
+                self.namespace_labels,
+                self.started_at,
+                health=self.health,
             )
         self._entries[key] = entry
         return entry
-
-    def _groups(
-        self, watches: list[WatchPlan]
-    ) -> tuple[
-        dict[InformerKey, list[EntryHandler]], dict[InformerKey, tuple[WatchPlan, str | None]]
-    ]:
-        groups: Groups = defaultdict(list)
-        firsts: dict[InformerKey, Origin] = {}
-        for watch in watches:
-            entry = self._entry(watch)
-            query = Query(watch.config.label_selector, watch.field_selector)
-            for namespace in watch.namespaces:
-                key = (watch.resource.path(namespace), query.label_selector, query.field_selector)
-                groups[key].append(entry)
-                firsts.setdefault(key, (watch, namespace))
-        return groups, firsts
 
     def _start_watches(
         self,
@@ -459,106 +322,54 @@ class App:
         replace: bool = False,
         cancelled: threading.Event | None = None,
     ) -> None:
-        """Group entries by informer (one informer per collection and selectors) and start
-        the informers that do not run yet. For one that runs, ``replace`` swaps its
-        entries (a reload); otherwise these entries join it (a CRD that appeared later).
-        ``cancelled`` (a discovery pass's stop, which a reload sets under ``_lock``) stops
-        it from adding watches a newer configuration no longer wants."""
-        groups, firsts = self._groups(watches)
+        """Group entries by informer key (one Fanout each) and make them the file's handlers
+        in the pool, which starts the informers that do not run yet. ``replace`` (a reload)
+        swaps all of them; otherwise these entries join (a CRD that appeared later).
+        ``cancelled`` (a discovery pass's stop, which a reload sets under ``_watch_lock``)
+        stops it from adding watches a newer configuration no longer wants."""
+        groups: dict[InformerKey, list[EntryHandler]] = defaultdict(list)
+        for watch in watches:
+            entry = self._entry(watch)
+            for key in watch_keys(watch):
+                groups[key].append(entry)
         if any(needs_namespace_labels(self.config, w.config) for w in watches):
-            self._start_namespace_watch()
-        for key, entries in groups.items():
-            watch, namespace = firsts[key]
-            with self._lock:
-                if self._stopping.is_set() or (cancelled is not None and cancelled.is_set()):
-                    return
+            self._namespaces.start(self._plan.namespaces)
+        with self._watch_lock:
+            if self._stopping.is_set() or (cancelled is not None and cancelled.is_set()):
+                return
+            fanouts = {} if replace else dict(self._fanouts)
+            for key, entries in groups.items():
                 fanout = self._fanouts.get(key)
-                if fanout is not None:
+                if fanout is None:
+                    fanout = Fanout(
+                        entries,
+                        self.deliver,
+                        hold=self.namespace_labels.hold,
+                        while_down=functools.partial(self.pool.recovering, key),
+                    )
+                else:
                     fanout.set_entries(entries if replace else [*fanout.entries, *entries])
-                    continue
-                informer = self._informer(
-                    key,
-                    describe_scope(watch, namespace),
-                    watch.resource,
-                    checkpoint=self.state is not None,
-                )
-                fanout = Fanout(
-                    entries,
-                    self.deliver,
-                    hold=self.namespace_labels.hold,
-                    while_down=_recovering(informer),
-                )
-                informer.add_handler(fanout)
-                self.informers[key] = informer
-                self._fanouts[key] = fanout
-            log.info("watching %s", informer.name)
-            informer.start()
-
-    @staticmethod
-    def _collection(key: InformerKey) -> str:
-        """The checkpoint's name of the collection ``key``."""
-        path, labels, fields = key
-        return f"{path}?labelSelector={labels or ''}&fieldSelector={fields or ''}"
+                fanouts[key] = fanout
+            self._fanouts = fanouts
+            self.pool.replace(FILE_OWNER, {key: [fanout] for key, fanout in fanouts.items()})
 
     def _informer(
-        self, key: InformerKey, name: str, resource: ResourceType, *, checkpoint: bool = False
+        self, key: InformerKey, *, name: str | None = None, checkpoint: bool = True
     ) -> SharedInformer:
-        """One informer on the collection ``key``, with the current ``watch`` settings;
-        ``checkpoint``: kept in the durable state (a restart reports what changed)."""
-        watch_config = self.config.watch
-        settings = ReflectorSettings(
-            page_size=watch_config.page_size,
-            server_timeout=watch_config.server_timeout,
-            read_timeout=watch_config.read_timeout,
-        )
-        return SharedInformer(
-            name,
-            ListWatch(self.client, key[0], Query(key[1], key[2]), settings.read_timeout),
-            kind=resource.kind,
-            api_version=resource.api_version,
-            settings=settings,
-            transform=compact,
+        """The informer of ``key`` with the current ``watch`` settings; checkpointed in the
+        durable state (when there is one) unless ``checkpoint`` is False."""
+        return new_informer(
+            self.client,
+            self.config.watch,
+            key,
+            name=name,
             rng=self._rng,
-            on_api_error=lambda error: self._api_error(name, error),
+            recorder=self._recorder,
             checkpoint=(
-                self.state.checkpoint.collection(self._collection(key))
+                self.state.checkpoint.collection(key.collection)
                 if checkpoint and self.state is not None
                 else None
             ),
-        )
-
-    def _api_error(self, watch: str, error: ApiError) -> None:
-        if self._recorder is None:
-            return
-        if error.status == 403:
-            self._recorder.warning("WatchForbidden", f"{watch}: forbidden ({error.message})")
-        elif error.status == 404:
-            self._recorder.warning("ResourceMissing", f"{watch}: not found ({error.message})")
-
-    def _start_namespace_watch(self) -> None:
-        with self._lock:
-            if self._stopping.is_set():
-                return
-            if self._namespace_informer is not None or self._plan.namespaces is None:
-                return
-            resource = self._plan.namespaces
-            informer = self._informer(
-                (resource.path(), None, None), "namespaces (for namespace selectors)", resource
-            )
-            informer.add_handler(self.namespace_labels)
-            self._namespace_informer = informer
-        informer.start()
-        deadline = time.monotonic() + NAMESPACE_SYNC_TIMEOUT
-        while not informer.wait_for_sync(STOP_POLL_INTERVAL):
-            if self._stopping.is_set():
-                return
-            if time.monotonic() >= deadline:
-                break
-        else:
-            return
-        log.warning(
-            "namespaces not listed within %.0fs; namespace selectors admit nothing until then",
-            NAMESPACE_SYNC_TIMEOUT,
         )
 
     # -- reload ---------------------------------------------------------------------------
@@ -572,77 +383,18 @@ class App:
         one drains in the background. ``watch``, ``server`` and ``leaderElection`` settings
         apply to watches started from now on and at the next start, respectively.
         """
-        with self._lock:  # no discovery pass of the old configuration starts watches now
+        with self._watch_lock:  # no discovery pass of the old configuration adds watches now
             self._discovery.stop.set()
         router = Router.build(config)
-        old_dispatcher = None
         new_dispatcher = None
         if config.sinks != self.config.sinks or config.delivery != self.config.delivery:
             new_dispatcher = self._dispatcher(config)  # may raise ConfigErrors: nothing changed
-        with self._leading_lock:
-            old = self._route
-            self._route = _Route(router, new_dispatcher or old.dispatcher)
-            if new_dispatcher is not None:
-                old_dispatcher = old.dispatcher
-                with self._lock:
-                    self._retiring.append(old_dispatcher)
-                take_over(self.state, old_dispatcher, new_dispatcher)
+        self._delivering.swap(router, new_dispatcher, config.delivery.drain_timeout)
         self.config = config
         self.cluster = config.cluster or self.client.context_name
         self._plan = plan
         self._previous_entries, self._entries = self._entries, {}
-        wanted = {key for watch in plan.watches for key in self._keys(watch)}
-        with self._lock:
-            stopped = [self.informers.pop(key) for key in list(self.informers) if key not in wanted]
-            for key in list(self._fanouts):
-                if key not in wanted:
-                    del self._fanouts[key]
-        for informer in stopped:
-            log.info("no longer watching %s", informer.name)
-            informer.stop(timeout=5.0)
         self._start_watches(plan.watches, replace=True)
         self._previous_entries = {}  # entries of resources no longer configured: pruned
         self._discovery.start(self.config, plan.pending)
-        if old_dispatcher is not None:
-            with self._lock:
-                before = self._retire_threads[-1] if self._retire_threads else None
-                retire = threading.Thread(
-                    target=self._retire,
-                    args=(old_dispatcher, new_dispatcher, before),
-                    name="kubewatch-retire",
-                    daemon=True,
-                )
-                self._retire_threads.append(retire)
-            retire.start()
-        log.info("configuration reloaded: %d watch(es)", len(self.informers))
-
-    @staticmethod
-    def _keys(watch: WatchPlan) -> list[InformerKey]:
-        query = Query(watch.config.label_selector, watch.field_selector)
-        return [
-            (watch.resource.path(ns), query.label_selector, query.field_selector)
-            for ns in watch.namespaces
-        ]
-
-    def _retire(
-        self, old: Dispatcher, new: Dispatcher | None, before: threading.Thread | None
-    ) -> None:
-        """Let ``old`` finish its sends in flight, then start ``new``: no newer event of
-        an object overtakes one still being sent by the old configuration's sinks.
-
-        Retirements run in reload order (``before`` is the previous one): after two quick
-        reloads the second's ``old`` never started, and only waiting for the first makes
-        sure the oldest dispatcher's sends are done before the newest one starts."""
-        if before is not None:
-            before.join()
-        old.close(self.config.delivery.drain_timeout)
-        self._log_stats(old)
-        if new is not None:
-            try:
-                new.start()
-            except RuntimeError:  # a later reload already handed its queue over: closed
-                log.debug("reload: a newer configuration replaced this one before it started")
-        with self._lock:
-            self._retired = sum_stats([self._retired, old.stats()])
-            self._retiring.remove(old)
-            self._retire_threads.remove(threading.current_thread())
+        log.info("configuration reloaded: %d watch(es)", len(self._fanouts))

@@ -4,6 +4,7 @@ and from a dispatcher a reload replaces into its successor, in order."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from kubewatch.delivery import Dispatcher
@@ -16,9 +17,34 @@ __all__ = ["resubmit", "take_over"]
 log = logging.getLogger("kubewatch.app")
 
 
-def resubmit(state: State, dispatcher: Dispatcher, items: list[tuple[str, Event]]) -> None:
-    """Queue recovered ``(sink, event)`` pairs, oldest first, on ``dispatcher``; a pair
-    for a sink no longer configured leaves the spool. The caller holds the app's lock."""
+def resubmit(
+    state: State,
+    dispatcher: Dispatcher,
+    items: list[tuple[str, Event]],
+    stop: threading.Event,
+) -> None:
+    """Queue recovered ``(sink, event)`` pairs, oldest first, on the started ``dispatcher``;
+    a pair for a sink no longer configured leaves the spool. The caller holds the app's lock.
+
+    Each waits for room in its sink's queue (``submit(block=True)``) rather than pushing
+    out an older one: a spool larger than a queue is delivered whole, at the sink's pace,
+    and nothing the last run spooled is dropped by the restart. Returns when all are
+    queued, or at once when ``stop`` is set: the feed then ends when the dispatcher
+    closes, and what it did not queue stays in the spool for the next start.
+    """
+    feeder = threading.Thread(
+        target=_feed, args=(state, dispatcher, items), name="kubewatch-recovery", daemon=True
+    )
+    feeder.start()
+    while feeder.is_alive() and not stop.wait(FEED_POLL_INTERVAL):
+        pass
+
+
+FEED_POLL_INTERVAL = 0.1
+"""Seconds between looks at the stop request while recovered events wait for room."""
+
+
+def _feed(state: State, dispatcher: Dispatcher, items: list[tuple[str, Event]]) -> None:
     known = set(dispatcher.stats())
     now = time.time()
     orphans = 0
@@ -29,7 +55,10 @@ def resubmit(state: State, dispatcher: Dispatcher, items: list[tuple[str, Event]
             continue
         seen = parse_time(event.observed_at)
         age = now - seen.timestamp() if seen is not None else 0.0
-        dispatcher.submit(event, (sink,), age=max(0.0, age))
+        try:
+            dispatcher.submit(event, (sink,), age=max(0.0, age), block=True)
+        except RuntimeError:  # closed while waiting (a stop): the rest stays spooled
+            return
     if orphans:
         log.warning("state: %d spooled event(s) for sinks no longer configured dropped", orphans)
 

@@ -1,4 +1,5 @@
-"""Command line: ``kubewatch run``, ``validate``, ``test-sink`` and ``replay``.
+"""Command line: ``kubewatch run``, ``validate``, ``test-sink``, ``replay``, ``config schema``
+and ``crds``.
 
 Exit codes: 0 success (``run``: stopped by SIGTERM/SIGINT; events it could not deliver
 within the drain timeout are logged), 1 a runtime failure (``validate``: the cluster

@@ -15,6 +15,7 @@ from kubewatch.cli.test_sink import sink_test
 from kubewatch.cli.validate import validate
 from kubewatch.observability.logs import setup_logging
 from kubewatch.schema import config_schema
+from kubewatch.tenancy.crds import crd_documents, render
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,12 +31,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replay(args)
     if args.command == "config":
         return print_schema()
+    if args.command == "crds":
+        return print_crds(args.dir)
     raise AssertionError(args.command)
 
 
 def print_schema() -> int:
     """``kubewatch config schema``: the config file's JSON Schema, for editors."""
     print(json.dumps(config_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def print_crds(directory: str | None) -> int:
+    """``kubewatch crds``: the Notifier and ClusterSink CustomResourceDefinitions, as the
+    chart's ``crds/`` holds them (``--dir``: one file per CRD there)."""
+    documents = crd_documents()
+    if directory is None:
+        print("---\n".join(render(d) for d in documents), end="")
+        return 0
+    for document in documents:
+        path = os.path.join(directory, f"{document['metadata']['name']}.yaml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(render(document))
     return 0
 
 
@@ -127,5 +144,12 @@ def _parser() -> argparse.ArgumentParser:
     config_commands.add_parser(
         "schema",
         help="print the JSON Schema of the configuration file (for yaml-language-server)",
+    )
+    crds_parser = commands.add_parser(
+        "crds",
+        help="print the Notifier and ClusterSink CustomResourceDefinitions (kubectl apply -f -)",
+    )
+    crds_parser.add_argument(
+        "--dir", metavar="DIR", help="write one file per CRD into DIR instead (the chart's crds/)"
     )
     return parser

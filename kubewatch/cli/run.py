@@ -32,6 +32,7 @@ from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.kube.kubeconfig import ClusterConfigError
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.logs import register_secret
+from kubewatch.state import DirectoryLock, StateLocked
 from kubewatch.watch.plan import Plan
 
 # -- run -----------------------------------------------------------------------------------
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.state_dir is not None:
         config = with_state_dir(config, args.state_dir)
+    if not _state_dir_free(config.state.path):
+        return EXIT_CONFIG
     try:
         client = ClusterClient.connect(args.kubeconfig, args.context)
     except ClusterConfigError as e:
@@ -82,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
         app = App(config, client, plan, recorder=EventRecorder.from_environment(client))
     except ConfigErrors as e:
         print(format_errors(e, args.config), file=sys.stderr)
+        client.close()
+        return EXIT_CONFIG
+    except StateLocked as e:  # another process took the directory since the first check
+        print(f"kubewatch: {e}", file=sys.stderr)
         client.close()
         return EXIT_CONFIG
     apps.append(app)
@@ -145,6 +152,21 @@ class ConfigFileWatcher:
             return False
         self._digest = digest
         return True
+
+
+def _state_dir_free(path: str | None) -> bool:
+    """False, with one line on stderr, when another process holds the state directory:
+    checked before connecting, so a second ``kubewatch run`` on it fails at once."""
+    if path is None:
+        return True
+    try:
+        DirectoryLock.acquire(path).release()
+    except StateLocked as e:
+        print(f"kubewatch: {e}", file=sys.stderr)
+        return False
+    except OSError:  # the state cannot be opened at all: App says so and runs in memory
+        pass
+    return True
 
 
 def with_state_dir(config: Config, path: str) -> Config:

@@ -9,14 +9,30 @@ mistake with its key path (``resources[2].kind``), never only the first one. No 
 message ever contains the value of an environment variable: those are often secrets.
 
 One job per module: :mod:`.fields` (field types and validators), :mod:`.resources`,
-:mod:`.sinks`, :mod:`.runtime` and :mod:`.model` (the models), :mod:`.shapes` and
+:mod:`.sinks`, :mod:`.runtime`, :mod:`.tenancy` and :mod:`.model` (the models), :mod:`.shapes` and
 :mod:`.messages` (error text), :mod:`.expand` (``${VAR}``), :mod:`.loading` (YAML, limits).
 """
 
+from kubewatch.config.chat_sinks import (
+    ROBOT_RATE_LIMIT,
+    DingTalkSinkConfig,
+    FeishuSinkConfig,
+    GoogleChatSinkConfig,
+    MatrixSinkConfig,
+    TelegramSinkConfig,
+    WeComSinkConfig,
+)
 from kubewatch.config.fields import ALL_EVENTS, EventName
 from kubewatch.config.loading import MAX_CONFIG_BYTES, format_errors, load_config, parse_config
+from kubewatch.config.messages import validation_errors
 from kubewatch.config.model import Config, MatchConfig, RouteConfig
-from kubewatch.config.resources import NamesConfig, NamespacesConfig, ResourceConfig, UpdatesConfig
+from kubewatch.config.resources import (
+    HealthConfig,
+    NamesConfig,
+    NamespacesConfig,
+    ResourceConfig,
+    UpdatesConfig,
+)
 from kubewatch.config.runtime import (
     DeliveryConfig,
     LeaderElectionConfig,
@@ -42,21 +58,29 @@ from kubewatch.config.sinks import (
     TeamsSinkConfig,
     WebhookSinkConfig,
 )
+from kubewatch.config.tenancy import DEFAULT_ALLOWED_KINDS, TenancyConfig
 
 __all__ = [
     "ALL_EVENTS",
     "CHAT_DIGEST",
     "CHAT_RATE_LIMIT",
+    "DEFAULT_ALLOWED_KINDS",
     "MAX_CONFIG_BYTES",
+    "ROBOT_RATE_LIMIT",
     "SINK_TYPES",
     "CloudEventsSinkConfig",
     "Config",
     "DeliveryConfig",
     "DigestConfig",
+    "DingTalkSinkConfig",
     "DiscordSinkConfig",
     "EventName",
+    "FeishuSinkConfig",
+    "GoogleChatSinkConfig",
+    "HealthConfig",
     "LeaderElectionConfig",
     "MatchConfig",
+    "MatrixSinkConfig",
     "MattermostSinkConfig",
     "NamesConfig",
     "NamespacesConfig",
@@ -72,11 +96,15 @@ __all__ = [
     "StateConfig",
     "StdoutSinkConfig",
     "TeamsSinkConfig",
+    "TelegramSinkConfig",
+    "TenancyConfig",
     "UpdatesConfig",
     "WatchConfig",
+    "WeComSinkConfig",
     "WebhookSinkConfig",
     "format_errors",
     "format_path",
     "load_config",
     "parse_config",
+    "validation_errors",
 ]

@@ -66,14 +66,14 @@ def require_distinct(
     field: str,
     values: Sequence[V],
     *,
-    empty: str,
+    empty: str | None,
     repeated: Callable[[V, int], tuple[Any, PydanticCustomError]],
     key: Callable[[V], Hashable] = lambda v: v,
 ) -> None:
-    """Fail with ``empty`` when there are no ``values``, and at each value equal (by
-    ``key``) to an earlier one with ``repeated(value, first_index)`` (input, error): a
-    repeated watch or event type is a typo, or reports everything twice."""
-    if not values:
+    """Fail with ``empty`` when there are no ``values`` (None: none is fine), and at each
+    value equal (by ``key``) to an earlier one with ``repeated(value, first_index)`` (input,
+    error): a repeated watch or event type is a typo, or reports everything twice."""
+    if not values and empty is not None:
         raise fail(empty)
     first: dict[Hashable, int] = {}
     errors: Problems = []

@@ -45,9 +45,9 @@ class _Located:
     is_key: bool = False
 
 
-def _locate(loc: tuple[int | str, ...]) -> _Located:
+def _locate(loc: tuple[int | str, ...], root: type[BaseModel] = Config) -> _Located:
     """Walk a pydantic loc through the model, dropping discriminator tags on the way."""
-    at = _Located(tp=Config)
+    at = _Located(tp=root)
     for i, elem in enumerate(loc):
         tp, disc = unwrap(at.tp)
         if disc is not None and i < len(loc) - 1:
@@ -195,12 +195,20 @@ def _clean(msg: str) -> str:
     return msg.replace("Input should be", "must be")
 
 
-def convert(exc: ValidationError, exp: Expansion) -> list[ConfigError]:
+def convert(
+    exc: ValidationError, exp: Expansion, root: type[BaseModel] = Config
+) -> list[ConfigError]:
     """Every pydantic error as a ConfigError, minus those a failed expansion already explains."""
     out: list[ConfigError] = []
     for err in exc.errors(include_url=False):
-        path, message = _message(err, _locate(tuple(err["loc"])), exp.raw)
+        path, message = _message(err, _locate(tuple(err["loc"]), root), exp.raw)
         if any(path == b or path.startswith((f"{b}.", f"{b}[")) for b in exp.broken):
             continue
         out.append(ConfigError(path, message))
     return out
+
+
+def validation_errors(exc: ValidationError, root: type[BaseModel] = Config) -> list[ConfigError]:
+    """The errors of a document that was validated as it is (no ``${VAR}``) against ``root``,
+    in the same words and key paths as the config file's: custom resources share them."""
+    return convert(exc, Expansion(), root)

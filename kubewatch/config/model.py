@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from typing import Literal
 
 from pydantic import (
     field_validator,
@@ -11,7 +12,6 @@ from pydantic import (
 )
 
 from kubewatch.config.fields import (
-    EventName,
     Model,
     NamePattern,
     NamespacePattern,
@@ -35,6 +35,7 @@ from kubewatch.config.runtime import (
     WatchConfig,
 )
 from kubewatch.config.sink_types import SinkConfig
+from kubewatch.config.tenancy import TenancyConfig
 
 
 class MatchConfig(Model):
@@ -48,12 +49,16 @@ class MatchConfig(Model):
     Cluster-scoped objects never match."""
     names: tuple[NamePattern, ...] | None = None
     """The object's name is one of these: names, globs (``web-*``) or ``/regex/``."""
-    types: tuple[EventName, ...] | None = None
-    """The event is one of ``create``, ``update``, ``delete`` (``[delete]``)."""
+    types: tuple[Literal["create", "update", "delete", "alert"], ...] | None = None
+    """The event is one of ``create``, ``update``, ``delete`` or ``alert`` (a health
+    alert): ``[delete]``."""
     labels: Selector | None = None
     """The object's labels match this label selector (``env=prod,team in (a,b)``)."""
     reasons: tuple[Regex, ...] | None = None
-    """Kubernetes Events only: reasons, names or regular expressions (whole reason)."""
+    """Kubernetes Events and health alerts only (``k8sEvent.reason``, ``alert.reason``):
+    reasons, names or regular expressions (whole reason)."""
+    states: tuple[Literal["firing", "resolved"], ...] | None = None
+    """Health alerts only: ``alert.state``."""
     changed: tuple[PathPattern, ...] | None = None
     """Updates only: at least one changed path at or below one of these."""
 
@@ -117,6 +122,8 @@ class Config(Model):
     state: StateConfig = StateConfig()
     """Durable state across restarts (undelivered events, watch positions); default:
     in memory only."""
+    tenancy: TenancyConfig = TenancyConfig()
+    """Operator mode: Notifier and ClusterSink resources (see Self-service notifications)."""
 
     @field_validator("drop")
     @classmethod

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    BeforeValidator,
+    Field,
     field_validator,
     model_validator,
 )
@@ -12,6 +14,7 @@ from pydantic import (
 from kubewatch.config.fields import (
     ALL_EVENTS,
     API_VERSION,
+    MAX_DURATION,
     Duration,
     EventName,
     Model,
@@ -23,10 +26,17 @@ from kubewatch.config.fields import (
     Regex,
     Selector,
     StrictBool,
+    StrictInt,
     fail,
     fail_at,
+    parse_duration,
     require_distinct,
 )
+
+_NO_EVENTS = "at least one event is required (create, update, delete)"
+
+MAX_LOG_LINES = 1000
+"""The most log lines an alert may carry: a chat message, not a log archive."""
 
 
 class NamespacesConfig(Model):
@@ -81,6 +91,47 @@ class UpdatesConfig(Model):
     """Added to the default ignore list (status, resourceVersion, managedFields, …)."""
 
 
+DEFAULT_HEALTH_REASONS = (
+    "CrashLoopBackOff",
+    "OOMKilled",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "Error",
+)
+"""Container states that make a Pod alert by default."""
+
+
+OptionalDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_DURATION)]
+"""A duration where ``0`` means off."""
+
+
+class HealthConfig(Model):
+    """Health alerts for Pods, Jobs, Deployments and Nodes (``{}``: every detector, with
+    these defaults). See docs/health.md."""
+
+    reasons: tuple[NonBlank, ...] = DEFAULT_HEALTH_REASONS
+    """Pods only: container waiting or termination reasons that fire an alert."""
+    log_lines: StrictInt = Field(default=0, ge=0, le=MAX_LOG_LINES)
+    """Pods only: attach this many last lines of the failed container's log (its previous
+    instance after a restart); 0 attaches none. Needs ``get`` on ``pods/log``."""
+    resolve_after: Duration = 300.0
+    """Healthy (for a container: running and ready) this long → one ``resolved`` alert."""
+    remind_after: Annotated[
+        float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_DURATION)
+    ] = 3600.0
+    """A firing alert is sent again after this long while it keeps failing; 0: never."""
+    notify_existing: StrictBool = False
+    """Report failures that already exist when kubewatch starts (default: only new ones)."""
+
+    @field_validator("reasons")
+    @classmethod
+    def _some_reasons(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise fail("at least one reason is required (leave the key out for the defaults)")
+        return value
+
+
 class ResourceConfig(Model):
     """One watched resource: a kind, plural, short name, ``kind.group`` or apiVersion + kind."""
 
@@ -133,6 +184,33 @@ class ResourceConfig(Model):
     repeat_window: Duration = 600.0
     """A repeating Event (same involved object and reason) is reported at most once per
     window, with its current count."""
+    health: HealthConfig | None = None
+    """Pod, Job, Deployment and Node only: alert when an object fails and when it recovers.
+    With ``health`` and no ``events``, only alerts are reported."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _health_alone(cls, data: Any) -> Any:
+        """``health`` without ``events``: alerts only, not every create and delete too."""
+        if isinstance(data, dict) and data.get("health") is not None and "events" not in data:
+            return {**data, "events": ()}
+        return data
+
+    @model_validator(mode="after")
+    def _something_to_report(self) -> ResourceConfig:
+        """An entry with no events and no health alerts would watch and never report."""
+        if not self.events and self.health is None:
+            fail_at(
+                "ResourceConfig",
+                [
+                    (
+                        ("events",),
+                        [],
+                        fail("at least one event is required (create, update, delete)"),
+                    )
+                ],
+            )
+        return self
 
     @field_validator("api_version")
     @classmethod
@@ -149,11 +227,11 @@ class ResourceConfig(Model):
     @field_validator("events")
     @classmethod
     def _events_set(cls, value: tuple[EventName, ...]) -> tuple[EventName, ...]:
-        """An empty list would watch and never report; a duplicate hints at a typo."""
+        """A duplicate hints at a typo (an empty list is checked with ``health``)."""
         require_distinct(
             "events",
             value,
-            empty="at least one event is required (create, update, delete)",
+            empty=None,
             repeated=lambda e, _: (e, fail(f"duplicate event {e!r}", value=repr(e))),
         )
         return value

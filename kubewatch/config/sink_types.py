@@ -11,6 +11,20 @@ from typing import Annotated
 
 from pydantic import Field
 
+from kubewatch.config.chat_sinks import (
+    DingTalkSinkConfig,
+    FeishuSinkConfig,
+    GoogleChatSinkConfig,
+    MatrixSinkConfig,
+    TelegramSinkConfig,
+    WeComSinkConfig,
+)
+from kubewatch.config.incident_sinks import (
+    AlertmanagerSinkConfig,
+    NatsSinkConfig,
+    OpsgenieSinkConfig,
+    PagerDutySinkConfig,
+)
 from kubewatch.config.shapes import union_members, unwrap
 from kubewatch.config.sinks import (
     CloudEventsSinkConfig,
@@ -33,7 +47,17 @@ SinkConfig = Annotated[
     | DiscordSinkConfig
     | MattermostSinkConfig
     | CloudEventsSinkConfig
-    | SmtpSinkConfig,
+    | SmtpSinkConfig
+    | GoogleChatSinkConfig
+    | TelegramSinkConfig
+    | MatrixSinkConfig
+    | DingTalkSinkConfig
+    | FeishuSinkConfig
+    | WeComSinkConfig
+    | PagerDutySinkConfig
+    | OpsgenieSinkConfig
+    | AlertmanagerSinkConfig
+    | NatsSinkConfig,
     Field(discriminator="type"),
 ]
 

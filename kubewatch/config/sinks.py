@@ -78,7 +78,7 @@ RateLimit = Annotated[RateLimitConfig | None, BeforeValidator(rate_or_off)]
 Digest = Annotated[DigestConfig | None, BeforeValidator(digest_or_off)]
 
 
-def _base_path(value: str, info: ValidationInfo) -> Path:
+def base_path(value: str, info: ValidationInfo) -> Path:
     """A path from the config, relative to the config file's folder (like kubeconfig)."""
     path = Path(value).expanduser()
     base = (info.context or {}).get("base_dir") if isinstance(info.context, dict) else None
@@ -87,13 +87,13 @@ def _base_path(value: str, info: ValidationInfo) -> Path:
     return path.absolute()
 
 
-def _readable_bundle(value: str | None, info: ValidationInfo) -> str | None:
+def readable_bundle(value: str | None, info: ValidationInfo) -> str | None:
     """A missing or broken CA bundle would fail every delivery; find out at start."""
     if value is None:
         return None
     if not value.strip():
         raise fail("must not be empty (leave caFile out to use the system's CAs)")
-    path = _base_path(value, info)
+    path = base_path(value, info)
     shown = repr(str(path))
     if not path.exists():
         raise fail(f"file {shown} does not exist", value=shown)
@@ -174,7 +174,7 @@ class HttpSinkBase(SinkBase):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def http_url(cls, value: str) -> str:
         """Fail at start, not at the first event; never echo the URL (it may hold a token)."""
         try:
             parts = urllib.parse.urlsplit(value)
@@ -202,7 +202,7 @@ class HttpSinkBase(SinkBase):
         fail_at("headers", errors)
         return value
 
-    _ca_file = field_validator("ca_file")(_readable_bundle)
+    _ca_file = field_validator("ca_file")(readable_bundle)
 
     @model_validator(mode="after")
     def _one_authorization(self) -> HttpSinkBase:
@@ -283,7 +283,7 @@ class SlackSinkConfig(ChatSinkBase):
     @classmethod
     def _anchor_token_file(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Relative to the configuration file, like ``caFile`` (and kubeconfig paths)."""
-        return None if value is None else str(_base_path(value, info))
+        return None if value is None else str(base_path(value, info))
 
     @model_validator(mode="after")
     def _one_token(self) -> SlackSinkConfig:
@@ -376,7 +376,7 @@ class SmtpSinkConfig(SinkBase):
     insecure_skip_verify: StrictBool = False
     """``true`` accepts any certificate (open to interception): for a test server only."""
 
-    _ca_file = field_validator("ca_file")(_readable_bundle)
+    _ca_file = field_validator("ca_file")(readable_bundle)
 
     @model_validator(mode="after")
     def _auth_pair(self) -> SmtpSinkConfig:

@@ -17,7 +17,9 @@ one sink's queue and decides, event by event, whether to pass it on or to hold i
   events in all, then one digest per group per window, never ``threshold`` singles in
   every window.
 - **Flush.** When the window ends, :meth:`Digester.flush` emits the held events grouped by
-  ``(type, kind, namespace)``: one digest :class:`~kubewatch.events.Event` per group of two
+  ``(type, kind, namespace)`` (health alerts also by state and reason: 300 Pods of a bad
+  rollout crash-looping make one ``[prod] 300 Pods CrashLoopBackOff firing in namespace x``
+  digest): one digest :class:`~kubewatch.events.Event` per group of two
   or more (``name == ""``, :attr:`~kubewatch.events.Event.digest` set, a ``summary`` like
   ``[prod] 300 Pods deleted in namespace x: a, b, c … and 297 more``), and a group of one
   as that event itself. Groups come out in the order of their first held event.
@@ -47,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kubewatch.config import DigestConfig
-from kubewatch.events import DigestInfo, Event, EventType
+from kubewatch.events import AlertInfo, DigestInfo, Event, EventType
 from kubewatch.timefmt import utc_now
 from kubewatch.words import plural
 
@@ -63,7 +65,15 @@ SUMMARY_NAMES = 3
 
 _VERBS = {EventType.CREATE: "created", EventType.UPDATE: "updated", EventType.DELETE: "deleted"}
 
-_GroupKey = tuple[EventType, str, str | None]
+_GroupKey = tuple[EventType, str, str | None, str, str]
+"""(type, kind, namespace, alert state, alert reason); the last two ``""`` but for alerts."""
+
+
+def _verb(event: Event) -> str:
+    """``deleted``; for health alerts ``CrashLoopBackOff firing`` (reason and state)."""
+    if event.alert is not None:
+        return f"{event.alert.reason} {event.alert.state.value}"
+    return _VERBS[event.type]
 
 
 def digest_summary(first: Event, count: int, names: tuple[str, ...]) -> str:
@@ -72,7 +82,7 @@ def digest_summary(first: Event, count: int, names: tuple[str, ...]) -> str:
     ``first`` gives cluster, type, kind and namespace; ``names`` are the listed objects'
     names (without namespace) in arrival order. Cluster-scoped: no ``in namespace``.
     """
-    line = f"[{first.cluster}] {count} {plural(first.kind)} {_VERBS[first.type]}"
+    line = f"[{first.cluster}] {count} {plural(first.kind)} {_verb(first)}"
     if first.namespace:
         line += f" in namespace {first.namespace}"
     shown = names[:SUMMARY_NAMES]
@@ -188,7 +198,14 @@ class Digester:
         log.info("sink %r: burst over: events are sent one by one again", self.sink)
 
     def _hold(self, event: Event) -> None:
-        key: _GroupKey = (event.type, event.kind, event.namespace)
+        alert = event.alert
+        key: _GroupKey = (
+            event.type,
+            event.kind,
+            event.namespace,
+            "" if alert is None else alert.state.value,
+            "" if alert is None else alert.reason,
+        )
         group = self._groups.get(key)
         if group is None:
             # Always listed, even past the cap: a digest's id derives from its ids, so
@@ -277,6 +294,9 @@ class Digester:
                 first, group.count, tuple(n.rpartition("/")[2] for n in names[:SUMMARY_NAMES])
             ),
             digest=DigestInfo(count=group.count, ids=tuple(group.ids), names=names),
+            alert=None
+            if first.alert is None
+            else AlertInfo(state=first.alert.state, reason=first.alert.reason),
         )
 
     # -- observation -----------------------------------------------------------------

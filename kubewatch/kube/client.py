@@ -144,6 +144,19 @@ class ClusterClient:
             raise status_error(resp.status, body)
         return resp
 
+    def get_bytes(
+        self, path: str, params: list[tuple[str, str]], read_timeout: float, limit: int
+    ) -> tuple[int, bytes]:
+        """GET ``path`` as bytes (a Pod's log): the status and at most ``limit`` bytes of the
+        body; raise ApiError / ApiUnreachable as :meth:`get_json` does."""
+        resp = self._request(path, params, read_timeout)
+        try:
+            return resp.status, bytes(resp.response.read(limit))
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ApiUnreachable(f"GET {path}: {describe(e)}") from e
+        finally:
+            resp.response.release_conn()
+
     def get_json(self, path: str, params: list[tuple[str, str]] | None = None) -> dict[str, Any]:
         """GET ``path`` and decode the JSON body; raise ApiError / ApiUnreachable."""
         resp = self._request(path, params or [], REQUEST_TIMEOUT)

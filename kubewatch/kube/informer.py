@@ -16,6 +16,12 @@ Guarantees (as client-go's ``SharedInformer`` states them):
   They must not mutate the dicts they receive: several handlers share them. An exception
   in a handler does not stop the informer or the other handlers: it is counted
   (:attr:`SharedInformer.handler_errors`) and logged, one line per interval at most.
+* A handler may join a running informer (client-go's ``AddEventHandler`` after start): it
+  first hears every object in the Store as ``on_add(obj, is_initial_list=True)``, then
+  every later change, with no change missed or heard twice in between: the Store is
+  written and a change fanned out under one lock, which the join holds while it replays.
+  A removed handler is not called again once :meth:`SharedInformer.remove_handler`
+  returned. A handler must not add or remove handlers itself.
 """
 
 from __future__ import annotations
@@ -103,13 +109,16 @@ class SharedInformer:
         self._checkpoint = checkpoint
         self._recovering = False  # the first list is reconciled against a checkpoint
         self._transform = transform
-        self._handlers: list[ResourceEventHandler] = []
+        # Held while the Store is written and the change fanned out, and while a joining
+        # handler replays the Store: every handler's view is the Store's, change by change.
+        self._dispatch = threading.RLock()
+        self._handlers: tuple[ResourceEventHandler, ...] = ()  # replaced, never mutated
         self._synced = threading.Event()
         self._initial = True  # until the first LIST completes
         self._listed: set[str] = set()  # keys seen by the LIST in progress; empty otherwise
         self._thread: threading.Thread | None = None
         self.handler_errors = 0
-        """Exceptions raised by handlers, caught; written by the watch thread only."""
+        """Exceptions raised by handlers, caught; written under the dispatch lock only."""
         self._handler_log = RateLimitedLog(log, logging.ERROR)
         self.reflector = Reflector(
             name,
@@ -126,11 +135,30 @@ class SharedInformer:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def add_handler(self, handler: ResourceEventHandler) -> None:
-        """Register a handler; only before ``start`` (late handlers would miss the list)."""
-        if self._thread is not None:
-            raise RuntimeError(f"{self.name}: handlers must be added before start()")
-        self._handlers.append(handler)
+    def add_handler(self, handler: ResourceEventHandler, *, namespace: str | None = None) -> None:
+        """Register ``handler``. After ``start`` it first hears the Store's objects as
+        initial adds (only those in ``namespace`` when given: later changes of all objects
+        still reach it), on the caller's thread, while the informer waits."""
+        with self._dispatch:
+            if self._thread is not None:
+                for key in self.store.keys(namespace):
+                    stored = self.store.get(key)
+                    if stored is not None:
+                        obj = stored.decode()
+                        try:
+                            handler.on_add(obj, True)
+                        except Exception:
+                            self._handler_failed("add", obj)
+            self._handlers = (*self._handlers, handler)
+
+    def remove_handler(self, handler: ResourceEventHandler) -> None:
+        """Unregister ``handler`` (by identity); once this returns it is not called again."""
+        with self._dispatch:
+            self._handlers = tuple(h for h in self._handlers if h is not handler)
+
+    @property
+    def handler_count(self) -> int:
+        return len(self._handlers)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -200,37 +228,41 @@ class SharedInformer:
         obj = self._transform(obj)
         key = object_key(obj)
         self._listed.add(key)
-        previous, stored = self.store.put(key, obj)
-        if previous is None:
-            self._add(obj, self._initial)
-        else:
-            self._changed(key, previous, stored, obj)
+        with self._dispatch:
+            previous, stored = self.store.put(key, obj)
+            if previous is None:
+                self._add(obj, self._initial)
+            else:
+                self._changed(key, previous, stored, obj)
         self._record(key, previous, stored)
 
     def replace_end(self) -> None:
         listed, self._listed = self._listed, set()
         for key in self.store:
             if key not in listed:
-                gone = self.store.delete(key)
-                if gone is not None:
-                    self._delete(DeletedFinalStateUnknown(key, gone.decode()))
-                    if self._checkpoint is not None:
-                        self._checkpoint.delete(key)
+                with self._dispatch:
+                    gone = self.store.delete(key)
+                    if gone is not None:
+                        self._delete(DeletedFinalStateUnknown(key, gone.decode()))
+                if gone is not None and self._checkpoint is not None:
+                    self._checkpoint.delete(key)
 
     def watch_event(self, event_type: str, obj: dict[str, Any]) -> None:
         obj = self._transform(obj)
         key = object_key(obj)
         if event_type == "DELETED":
-            self.store.delete(key)
-            self._delete(obj)
+            with self._dispatch:
+                self.store.delete(key)
+                self._delete(obj)
             if self._checkpoint is not None:
                 self._checkpoint.delete(key)
             return
-        previous, stored = self.store.put(key, obj)
-        if previous is None:
-            self._add(obj, False)
-        else:
-            self._changed(key, previous, stored, obj)
+        with self._dispatch:
+            previous, stored = self.store.put(key, obj)
+            if previous is None:
+                self._add(obj, False)
+            else:
+                self._changed(key, previous, stored, obj)
         self._record(key, previous, stored)
 
     def _record(self, key: str, previous: StoredObject | None, stored: StoredObject) -> None:

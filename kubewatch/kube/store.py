@@ -41,14 +41,17 @@ def object_key(obj: dict[str, Any]) -> str:
 class Store:
     """A thread-safe map from object key to :class:`StoredObject`.
 
-    Invariant: a key is in ``_items`` iff the object was seen (listed, added or modified)
-    and not deleted since; its value is the newest state seen. Writers are the informer's
-    single dispatch thread; readers may be any thread.
+    Invariants: a key is in ``_items`` iff the object was seen (listed, added or modified)
+    and not deleted since; its value is the newest state seen. ``_by_namespace[ns]`` holds
+    exactly the keys ``ns/...`` of ``_items`` (never an empty set): a namespace's objects
+    are found without a scan (a Notifier of one namespace joining a cluster-wide watch).
+    Writers are the informer's single dispatch thread; readers may be any thread.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[str, StoredObject] = {}
+        self._by_namespace: dict[str, set[str]] = {}
 
     def get(self, key: str) -> StoredObject | None:
         with self._lock:
@@ -64,22 +67,44 @@ class Store:
         with self._lock:
             previous = self._items.get(key)
             self._items[key] = stored
+            if previous is None:
+                self._index(key)
         return previous, stored
 
     def load(self, objects: Iterable[tuple[str, StoredObject]]) -> None:
         """Add ``(key, object)`` pairs as they are (a checkpoint's bytes)."""
         with self._lock:
-            self._items.update(objects)
+            for key, stored in objects:
+                if self._items.setdefault(key, stored) is not stored:
+                    self._items[key] = stored
+                else:
+                    self._index(key)
 
     def delete(self, key: str) -> StoredObject | None:
         """Forget ``key``; return what was stored, if anything."""
         with self._lock:
-            return self._items.pop(key, None)
+            gone = self._items.pop(key, None)
+            namespace, slash, _ = key.partition("/")
+            if gone is not None and slash:
+                keys = self._by_namespace[namespace]
+                keys.discard(key)
+                if not keys:
+                    del self._by_namespace[namespace]
+            return gone
 
-    def keys(self) -> list[str]:
-        """A snapshot of the keys (a list, so the caller may mutate the store meanwhile)."""
+    def _index(self, key: str) -> None:
+        """Enter a new ``key`` in the namespace index, under ``_lock``."""
+        namespace, slash, _ = key.partition("/")
+        if slash:
+            self._by_namespace.setdefault(namespace, set()).add(key)
+
+    def keys(self, namespace: str | None = None) -> list[str]:
+        """A snapshot of the keys (a list, so the caller may mutate the store meanwhile);
+        with ``namespace``, only the keys of the objects in that namespace."""
         with self._lock:
-            return list(self._items)
+            if namespace is None:
+                return list(self._items)
+            return list(self._by_namespace.get(namespace, ()))
 
     def __len__(self) -> int:
         with self._lock:

@@ -13,6 +13,7 @@ from kubewatch.observability.views import (
     CountSource,
     HoldSource,
     HoldStatsLike,
+    InformerCountSource,
     LeaderSource,
     SinkSource,
     SinkStatsLike,
@@ -77,6 +78,10 @@ def _zero() -> int:
     return 0
 
 
+def _no_informers() -> Mapping[str, int]:
+    return {}
+
+
 def _no_hold() -> HoldStatsLike | None:
     return None
 
@@ -101,9 +106,11 @@ class StateCollector:
         handover_dropped: CountSource = _zero,
         namespace_hold: HoldSource = _no_hold,
         workers: WorkerSource = _no_workers,
+        informer_counts: InformerCountSource = _no_informers,
         version: str = __version__,
     ) -> None:
         self._informers = informers
+        self._informer_counts = informer_counts
         self._sinks = sinks
         self._leader = leader
         self._state = state
@@ -195,9 +202,19 @@ class StateCollector:
     def _collect_watches(self) -> Iterator[Metric]:
         try:
             states = list(self._informers())
+            counts = dict(self._informer_counts())
         except Exception:
             log.exception("metrics: reading the watch states failed; left out of this scrape")
             return
+        informers = GaugeMetricFamily(
+            "kubewatch_informers",
+            "Informers open now per resource: one LIST+WATCH and one cache each, shared by "
+            "every owner of that collection and selectors (informers).",
+            labels=["resource"],
+        )
+        for resource, count in sorted(counts.items()):
+            informers.add_metric([resource], count)
+        yield informers
         labels = ["resource", "watch"]
         restarts = CounterMetricFamily(
             "kubewatch_watch_restarts",

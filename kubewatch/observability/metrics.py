@@ -29,6 +29,7 @@ from kubewatch.observability.views import (
     CountSource,
     HoldSource,
     HoldStatsLike,
+    InformerCountSource,
     InformerView,
     LeaderSource,
     SinkSource,
@@ -51,6 +52,7 @@ __all__ = [
     "CountSource",
     "HoldSource",
     "HoldStatsLike",
+    "InformerCountSource",
     "InformerView",
     "LeaderSource",
     "Metrics",
@@ -79,9 +81,10 @@ digests (which hold events for their window) push deliveries into minutes."""
 class Metrics:
     """kubewatch's metrics in their own registry.
 
-    ``informers``, ``sinks`` and ``leader`` are called at scrape time only, from the HTTP
-    server's thread: they must be cheap and thread-safe. Closures bind late, so they may
-    refer to an app built after this object (``informers=lambda: app.watch_states()``).
+    ``informers``, ``sinks``, ``leader`` and the other sources are called at scrape time
+    only, from the HTTP server's thread: they must be cheap and thread-safe. Closures bind
+    late, so they may refer to an app built after this object
+    (``informers=lambda: app.watch_states()``).
     """
 
     def __init__(self, **sources: Unpack[Sources]) -> None:

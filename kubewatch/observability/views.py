@@ -184,6 +184,8 @@ HoldSource = Callable[[], HoldStatsLike | None]
 """Called at scrape time: the namespace hold's counters (``NamespaceHold.stats``)."""
 WorkerSource = Callable[[], Mapping[str, WorkerStatsLike]]
 """Called at scrape time: sink name → its workers' counters (``Dispatcher.worker_stats``)."""
+InformerCountSource = Callable[[], Mapping[str, int]]
+"""Called at scrape time: resource → informers open for it (``InformerPool.counts``)."""
 
 
 class Sources(TypedDict, total=False):
@@ -197,5 +199,6 @@ class Sources(TypedDict, total=False):
     handover_dropped: CountSource
     namespace_hold: HoldSource
     workers: WorkerSource
+    informer_counts: InformerCountSource
     version: str
     """The ``version`` label of ``kubewatch_build_info``."""

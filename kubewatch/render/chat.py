@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubewatch.events import Event, EventType
+from kubewatch.events import AlertState, Event, EventType
 from kubewatch.render.escape import Markup, escape
 from kubewatch.render.text import changes_block, default_text, one_line
 
@@ -21,10 +21,14 @@ COLOURS = {
     EventType.CREATE: "#2EB67D",  # green
     EventType.UPDATE: "#ECB22E",  # amber
     EventType.DELETE: "#E01E5A",  # red
+    EventType.ALERT: "#E01E5A",  # red; a resolved alert is green (RESOLVED_COLOUR)
 }
 """Colour bar per change type; a Kubernetes Warning Event is red whatever its type."""
 WARNING_COLOUR = "#E01E5A"
 NORMAL_EVENT_COLOUR = "#1D9BD1"
+FIRING_COLOUR = "#E01E5A"  # red
+RESOLVED_COLOUR = "#2EB67D"  # green
+"""Health alerts: red while firing, green once resolved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,8 @@ class ChatMessage:
     fields: tuple[tuple[str, str], ...]
     """(label, value) pairs: cluster, namespace, kind, and reason/count for Events."""
     changes: str
-    """One line per change (``path: old → new``), or ``""``: shown as a code block."""
+    """One line per change (``path: old → new``), or a health alert's log lines, or
+    ``""``: shown as a code block."""
     colour: str
     """``#RRGGBB``."""
     footer: str
@@ -59,12 +64,23 @@ def chat_message(event: Event, markup: Markup) -> ChatMessage:
             fields.append(("Namespace", obj.namespace))
         fields += [("Reason", k.reason), ("Count", str(k.count))]
         colour = WARNING_COLOUR if k.type == "Warning" else NORMAL_EVENT_COLOUR
+    alert = event.alert
+    if alert is not None:
+        colour = FIRING_COLOUR if alert.state is AlertState.FIRING else RESOLVED_COLOUR
+        fields += [("Alert", alert.state.value), ("Reason", alert.reason)]
+        if alert.container:
+            fields.append(("Container", alert.container))
+        if alert.exit_code is not None:
+            fields.append(("Exit code", str(alert.exit_code)))
+        if alert.restart_count is not None:
+            fields.append(("Restarts", str(alert.restart_count)))
     if event.digest is not None:
         fields.append(("Events", str(event.digest.count)))
     # Shown as a code block: markdown escapes would show literally there, and a ``` inside
     # would end the block. Slack still parses <!channel> and <url|text> inside code blocks,
     # and HTML is HTML: those two are escaped.
-    changes = changes_block(event, "none").replace("```", "'''")
+    block = alert.logs if alert is not None and alert.logs else changes_block(event, "none")
+    changes = block.replace("```", "'''")
     if markup in ("slack", "html"):
         changes = escape(changes, markup)
     return ChatMessage(

@@ -62,7 +62,7 @@ _MARKDOWN_META = re.compile(r"([\\*_~`|<>\[\]()#])")
 _SLACK = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
-def _defuse_mentions(text: str) -> str:
+def defuse_mentions(text: str) -> str:
     return _MENTION.sub("@" + ZWSP, text) if "@" in text else text
 
 
@@ -77,9 +77,9 @@ def escape(text: str, markup: Markup) -> str:
     if markup == "none":
         return text
     if markup == "slack":
-        return _defuse_mentions(text.translate(_SLACK))
+        return defuse_mentions(text.translate(_SLACK))
     if markup == "markdown":
-        return _defuse_mentions(_MARKDOWN_META.sub(r"\\\1", text))
+        return defuse_mentions(_MARKDOWN_META.sub(r"\\\1", text))
     if markup == "html":
         return html.escape(text, quote=True)
     raise ValueError(f"unknown markup {markup!r}; known: {', '.join(MARKUPS)}")

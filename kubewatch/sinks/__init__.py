@@ -14,7 +14,11 @@ from typing import Any, Generic, TypeVar
 
 from kubewatch.config import (
     CloudEventsSinkConfig,
+    DingTalkSinkConfig,
     DiscordSinkConfig,
+    FeishuSinkConfig,
+    GoogleChatSinkConfig,
+    MatrixSinkConfig,
     MattermostSinkConfig,
     SinkConfig,
     SlackSinkConfig,
@@ -22,19 +26,37 @@ from kubewatch.config import (
     SmtpSinkConfig,
     StdoutSinkConfig,
     TeamsSinkConfig,
+    TelegramSinkConfig,
     WebhookSinkConfig,
+    WeComSinkConfig,
+)
+from kubewatch.config.incident_sinks import (
+    AlertmanagerSinkConfig,
+    NatsSinkConfig,
+    OpsgenieSinkConfig,
+    PagerDutySinkConfig,
 )
 from kubewatch.errors import ConfigError, ConfigErrors
+from kubewatch.sinks.alertmanager import AlertmanagerSink
 from kubewatch.sinks.base import Sink, SinkBase
 from kubewatch.sinks.cloudevents import CloudEventsSink
+from kubewatch.sinks.dingtalk import DingTalkSink
 from kubewatch.sinks.discord import DiscordSink
+from kubewatch.sinks.feishu import FeishuSink
+from kubewatch.sinks.googlechat import GoogleChatSink
+from kubewatch.sinks.matrix import MatrixSink
 from kubewatch.sinks.mattermost import MattermostSink
+from kubewatch.sinks.nats import NatsSink
+from kubewatch.sinks.opsgenie import OpsgenieSink
+from kubewatch.sinks.pagerduty import PagerDutySink
 from kubewatch.sinks.slack import SlackSink, SlackWebhookSink
 from kubewatch.sinks.smtp import SmtpSink
 from kubewatch.sinks.stdout import StdoutSink
 from kubewatch.sinks.teams import TeamsSink
+from kubewatch.sinks.telegram import TelegramSink
 from kubewatch.sinks.threads import ThreadBooks
 from kubewatch.sinks.webhook import WebhookSink
+from kubewatch.sinks.wecom import WeComSink
 
 __all__ = [
     "Sink",
@@ -82,6 +104,16 @@ _REGISTRY: dict[type[Any], _Entry[Any]] = {
         _Entry.plain(DiscordSinkConfig, DiscordSink),
         _Entry.plain(MattermostSinkConfig, MattermostSink),
         _Entry.plain(CloudEventsSinkConfig, CloudEventsSink),
+        _Entry.plain(GoogleChatSinkConfig, GoogleChatSink),
+        _Entry.plain(TelegramSinkConfig, TelegramSink),
+        _Entry.plain(MatrixSinkConfig, MatrixSink),
+        _Entry.plain(DingTalkSinkConfig, DingTalkSink),
+        _Entry.plain(FeishuSinkConfig, FeishuSink),
+        _Entry.plain(WeComSinkConfig, WeComSink),
+        _Entry.plain(PagerDutySinkConfig, PagerDutySink),
+        _Entry.plain(OpsgenieSinkConfig, OpsgenieSink),
+        _Entry.plain(AlertmanagerSinkConfig, AlertmanagerSink),
+        _Entry.plain(NatsSinkConfig, NatsSink),
     )
 }
 

@@ -11,7 +11,8 @@ Attributes (the same in both modes):
 ``type``             ``io.kubewatch.resource.created`` / ``.updated`` / ``.deleted``;
                      a Kubernetes Event alert: ``io.kubewatch.k8sevent.warning`` /
                      ``.normal`` (its ``type``, so receivers can route on severity); a
-                     burst digest: ``io.kubewatch.digest`` (``data.type`` says of what)
+                     burst digest: ``io.kubewatch.digest`` (``data.type`` says of what);
+                     a health alert: ``io.kubewatch.alert.firing`` / ``.resolved``
 ``subject``          ``<kind>/<namespace>/<name>`` (``<kind>/<name>`` cluster-scoped); for
                      an alert, the object it is about (``Pod/shop/web-1``); none for a
                      digest, which is about many objects
@@ -66,6 +67,8 @@ RESOURCE_TYPES = {
 K8S_EVENT_TYPE_PREFIX = "io.kubewatch.k8sevent."
 """Followed by the Kubernetes Event's ``type`` in lower case: ``warning`` or ``normal``."""
 DIGEST_TYPE = "io.kubewatch.digest"
+ALERT_TYPE_PREFIX = "io.kubewatch.alert."
+"""Followed by the health alert's state: ``firing`` or ``resolved``."""
 
 _SOURCE_SAFE = "-._~!$&'()*+,;=:@/"
 """Characters left as they are in a cluster name put into the default ``source``: RFC 3986
@@ -85,6 +88,8 @@ def event_type(event: Event) -> str:
     if event.k8s_event is not None:
         word = _TYPE_WORD.sub("", event.k8s_event.type.lower()) or "normal"
         return K8S_EVENT_TYPE_PREFIX + word
+    if event.alert is not None:
+        return ALERT_TYPE_PREFIX + event.alert.state.value
     return RESOURCE_TYPES[event.type]
 
 

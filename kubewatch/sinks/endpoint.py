@@ -236,20 +236,27 @@ class HttpEndpoint:
         return self._closed
 
     def send(
-        self, body: bytes, *, method: str = "POST", headers: Mapping[str, str] | None = None
-    ) -> None:
-        """One request; returns on 2xx, raises the ``DeliveryError`` of the table above."""
+        self,
+        body: bytes,
+        *,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        url: httpx.URL | None = None,
+    ) -> str:
+        """One request to ``url`` (default: the configured one, whose secrets are scrubbed);
+        returns the body of a 2xx answer (a chat API may say "refused" in it), raises the
+        ``DeliveryError`` of the table above."""
         if self._closed:
             raise PermanentError(f"{self.label} is closed")
         with deadline.attempt_deadline(self.timeout) as by:
             try:
                 with self._client.stream(
-                    method, self.url, content=body, headers=dict(headers or {})
+                    method, url or self.url, content=body, headers=dict(headers or {})
                 ) as response:
                     status = response.status_code
                     text = self._read_body(response, by)  # the connection goes back to the pool
                     if 200 <= status < 300:
-                        return
+                        return text
                     retry_after = response.headers.get("Retry-After")
             except httpx.TransportError as exc:
                 if deadline.deadline_passed(by):

@@ -150,6 +150,7 @@ class ChatSink(HttpSink):
         *,
         clock: Callable[[], float] = time.time,
         retry_after_from_body: Callable[[str], float | None] | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
         # Compiled before the client exists: a bad template leaves nothing open behind.
         self._template: Template | None = None
@@ -159,7 +160,12 @@ class ChatSink(HttpSink):
                 config.template, markup=self.markup, kind="text", path=path
             )
         super().__init__(
-            name, config, transport, clock=clock, retry_after_from_body=retry_after_from_body
+            name,
+            config,
+            transport,
+            clock=clock,
+            retry_after_from_body=retry_after_from_body,
+            secrets=secrets,
         )
 
     def request(self, event: Event) -> Request:

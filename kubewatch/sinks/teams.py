@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubewatch.events import Event, EventType
+from kubewatch.events import AlertState, Event, EventType
 from kubewatch.render import ChatMessage, escape
 from kubewatch.sinks.http import ChatSink
 
@@ -49,7 +49,9 @@ def _tone(event: Event) -> str:
     """The title colour: like the other chat sinks' colour bar, in Teams' named colours."""
     if event.k8s_event is not None:
         return "Attention" if event.k8s_event.type == "Warning" else "Accent"
-    return _TONE[event.type]
+    if event.alert is not None:
+        return "Attention" if event.alert.state is AlertState.FIRING else "Good"
+    return _TONE.get(event.type, "Attention")
 
 
 def adaptive_card(event: Event, message: ChatMessage, title: str) -> dict[str, Any]:

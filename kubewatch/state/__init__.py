@@ -2,6 +2,7 @@
 
 :func:`open_state` opens both over one SQLite database; without a state directory there is
 no :class:`State` and kubewatch keeps everything in memory, as the start-up log says.
+One process at a time holds a state directory (:mod:`.lock`).
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from kubewatch.state.alerts import AlertTable
 from kubewatch.state.checkpoint import Checkpoint, CollectionCheckpoint
 from kubewatch.state.db import DB_FILE, StateDB
+from kubewatch.state.lock import LOCK_FILE, DirectoryLock, StateLocked
 from kubewatch.state.memo import Memo
 from kubewatch.state.spool import Spool
 
@@ -18,12 +21,16 @@ log = logging.getLogger("kubewatch.state")
 
 __all__ = [
     "DB_FILE",
+    "LOCK_FILE",
+    "AlertTable",
     "Checkpoint",
     "CollectionCheckpoint",
+    "DirectoryLock",
     "Memo",
     "Spool",
     "State",
     "StateDB",
+    "StateLocked",
     "open_state",
 ]
 
@@ -45,7 +52,10 @@ class State:
 
 def open_state(directory: str | None) -> State | None:
     """The state under ``directory``; None without one, or when it cannot be opened at
-    all (an ERROR says why; kubewatch then runs with state in memory, never a crash loop)."""
+    all (an ERROR says why; kubewatch then runs with state in memory, never a crash loop).
+
+    Raises :class:`StateLocked` when another process holds ``directory``: running on
+    beside it would corrupt both, so the caller stops before anything starts."""
     if directory is None:
         log.warning(
             "no state.path: queued events and changes made while kubewatch is down are lost "

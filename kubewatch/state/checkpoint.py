@@ -49,10 +49,10 @@ class CollectionCheckpoint:
         return [(key, uid, rv, bytes(data)) for key, uid, rv, data in rows]
 
     def put(self, key: str, uid: str, resource_version: str, data: bytes) -> None:
-        self._db.write(_PUT, (self.name, key, uid, resource_version, data))
+        self._db.write(_PUT, (self.name, key, uid, resource_version, data), key=(self.name, key))
 
     def delete(self, key: str) -> None:
-        self._db.write(_DELETE, (self.name, key))
+        self._db.write(_DELETE, (self.name, key), key=(self.name, key))
 
     def synced(self) -> None:
         """A list completed: from now on an empty collection is known to be empty."""

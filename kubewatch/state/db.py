@@ -27,9 +27,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime, timezone
 from typing import Any
+
+from kubewatch.state.lock import DirectoryLock
 
 log = logging.getLogger("kubewatch.state")
 
@@ -63,16 +65,19 @@ CREATE TABLE IF NOT EXISTS memo (
 ) WITHOUT ROWID;
 """
 
-Op = tuple[str, Sequence[Any]]
-"""One write: SQL and its parameters."""
+Op = tuple[str, Sequence[Any], Hashable | None]
+"""One write: SQL, its parameters and the row it sets (None: not coalesced)."""
 
 
 class StateDB:
     """The open database and its writer thread. Thread-safe: ``write`` from any thread."""
 
-    def __init__(self, path: str, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: str, connection: sqlite3.Connection, lock: DirectoryLock | None = None
+    ) -> None:
         self.path = path
         self._db = connection
+        self._dir_lock = lock  # the directory's, released by close()
         # _io serializes use of the connection (the writer's commits, start-up reads);
         # _cond guards the op queue and counters and is never held during disk I/O, so
         # writers (watch threads) never wait for the disk. Lock order: _io, then _cond.
@@ -96,26 +101,20 @@ class StateDB:
 
     @classmethod
     def open(cls, directory: str, *, clock: Callable[[], float] = time.time) -> StateDB:
-        """Open (or create) ``directory/state.db``; a bad file is moved aside first.
+        """Lock ``directory`` and open (or create) its ``state.db``; a bad file is moved
+        aside first.
 
-        Raises OSError when the directory cannot be created or the file cannot be written
-        at all (the caller then runs with state in memory).
+        Raises :class:`~kubewatch.state.lock.StateLocked` when another process holds the
+        directory, OSError when the directory cannot be created or the file cannot be
+        written at all (the caller then runs with state in memory).
         """
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, DB_FILE)
+        lock = DirectoryLock.acquire(directory)
         try:
-            connection = _connect(path)
-        except sqlite3.DatabaseError as e:
-            aside = _move_aside(path, clock)
-            log.error(
-                "state: %s is not a usable kubewatch state database (%s); moved it to %s and "
-                "starting with empty state",
-                path,
-                e,
-                aside,
-            )
-            connection = _connect(path)
-        return cls(path, connection)
+            path, connection = _open(directory, clock)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(path, connection, lock)
 
     # -- reads (before the pipeline starts) -----------------------------------------------
 
@@ -136,12 +135,16 @@ class StateDB:
         """False once a write failed: the state is in memory only from then on."""
         return self._healthy
 
-    def write(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Queue one write; it is committed after every write queued before it."""
+    def write(self, sql: str, params: Sequence[Any] = (), key: Hashable | None = None) -> None:
+        """Queue one write; it is committed after every write queued before it.
+
+        ``key`` names the one row the write sets (or deletes) in full: a later write of the
+        same key in the same commit replaces it, so a row changed ten times between two
+        commits is written once, and a spool row settled before its commit never is."""
         with self._cond:
             if self._closed or not self._healthy:
                 return
-            self._ops.append((sql, params))
+            self._ops.append((sql, params, key))
             self._queued += 1
             self._cond.notify()
 
@@ -166,6 +169,8 @@ class StateDB:
         self._thread.join(timeout)
         with self._io, contextlib.suppress(sqlite3.Error):
             self._db.close()
+        if self._dir_lock is not None:
+            self._dir_lock.release()
 
     def _write_loop(self) -> None:
         while True:
@@ -202,6 +207,22 @@ class StateDB:
         )
 
 
+def _open(directory: str, clock: Callable[[], float]) -> tuple[str, sqlite3.Connection]:
+    path = os.path.join(directory, DB_FILE)
+    try:
+        return path, _connect(path)
+    except sqlite3.DatabaseError as e:
+        aside = _move_aside(path, clock)
+        log.error(
+            "state: %s is not a usable kubewatch state database (%s); moved it to %s and "
+            "starting with empty state",
+            path,
+            e,
+            aside,
+        )
+        return path, _connect(path)
+
+
 def _connect(path: str) -> sqlite3.Connection:
     """Connect and check that ``path`` is ours (or new); raises DatabaseError otherwise."""
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -236,8 +257,19 @@ def _move_aside(path: str, clock: Callable[[], float]) -> str:
     return aside
 
 
+def _coalesce(ops: list[Op]) -> list[Op]:
+    """``ops`` without keyed writes that a later write of the same key replaces: the
+    transaction is atomic, so nothing can see the rows they set in between."""
+    last = {op[2]: i for i, op in enumerate(ops) if op[2] is not None}
+    if len(last) == sum(1 for op in ops if op[2] is not None):
+        return ops
+    return [op for i, op in enumerate(ops) if op[2] is None or last[op[2]] == i]
+
+
 def _commit(db: sqlite3.Connection, ops: list[Op]) -> None:
-    """Apply ``ops`` in order in one transaction; runs of one statement go in one batch."""
+    """Apply ``ops`` in order in one transaction (the last write of each key only); runs of
+    one statement go in one batch."""
+    ops = _coalesce(ops)
     db.execute("BEGIN")
     try:
         i = 0
@@ -249,7 +281,7 @@ def _commit(db: sqlite3.Connection, ops: list[Op]) -> None:
             if j - i == 1:
                 db.execute(sql, ops[i][1])
             else:
-                db.executemany(sql, [params for _, params in ops[i:j]])
+                db.executemany(sql, [op[1] for op in ops[i:j]])
             i = j
         db.execute("COMMIT")
     except BaseException:

@@ -63,7 +63,7 @@ class Spool:
                         sink,
                         e,
                     )
-                    self._db.write(_DELETE, (seq,))
+                    self._db.write(_DELETE, (seq,), key=seq)
                     continue
                 observed = parse_time(event.observed_at)
                 at = observed.timestamp() if observed is not None else self._clock()
@@ -86,7 +86,7 @@ class Spool:
                 self._seq += 1
                 self._seqs[key] = self._seq
                 self._ages.setdefault(sink, OrderedDict())[self._seq] = now
-                self._db.write(_INSERT, (self._seq, sink, data))
+                self._db.write(_INSERT, (self._seq, sink, data), key=self._seq)
 
     def settle(self, sink: str, event_id: str) -> None:
         """``sink``'s outcome for the event ``event_id`` is final: it leaves the spool."""
@@ -95,7 +95,7 @@ class Spool:
             if seq is None:
                 return
             self._ages[sink].pop(seq, None)
-            self._db.write(_DELETE, (seq,))
+            self._db.write(_DELETE, (seq,), key=seq)
 
     def forget_sinks(self, keep: Iterable[str]) -> int:
         """Drop what is owed to sinks no longer configured; returns how many events."""
@@ -105,7 +105,7 @@ class Spool:
             for key in gone:
                 seq = self._seqs.pop(key)
                 self._ages[key[0]].pop(seq, None)
-                self._db.write(_DELETE, (seq,))
+                self._db.write(_DELETE, (seq,), key=seq)
         return len(gone)
 
     def depth(self) -> dict[str, int]:

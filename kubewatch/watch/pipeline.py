@@ -20,6 +20,7 @@ from kubewatch.config import Config, ResourceConfig
 from kubewatch.events import Event
 from kubewatch.kube import DeletedFinalStateUnknown
 from kubewatch.timefmt import rfc3339
+from kubewatch.watch.alerting import HealthAlerts, HealthWatch
 from kubewatch.watch.filters import NamespaceLabels, ObjectFilter
 from kubewatch.watch.kevents import KubeEventAlerts
 from kubewatch.watch.normalize import EventBuilder, ResourceInfo, update_trees
@@ -35,6 +36,9 @@ class EntryHandler:
     An update is considered when the old or the new object passes the entry's filter, so
     an object leaving the selection (a label removed) is reported once. Kubernetes Events
     go through :class:`KubeEventAlerts` instead (their deletes are TTL expiry, never news).
+    With ``health``, every add, update and delete is also assessed for health alerts
+    (:mod:`kubewatch.watch.alerting`), status-only updates included; those are sent by
+    the health runtime, not returned here.
     """
 
     def __init__(
@@ -43,10 +47,12 @@ class EntryHandler:
         builder: EventBuilder,
         object_filter: ObjectFilter,
         alerts: KubeEventAlerts | None = None,
+        health: HealthWatch | None = None,
     ) -> None:
         self._builder = builder
         self._filter = object_filter
         self._alerts = alerts
+        self._health = health
         self._create = "create" in config.events
         self._update = "update" in config.events
         self._delete = "delete" in config.events
@@ -56,6 +62,25 @@ class EntryHandler:
     def needs_namespace_labels(self) -> bool:
         """True when a namespace selector judges this entry's objects."""
         return self._filter.needs_namespace_labels
+
+    def health_added(self, obj: dict[str, Any], initial: bool, while_down: bool) -> None:
+        if self._health is not None and self._filter.admits(obj):
+            self._health.observe(obj, initial=initial, while_down=while_down)
+
+    def health_updated(self, old: dict[str, Any], new: dict[str, Any], while_down: bool) -> None:
+        if self._health is None:
+            return
+        if self._filter.admits(new):
+            self._health.observe(new, initial=False, while_down=while_down)
+        elif self._filter.admits(old):  # left the selection: its alerts are over
+            self._health.gone(new, while_down=while_down)
+
+    def health_deleted(
+        self, obj: dict[str, Any] | DeletedFinalStateUnknown, while_down: bool
+    ) -> None:
+        if self._health is not None:
+            last = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+            self._health.gone(last, while_down=while_down)
 
     def added(self, obj: dict[str, Any], is_initial_list: bool) -> Event | None:
         if not self._filter.admits(obj):
@@ -159,6 +184,8 @@ class Fanout:
         self._deliver(event)
 
     def _add(self, obj: dict[str, Any], is_initial_list: bool, while_down: bool = False) -> None:
+        for entry in self._state[0]:  # health sees every change, whichever entry reports it
+            entry.health_added(obj, is_initial_list, while_down)
         for entry in self._state[0]:
             event = entry.added(obj, is_initial_list)
             if event is not None:
@@ -166,6 +193,8 @@ class Fanout:
                 return
 
     def _update(self, old: dict[str, Any], new: dict[str, Any], while_down: bool = False) -> None:
+        for entry in self._state[0]:
+            entry.health_updated(old, new, while_down)
         for entry in self._state[0]:
             event = entry.updated(old, new)
             if event is not None:
@@ -175,6 +204,8 @@ class Fanout:
     def _delete(
         self, obj: dict[str, Any] | DeletedFinalStateUnknown, while_down: bool = False
     ) -> None:
+        for entry in self._state[0]:
+            entry.health_deleted(obj, while_down)
         for entry in self._state[0]:
             event = entry.deleted(obj)
             if event is not None:
@@ -198,11 +229,13 @@ def build_entry(
     started_at: datetime,
     *,
     clock: Callable[[], datetime] | None = None,
+    health: HealthAlerts | None = None,
 ) -> EntryHandler:
     """The handler of one resolved resource entry, as ``kubewatch run`` and replay build it.
 
     ``clock`` (default: the wall clock) stamps ``observedAt`` and measures Event repeat
-    windows; ``started_at`` is when Kubernetes Events start to count.
+    windows; ``started_at`` is when Kubernetes Events start to count; ``health`` tracks
+    the entry's objects when it sets ``health`` (without it, ``health`` is not acted on).
     """
     rc, resource = watch.config, watch.resource
     info = ResourceInfo(resource.kind, resource.api_version, resource.group_resource)
@@ -221,7 +254,10 @@ def build_entry(
             alerts = KubeEventAlerts(cluster, info, rc, started_at=started_at)
         else:
             alerts = KubeEventAlerts(cluster, info, rc, started_at=started_at, clock=clock)
-    return EntryHandler(rc, builder, object_filter, alerts)
+    watch_health = None
+    if health is not None and rc.health is not None:
+        watch_health = health.entry(info, cluster, rc.health)
+    return EntryHandler(rc, builder, object_filter, alerts, watch_health)
 
 
 def needs_namespace_labels(config: Config, rc: ResourceConfig) -> bool:

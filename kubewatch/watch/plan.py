@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from kubewatch.config import Config, NamespacesConfig, ResourceConfig
 from kubewatch.errors import ConfigError, ConfigErrors, ResolveError
 from kubewatch.kube.discovery import NotInstalled, ResourceTable, ResourceType
+from kubewatch.kube.pool import InformerKey
 from kubewatch.match.patterns import compile_name
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 EVENT_ONLY_KEYS = ("types", "reasons", "message", "involved_kinds", "repeat_window")
 """ResourceConfig fields that only make sense for Kubernetes Events."""
 EVENT_GROUPS = ("", "events.k8s.io")
+HEALTH_KINDS = frozenset({("Pod", ""), ("Job", "batch"), ("Deployment", "apps"), ("Node", "")})
+"""(kind, group) of the resources ``health`` has detectors for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,11 @@ def plan_watch(config: Config, index: int, rc: ResourceConfig, resource: Resourc
                 raise ConfigError(
                     f"{path}.{alias}", f"applies only to kind Event, not {resource.kind}"
                 )
+    if rc.health is not None and (resource.kind, resource.group) not in HEALTH_KINDS:
+        raise ConfigError(
+            f"{path}.health",
+            f"applies only to Pod, Job, Deployment and Node, not {resource.group_resource}",
+        )
     own = rc.namespaces or NamespacesConfig()
     g = config.namespaces
     selectors = [rc.field_selector] if rc.field_selector else []
@@ -116,10 +124,14 @@ def plan_watch(config: Config, index: int, rc: ResourceConfig, resource: Resourc
 
 def describe_scope(plan: WatchPlan, namespace: str | None) -> str:
     """How a watch is named in logs: ``deployments.apps in shop labels app=web``."""
-    where = f"in {namespace}" if namespace else "cluster-wide"
-    parts = [plan.resource.group_resource, where]
-    if plan.config.label_selector:
-        parts.append(f"labels {plan.config.label_selector}")
-    if plan.field_selector:
-        parts.append(f"fields {plan.field_selector}")
-    return " ".join(parts)
+    return watch_key(plan, namespace).name
+
+
+def watch_key(plan: WatchPlan, namespace: str | None) -> InformerKey:
+    """The shared informer ``plan`` needs in ``namespace`` (None: cluster-wide)."""
+    return InformerKey.of(plan.resource, namespace, plan.config.label_selector, plan.field_selector)
+
+
+def watch_keys(plan: WatchPlan) -> list[InformerKey]:
+    """Every informer ``plan`` needs: one per namespace, or one cluster-wide."""
+    return [watch_key(plan, namespace) for namespace in plan.namespaces]

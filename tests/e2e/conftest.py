@@ -27,6 +27,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from kubewatch.schema import config_schema
+from tests.e2e.servers import alertmanager, nats_server  # noqa: F401  (fixtures)
 
 KUBECONFIG = os.environ.get("KUBEWATCH_E2E_KUBECONFIG")
 WIDGET_CRD = "widgets.example.com"

@@ -179,6 +179,7 @@ def test_metrics_count_exactly_what_happened_and_health_endpoints_answer(
     watch = {"resource": "configmaps", "watch": f"in {namespace}"}
     assert sample(text, "kubewatch_watch_synced", **watch) == 1
     assert sample(text, "kubewatch_relists_total", **watch) == 0
+    assert sample(text, "kubewatch_informers", resource="configmaps") == 1
     assert sample(text, "kubewatch_build_info") == 1
     assert sample(text, "kubewatch_leader") is None  # no election configured
     assert kw.get("/readyz") == (200, "ok\n")
@@ -395,6 +396,8 @@ def test_reload_starts_new_watches_keeps_the_others_and_rejects_a_bad_file(
     assert kw.stderr.count(cm_synced) == 1, "the ConfigMap watch was restarted"
     assert kw.stderr.count(f"watching configmaps in {namespace}") == 1
     assert sample(kw.metrics(), "kubewatch_relists_total", **cm_watch) == relists
+    for resource in ("configmaps", "secrets"):
+        assert sample(kw.metrics(), "kubewatch_informers", resource=resource) == 1
 
     core.create_namespaced_config_map(namespace, cm("after-reload"))
     core.create_namespaced_secret(

@@ -29,7 +29,7 @@ import yaml
 
 from kubewatch import __version__
 from kubewatch.cli import main
-from kubewatch.config import SINK_TYPES, SlackSinkConfig, parse_config
+from kubewatch.config import DEFAULT_ALLOWED_KINDS, SINK_TYPES, SlackSinkConfig, parse_config
 from kubewatch.kube.discovery import ResourceTable
 from kubewatch.sinks import registered_configs
 from kubewatch.watch.plan import resolve_resources
@@ -1087,3 +1087,103 @@ def test_watching_the_release_namespace_merges_into_one_role() -> None:
     docs = render(values)
     assert kinds(docs).count("Role") == 1
     assert permissions(docs) == reads(RELEASE_NS, "", "configmaps") | lease() | own_events()
+
+
+@pytest.mark.parametrize(
+    ("health", "log_grant"),
+    [
+        pytest.param(None, False, id="no-health"),
+        pytest.param({}, False, id="health-without-logs"),
+        pytest.param({"logLines": 0}, False, id="logLines-0"),
+        pytest.param({"logLines": 20}, True, id="logLines-20"),
+    ],
+)
+def test_pods_log_is_granted_only_when_alerts_carry_logs(
+    health: dict[str, Any] | None, log_grant: bool
+) -> None:
+    pod: dict[str, Any] = {"kind": "Pod", "namespaces": {"include": ["shop"]}}
+    if health is not None:
+        pod["health"] = health
+    values = {
+        "config": {"resources": [pod, {"kind": "Node"}], "sinks": STDOUT},
+        "rbac": {"emitEvents": False},
+    }
+    expected = reads("shop", "", "pods") | reads(CLUSTER, "", "nodes")
+    if log_grant:
+        expected |= reads("shop", "", "pods/log")
+    assert permissions(render(values)) == expected
+
+
+# -- operator mode (config.tenancy.enabled) ---------------------------------------------------
+
+
+def tenancy_values(**tenancy: Any) -> dict[str, Any]:
+    return {
+        "config": {"resources": [{"kind": "Pod"}], "sinks": STDOUT, "tenancy": tenancy},
+        "rbac": {"emitEvents": False},
+    }
+
+
+def by_name(docs: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
+    [found] = [d for d in docs if d["metadata"]["name"].endswith(suffix)]
+    return found
+
+
+def test_tenancy_off_renders_no_tenancy_rbac() -> None:
+    names = [d["metadata"]["name"] for d in render(tenancy_values())]
+    assert not [n for n in names if "tenancy" in n or "notifiers" in n]
+
+
+def test_tenancy_grants_the_controller_what_it_reads_and_writes() -> None:
+    grants = permissions(render(tenancy_values(enabled=True)))
+    assert reads(CLUSTER, "kubewatch.io", "notifiers", "clustersinks") <= grants
+    for verb in ("get", "update", "patch"):
+        assert (CLUSTER, "kubewatch.io", "notifiers/status", verb, "") in grants
+        assert (CLUSTER, "kubewatch.io", "clustersinks/status", verb, "") in grants
+    assert reads(CLUSTER, "", "secrets", "namespaces") <= grants
+    assert {(CLUSTER, "", "events", v, "") for v in ("create", "patch")} <= grants
+    # every kind of tenancy.allowedKinds' default, as kubewatch resolves it
+    assert reads(CLUSTER, "apps", "deployments", "statefulsets", "daemonsets") <= grants
+    assert reads(CLUSTER, "batch", "jobs", "cronjobs") <= grants
+    assert reads(CLUSTER, "networking.k8s.io", "ingresses") <= grants
+    assert reads(CLUSTER, "", "pods", "services", "configmaps", "events") <= grants
+    assert not [g for g in grants if g[0] == CLUSTER and g[2] in ("notifiers", "clustersinks")
+                and g[3] not in READ]  # fmt: skip
+
+
+def test_tenancy_kinds_follow_the_config() -> None:
+    values = tenancy_values(enabled=True, allowedKinds=["ConfigMap", "widgets.example.com"])
+    grants = permissions(render(values))
+    assert reads(CLUSTER, "example.com", "widgets") <= grants
+    assert (CLUSTER, "apps", "deployments", "list", "") not in grants
+    denied = tenancy_values(enabled=True, allowedKinds=["ConfigMap"], deniedKinds=["cm"])
+    assert (CLUSTER, "", "configmaps", "list", "") not in permissions(render(denied))
+
+
+def test_the_charts_default_allowed_kinds_are_kubewatchs() -> None:
+    template = (CHART / "templates" / "tenancy.yaml").read_text()
+    [listed] = re.findall(r'\| default \(list ((?:"\w+" ?)+)\)', template)
+    assert tuple(re.findall(r'"(\w+)"', listed)) == DEFAULT_ALLOWED_KINDS
+
+
+def test_notifiers_are_aggregated_into_edit_admin_and_view() -> None:
+    docs = render(tenancy_values(enabled=True))
+    edit, view = by_name(docs, "-notifiers-edit"), by_name(docs, "-notifiers-view")
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert edit["metadata"]["labels"][f"{aggregate}edit"] == "true"
+    assert edit["metadata"]["labels"][f"{aggregate}admin"] == "true"
+    assert view["metadata"]["labels"][f"{aggregate}view"] == "true"
+    assert f"{aggregate}edit" not in view["metadata"]["labels"]
+    [edit_rule] = edit["rules"]
+    assert edit_rule["resources"] == ["notifiers"]  # never status, never ClusterSinks
+    assert {"create", "update", "delete"} <= set(edit_rule["verbs"])
+    [view_rule] = view["rules"]
+    assert set(view_rule["verbs"]) == set(READ)
+    assert not [
+        d for d in docs if d["kind"].endswith("Binding") and "notifiers" in d["metadata"]["name"]
+    ]
+
+
+def test_the_chart_ships_the_crds() -> None:
+    crds = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    assert crds == ["clustersinks.kubewatch.io.yaml", "notifiers.kubewatch.io.yaml"]

@@ -17,11 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "kubewatch"
 MAX_LINES = 400
 """A module longer than this does more than one job."""
 
-TOO_LONG = frozenset(
-    {
-        "kubewatch.app.core",
-    }
-)
+TOO_LONG: frozenset[str] = frozenset()
 """Modules still over :data:`MAX_LINES`, to be split; one that shrinks must leave the set."""
 
 LAYERS: dict[str, int] = {
@@ -48,6 +44,8 @@ LAYERS: dict[str, int] = {
     "watch": 4,
     "routing": 4,
     "delivery": 4,
+    # operator mode: Notifier / ClusterSink specs → compiled entries
+    "tenancy": 4,
     # what ties the stages together
     "replay": 5,
     "app": 5,

@@ -17,6 +17,8 @@ once per namespace when the global and the resource's namespaces.include hold on
 names (their intersection when both are set, minus plain names in exclude), otherwise
 with one cluster-wide watch. Cluster-scoped resources are always watched cluster-wide.
 Namespaces are read when a namespaceSelector (global or per resource) needs their labels.
+pods/log is granted (where its Pods are watched) only to a resource whose health sets
+logLines above 0.
 */}}
 {{- define "kubewatch.rbacPlan" -}}
 {{- $config := .Values.config | default dict -}}
@@ -63,6 +65,11 @@ Namespaces are read when a namespaceSelector (global or per resource) needs thei
 {{- else -}}
 {{- $scope = list "" -}}
 {{- end -}}
+{{- $res := $r.resources -}}
+{{- $health := $rc.health | default dict -}}
+{{- if and (gt (int ($health.logLines | default 0)) 0) (has "pods" $r.resources) -}}
+{{- $res = append $res "pods/log" -}}{{/* health.logLines: alerts carry container logs */}}
+{{- end -}}
 {{- range $ns := $scope -}}
 {{- $target := $cluster -}}
 {{- if $ns -}}
@@ -70,7 +77,7 @@ Namespaces are read when a namespaceSelector (global or per resource) needs thei
 {{- $target = get $namespaces $ns -}}
 {{- end -}}
 {{- range $group := $r.groups -}}
-{{- $_ := set $target $group (concat (get $target $group | default list) $r.resources | uniq | sortAlpha) -}}
+{{- $_ := set $target $group (concat (get $target $group | default list) $res | uniq | sortAlpha) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -25,7 +25,7 @@ from kubewatch.config import (
 from kubewatch.errors import ConfigError, ConfigErrors
 
 REPO = Path(__file__).resolve().parents[3]
-ALL_TYPES = "stdout, webhook, slack, slackWebhook, teams, discord, mattermost, cloudevents, smtp"
+ALL_TYPES = ", ".join(SINK_TYPES)
 RES = "resources: [{kind: Pod}]\n"
 OUT = "sinks: {out: {type: stdout}}\n"
 SECRET = "s3cr3t-T0KEN-value"
@@ -667,7 +667,14 @@ def test_example_config_validates_without_environment() -> None:
     config = load_config(REPO / "config.example.yaml", env={})
     assert config.cluster is None
     assert config.namespaces.exclude == ("kube-system",)
-    assert [r.kind for r in config.resources] == ["ConfigMap", "Deployment", "Secret", "Event"]
+    assert [r.kind for r in config.resources] == [
+        "ConfigMap",
+        "Deployment",
+        "Secret",
+        "Event",
+        "Pod",
+        "Node",
+    ]
     assert config.resources[3].repeat_window == 600.0
     assert config.sinks == {"console": StdoutSinkConfig(type="stdout", format="text")}
     assert [m.namespaces for m in config.drop] == [("scratch-*",)]
@@ -684,7 +691,11 @@ def test_example_config_commented_parts_validate_too(tmp_path: Path) -> None:
     text = (REPO / "config.example.yaml").read_text()
     lines = [_COMMENTED_YAML.sub(r"\1\2", line) for line in text.splitlines()]
     shutil.copy(ca_bundle(), tmp_path / "ca.pem")
-    config = parse_config("\n".join(lines), {"AUDIT_TOKEN": "t"}, base_dir=tmp_path)
+    env = {"AUDIT_TOKEN": "t", "TELEGRAM_BOT_TOKEN": "1:t", "MATRIX_ACCESS_TOKEN": "t"}
+    hooks = ("GOOGLE_CHAT", "DINGTALK", "FEISHU", "WECOM")
+    env |= {f"{name}_WEBHOOK_URL": "https://hooks.example/h?key=k" for name in hooks}
+    env |= {"DINGTALK_SECRET": "SECs", "FEISHU_SECRET": "s"}
+    config = parse_config("\n".join(lines), env, base_dir=tmp_path)
     assert config.cluster == "prod-eu-1"
     assert config.resources[1].label_selector
     assert (config.resources[-1].kind, config.resources[-1].api_version) == (
@@ -696,6 +707,8 @@ def test_example_config_commented_parts_validate_too(tmp_path: Path) -> None:
     assert isinstance(audit, WebhookSinkConfig)
     assert audit.headers == {"X-Token": "t"}
     assert audit.ca_file == str(tmp_path / "ca.pem")
+    chats = ("telegram", "googlechat", "matrix", "dingtalk", "feishu", "wecom")
+    assert [config.sinks[n].type for n in ("telegram", "gchat", *chats[2:])] == list(chats)
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -847,6 +860,16 @@ def test_sink_types_come_from_the_union() -> None:
         "mattermost",
         "cloudevents",
         "smtp",
+        "googlechat",
+        "telegram",
+        "matrix",
+        "dingtalk",
+        "feishu",
+        "wecom",
+        "pagerduty",
+        "opsgenie",
+        "alertmanager",
+        "nats",
     )
 
 

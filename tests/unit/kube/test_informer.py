@@ -362,8 +362,45 @@ def test_a_failing_handler_does_not_stop_the_others() -> None:
     assert lw.done.wait(5)
     informer.stop()
     assert rec.calls == [("add", "a", "1", True), ("update", "a", "1", "2")]
-    with pytest.raises(RuntimeError):
-        informer.add_handler(rec)
+
+
+def test_a_handler_joining_a_running_informer_hears_the_store_then_every_change() -> None:
+    """client-go's AddEventHandler after start: the Store's objects as initial adds (of
+    one namespace when asked), then live changes; a removed handler hears nothing more."""
+    gate = threading.Event()
+    lw = FakeListerWatcher(
+        [pages(10, cm("a", 1), cm("b", 2, ns="other"))],
+        [[ev("MODIFIED", cm("a", 3))]],
+    )
+    informer = SharedInformer("cm", lw, kind="ConfigMap", api_version="v1", settings=FAST)
+    first = Recorder()
+    informer.add_handler(first)
+    original_watch = lw.watch
+
+    def gated_watch(*, resource_version: str, timeout_seconds: int) -> FakeStream:
+        gate.wait(5)
+        return original_watch(resource_version=resource_version, timeout_seconds=timeout_seconds)
+
+    lw.watch = gated_watch  # type: ignore[method-assign]
+    informer.start()
+    assert informer.wait_for_sync(5)
+    late, in_default, gone = Recorder(), Recorder(), Recorder()
+    informer.add_handler(late)
+    informer.add_handler(in_default, namespace="default")
+    informer.add_handler(gone)
+    informer.remove_handler(gone)
+    assert informer.handler_count == 3
+    gate.set()
+    assert lw.done.wait(5)
+    informer.stop()
+    assert late.calls == [
+        ("add", "a", "1", True),
+        ("add", "b", "2", True),
+        ("update", "a", "1", "3"),
+    ]
+    assert in_default.calls == [("add", "a", "1", True), ("update", "a", "1", "3")]
+    assert gone.calls == [("add", "a", "1", True), ("add", "b", "2", True)]
+    assert first.calls == late.calls
 
 
 def test_garbage_events_are_skipped() -> None:
@@ -575,3 +612,23 @@ def test_a_failed_attempt_is_the_reflectors_failure_until_one_succeeds(
     thread.join(5)
     assert seen and seen[0] is not None and reason in seen[0]
     assert reflector.failure is None
+
+
+def test_the_store_lists_one_namespaces_keys_through_its_index() -> None:
+    store = Store()
+    store.put("a/x", cm("x", 1, ns="a"))
+    store.put("b/y", cm("y", 2, ns="b"))
+    store.put("a/z", cm("z", 3, ns="a"))
+    store.put("a/x", cm("x", 4, ns="a"))  # an update: indexed once
+    store.put("node-1", {"metadata": {"name": "node-1", "uid": "n", "resourceVersion": "5"}})
+    stored = store.get("b/y")
+    assert stored is not None
+    store.load([("c/w", stored)])
+    assert sorted(store.keys("a")) == ["a/x", "a/z"]
+    assert store.keys("c") == ["c/w"]
+    store.delete("a/x")
+    store.delete("b/y")
+    store.delete("node-1")
+    assert store.keys("a") == ["a/z"]
+    assert store.keys("b") == [] and store._by_namespace.keys() == {"a", "c"}
+    assert sorted(store.keys()) == ["a/z", "c/w"]

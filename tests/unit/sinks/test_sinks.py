@@ -65,6 +65,7 @@ CONTRACT_FIELDS = {
     "k8sEvent",
     "digest",
     "whileDown",
+    "alert",
     "summary",
 }
 

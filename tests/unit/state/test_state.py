@@ -14,6 +14,7 @@ import pytest
 from kubewatch.events import Change, DigestInfo, Event, EventType, InvolvedObject, KubeEventInfo
 from kubewatch.kube import DeletedFinalStateUnknown, SharedInformer
 from kubewatch.state import DB_FILE, Checkpoint, StateDB, open_state
+from kubewatch.state import db as state_db
 from tests.stress import hammer
 from tests.unit.kube.test_informer import FAST, FakeListerWatcher, Recorder, cm, ev, pages
 
@@ -286,9 +287,9 @@ def test_a_checkpoint_row_follows_what_the_handlers_queued(tmp_path: Path) -> No
     order: list[str] = []
     real_write = state.db.write
 
-    def write(sql: str, params: Any = ()) -> None:
+    def write(sql: str, params: Any = (), key: Any = None) -> None:
         order.append("spool" if "spool" in sql else "checkpoint" if "objects" in sql else "other")
-        real_write(sql, params)
+        real_write(sql, params, key)
 
     state.db.write = write  # type: ignore[method-assign]
     lw = FakeListerWatcher([pages(1, cm("a", 1))], [[ev("MODIFIED", cm("a", 2))]])
@@ -311,3 +312,44 @@ def test_a_checkpoint_row_follows_what_the_handlers_queued(tmp_path: Path) -> No
     state.close()
     objects = [o for o in order if o != "other"]
     assert objects == ["spool", "checkpoint", "spool", "checkpoint"]
+
+
+# -- coalesced writes ---------------------------------------------------------------------
+
+
+def test_a_commit_writes_each_keyed_row_once_the_last_write_winning() -> None:
+    put, delete, other = "INSERT row", "DELETE row", "UPDATE meta"
+    ops = [
+        (put, (1, "a"), 1),
+        (other, (), None),
+        (put, (1, "b"), 1),  # replaces the first
+        (put, (2, "x"), 2),
+        (delete, (2,), 2),  # spooled and settled before the commit: never written
+        (other, (), None),
+    ]
+    assert state_db._coalesce(ops) == [ops[1], ops[2], ops[4], ops[5]]
+    distinct = [(put, (i,), i) for i in range(3)]
+    assert state_db._coalesce(distinct) is distinct  # nothing to drop: no copy
+
+
+def test_coalesced_writes_leave_what_uncoalesced_ones_would(tmp_path: Path) -> None:
+    state = open_state(str(tmp_path))
+    assert state is not None
+    collection = state.checkpoint.collection("/api/v1/configmaps")
+    for rv in range(1, 200):  # one burst: these land in a handful of commits
+        collection.put("default/a", "u1", str(rv), b'{"rv": %d}' % rv)
+        event = make_event("a", rv)
+        state.spool.put(event, ("s",))
+        if rv % 2:
+            state.spool.settle("s", event.id)
+    collection.put("default/b", "u2", "7", b"{}")
+    collection.delete("default/b")
+    collection.synced()
+    state.close()
+    again = open_state(str(tmp_path))
+    assert again is not None
+    assert again.checkpoint.collection("/api/v1/configmaps").load() == [
+        ("default/a", "u1", "199", b'{"rv": 199}')
+    ]
+    assert [int(e.resource_version) for _, e in again.spool.recover()] == list(range(2, 200, 2))
+    again.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kubewatch.app import App
+from kubewatch.app.delivering import Delivering
 from kubewatch.observability.metrics import Metrics
 from kubewatch.state import State, open_state
 from kubewatch.state import db as state_db
@@ -54,8 +54,8 @@ def write_failures(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 def scrape(state: State) -> str:
     """``/metrics`` as the app renders it over this state."""
-    app = SimpleNamespace(state=state, _recovered={"spool": 0, "while_down": 0})
-    metrics = Metrics(state=lambda: App._state_view(app))  # type: ignore[arg-type]
+    app = SimpleNamespace(state=state, recovered={"spool": 0, "while_down": 0})
+    metrics = Metrics(state=lambda: Delivering.state_view(app))  # type: ignore[arg-type]
     body, _ = metrics.exposition()
     return body.decode()
 
