@@ -31,10 +31,10 @@ from kubewatch.app.delivering import Delivering, Route
 from kubewatch.app.discovery import PendingDiscovery
 from kubewatch.app.handover import HandoverBuffer
 from kubewatch.app.informers import NamespaceWatch, new_informer
+from kubewatch.app.tenants import tenancy
 from kubewatch.config import Config
 from kubewatch.delivery import Dispatcher, SinkStats
 from kubewatch.delivery.policy import sink_policies
-from kubewatch.delivery.supervise import WorkerStats
 from kubewatch.events import Event
 from kubewatch.kube import SharedInformer
 from kubewatch.kube.client import ClusterClient
@@ -52,6 +52,7 @@ from kubewatch.observability.metrics import (
 )
 from kubewatch.routing import Router
 from kubewatch.state import AlertTable, State, open_state
+from kubewatch.tenancy.controller import Controller
 from kubewatch.watch.alerting import HealthAlerts
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
@@ -66,8 +67,8 @@ NAMESPACE_WATCH = "namespaces (for namespace selectors)"
 LIVENESS_TIMEOUT = 60.0
 """Seconds a registered loop may go without a heartbeat before ``/healthz`` fails."""
 ALIVE_INTERVAL = 30.0
-"""Seconds between two notes in the state of when this run was last up: after a crash,
-Kubernetes Events since then count as news (the start-time rule of Event alerts)."""
+"""Seconds between notes of when this run was last up: after a crash, Kubernetes Events
+since then count as news (the start-time rule of Event alerts)."""
 
 
 class App:
@@ -98,7 +99,7 @@ class App:
             state=lambda: self._delivering.state_view(),  # noqa: PLW0108 (built below)
             handover_dropped=lambda: self._delivering.handover.dropped,
             namespace_hold=self.namespace_labels.hold.stats,
-            workers=self._worker_stats,
+            workers=lambda: self.dispatcher.worker_stats(),  # noqa: PLW0108 (reloads)
             informer_counts=self._informer_counts,
         )
         self._delivering = Delivering(
@@ -115,7 +116,7 @@ class App:
         if previous is not None:  # Events since the last run was seen up are news
             self.started_at = min(self.started_at, datetime.fromtimestamp(previous, timezone.utc))
         self.heartbeats = Heartbeats(LIVENESS_TIMEOUT)
-        self.heartbeats.add_check(self._workers_alive)
+        self.heartbeats.add_check(lambda: self.dispatcher.workers_alive())  # noqa: PLW0108
         self._rng = random.Random()
         self.pool = InformerPool(self._informer)
         """The shared informers; this app's file configuration is one owner."""
@@ -138,6 +139,7 @@ class App:
         )
         self._server: HealthServer | None = None
         self._elector: LeaderElector | None = None
+        self.tenancy: Controller | None = None  # the Notifier controller (operator mode)
         alerts = AlertTable(self.state.db) if self.state is not None else None
         self.health = HealthAlerts(self.deliver, store=alerts, logs=PodLogs(client))
 
@@ -198,6 +200,7 @@ class App:
             self._elector.start()
         self._start_watches(self._plan.watches)
         self._discovery.start(self.config, self._plan.pending)
+        self.tenancy = tenancy(self, None)
         if self.state is not None:
             threading.Thread(target=self._note_alive, name="kubewatch-alive", daemon=True).start()
 
@@ -232,6 +235,8 @@ class App:
     def stop(self) -> bool:
         """Stop watching, then drain deliveries; True if everything queued was handled."""
         self._stopping.set()
+        if self.tenancy is not None:  # first: the Notifiers' deliveries stop with them
+            self.tenancy.stop()
         self._discovery.stop.set()
         namespaces = self._namespaces.informer
         if namespaces is not None:
@@ -262,12 +267,6 @@ class App:
             self._recorder.normal("SinkUp", f"sink {sink} is delivering again")
         else:
             self._recorder.warning("SinkDown", f"sink {sink} is down: {reason}")
-
-    def _worker_stats(self) -> dict[str, WorkerStats]:
-        return self.dispatcher.worker_stats()
-
-    def _workers_alive(self) -> tuple[bool, list[str]]:
-        return self.dispatcher.workers_alive()
 
     def _delivered(self, sink: str, event: Event) -> None:
         self.metrics.observe_delivery(sink, seconds_since(event.observed_at))
@@ -397,4 +396,5 @@ class App:
         self._start_watches(plan.watches, replace=True)
         self._previous_entries = {}  # entries of resources no longer configured: pruned
         self._discovery.start(self.config, plan.pending)
+        self.tenancy = tenancy(self, self.tenancy)
         log.info("configuration reloaded: %d watch(es)", len(self._fanouts))

@@ -137,6 +137,11 @@ class Delivering:
                         self.state.spool.put(event, names)
                     dispatcher.submit(event, names)  # never blocks
 
+    @property
+    def leading(self) -> bool:
+        """True while this replica delivers (always, without leader election)."""
+        return self._leading
+
     def stop_leading(self) -> None:
         with self._leading_lock:
             self._leading = False

@@ -13,6 +13,7 @@ from kubewatch.errors import ApiError
 from kubewatch.kube import InformerCheckpoint, ReflectorSettings, SharedInformer
 from kubewatch.kube.client import ClusterClient, ListWatch, Query
 from kubewatch.kube.discovery import ResourceType
+from kubewatch.kube.informer import Transform
 from kubewatch.kube.pool import InformerFactory, InformerKey
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.watch.filters import NamespaceLabels
@@ -39,10 +40,11 @@ def new_informer(
     rng: random.Random,
     recorder: EventRecorder | None,
     checkpoint: InformerCheckpoint | None,
+    transform: Transform = compact,
 ) -> SharedInformer:
     """One informer on the collection ``key`` with the ``watch`` settings, named ``name``
     (default: after the key); ``checkpoint``: kept in the durable state (a restart reports
-    what changed meanwhile)."""
+    what changed meanwhile); ``transform``: what is kept of each object."""
     reflector = ReflectorSettings(
         page_size=settings.page_size,
         server_timeout=settings.server_timeout,
@@ -57,7 +59,7 @@ def new_informer(
         kind=key.resource.kind,
         api_version=key.resource.api_version,
         settings=reflector,
-        transform=compact,
+        transform=transform,
         rng=rng,
         on_api_error=lambda error: _api_error(recorder, name, error),
         checkpoint=checkpoint,

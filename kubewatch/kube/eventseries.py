@@ -1,9 +1,9 @@
 """Occurrences folded into series: which Event object each occurrence counts towards.
 
 Its own module because aggregation is pure bookkeeping (no I/O, no threads, one owner:
-the recorder's worker), with its own rules: an occurrence is (type, reason, message); a
-repeat within ``window`` seconds of the previous one counts towards the same Event,
-after ``window`` seconds of silence the next one starts a new Event; at most
+the recorder's worker), with its own rules: an occurrence is (type, reason, message,
+involved object); a repeat within ``window`` seconds of the previous one counts towards
+the same Event, after ``window`` seconds of silence the next one starts a new Event; at most
 ``max_keys`` keys are kept, the least recently seen forgotten first.
 """
 
@@ -24,8 +24,11 @@ log = logging.getLogger("kubewatch.kube.recorder")  # one story with the recorde
 
 EventKind = Literal["Normal", "Warning"]
 
-SeriesKey = tuple[str, str, str]
-"""(type, reason, message)."""
+About = tuple[tuple[str, str], ...]
+"""The involved object's fields (``kind``, ``name``, ``namespace``, ``uid``...), sorted;
+empty: the recorder's own object."""
+SeriesKey = tuple[str, str, str, About]
+"""(type, reason, message, involved object)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,7 @@ class Occurrence:
     at: float
     """clock() when recorded."""
     wall: datetime
+    about: About = ()
 
 
 @dataclass(slots=True)
@@ -59,6 +63,8 @@ class Series:
     """The Event object's name once created."""
     failures: int = 0
     """Failed calls in a row for the pending update."""
+    about: About = ()
+    """The involved object when it is not the recorder's own."""
 
 
 class SeriesCache:
@@ -77,7 +83,7 @@ class SeriesCache:
 
     def observe(self, occurrence: Occurrence) -> None:
         """Count ``occurrence`` towards its series, or start a new one."""
-        key = (occurrence.type, occurrence.reason, occurrence.message)
+        key = (occurrence.type, occurrence.reason, occurrence.message, occurrence.about)
         series = self._series.get(key)
         stamp = k8s_time(occurrence.wall)
         if series is None or occurrence.at - series.last_seen > self._window:
@@ -91,6 +97,7 @@ class SeriesCache:
                 first=stamp,
                 last=stamp,
                 last_seen=occurrence.at,
+                about=occurrence.about,
             )
             if previous is not None:
                 series.next_call = previous.next_call

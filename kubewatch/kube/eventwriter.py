@@ -46,7 +46,6 @@ class EventWriter:
         """The involved object; its ``uid`` may be learnt later (:meth:`lookup_uid`)."""
         self._component = component
         self._wall = wall
-        self._events_path = f"/api/v1/namespaces/{namespace}/events"
         self._last_name_ns = 0
         self._refusal_logged = False
 
@@ -61,7 +60,7 @@ class EventWriter:
                 try:
                     self._client.request_json(
                         "PATCH",
-                        f"{self._events_path}/{series.name}",
+                        f"{_events_path(self._about(series)[1])}/{series.name}",
                         {"count": count, "lastTimestamp": series.last},
                         content_type="application/strategic-merge-patch+json",
                     )
@@ -105,12 +104,13 @@ class EventWriter:
 
     def _create(self, series: Series, count: int) -> str:
         """POST a new Event for ``series`` carrying ``count``; its name."""
-        name = f"{self.involved['name']}.{self._unique_suffix()}"
+        involved, namespace = self._about(series)
+        name = f"{involved['name']}.{self._unique_suffix()}"
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "involvedObject": dict(self.involved),
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": involved,
             "reason": series.reason,
             "message": series.message,
             "type": series.type,
@@ -121,11 +121,18 @@ class EventWriter:
             "lastTimestamp": series.last,
             "count": count,
         }
-        created = self._client.request_json("POST", self._events_path, body)
+        created = self._client.request_json("POST", _events_path(namespace), body)
         metadata = created.get("metadata")
         if isinstance(metadata, dict) and metadata.get("name"):
             return str(metadata["name"])
         return name
+
+    def _about(self, series: Series) -> tuple[dict[str, str], str]:
+        """The involved object of ``series`` and the namespace its Events go to (its own)."""
+        if not series.about:
+            return dict(self.involved), self.namespace
+        about = dict(series.about)
+        return about, about.get("namespace", self.namespace)
 
     def _unique_suffix(self) -> str:
         """Nanoseconds of the wall time in hex, as client-go names Events; strictly
@@ -153,3 +160,7 @@ class EventWriter:
             return
         if uid:
             self.involved["uid"] = str(uid)
+
+
+def _events_path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/events"

@@ -24,8 +24,10 @@ its own troubles:
 - **Memory** is bounded by ``max_keys`` occurrence keys (least recently seen evicted
   first; an evicted key's uncounted repeats are lost, with a DEBUG line) and the queue.
 
-The involved object is kubewatch's Pod (:meth:`EventRecorder.from_environment` reads
-``POD_NAME``, ``POD_NAMESPACE`` and, when set, ``POD_UID``). ``kubectl describe pod``
+The involved object is kubewatch's Pod, or the one an occurrence names (``about``: a
+Notifier; its Event goes to that object's namespace, with the same aggregation and
+limits). :meth:`EventRecorder.from_environment` reads
+``POD_NAME``, ``POD_NAMESPACE`` and, when set, ``POD_UID``. ``kubectl describe pod``
 finds Events by the Pod's UID: without ``POD_UID`` the recorder reads the Pod once to
 learn it (needs ``get`` on pods; if that fails the Events are still created, and
 ``kubectl get events --field-selector involvedObject.name=POD`` shows them).
@@ -157,15 +159,17 @@ class EventRecorder:
 
     # -- recording (any thread; never blocks, never raises) -----------------------------
 
-    def normal(self, reason: str, message: str) -> None:
-        """Record a ``Normal`` occurrence."""
-        self._record("Normal", reason, message)
+    def normal(self, reason: str, message: str, about: Mapping[str, str] | None = None) -> None:
+        """Record a ``Normal`` occurrence (about ``about``, in its namespace, when given)."""
+        self._record("Normal", reason, message, about)
 
-    def warning(self, reason: str, message: str) -> None:
-        """Record a ``Warning`` occurrence."""
-        self._record("Warning", reason, message)
+    def warning(self, reason: str, message: str, about: Mapping[str, str] | None = None) -> None:
+        """Record a ``Warning`` occurrence (about ``about``, in its namespace, when given)."""
+        self._record("Warning", reason, message, about)
 
-    def _record(self, kind: EventKind, reason: str, message: str) -> None:
+    def _record(
+        self, kind: EventKind, reason: str, message: str, about: Mapping[str, str] | None
+    ) -> None:
         try:
             occurrence = Occurrence(
                 kind,
@@ -173,6 +177,7 @@ class EventRecorder:
                 str(message)[:MESSAGE_CHARS],
                 self._clock(),
                 self._wall(),
+                tuple(sorted(about.items())) if about else (),
             )
             with self._lock:
                 if self._closed.is_set() or len(self._queue) >= self._queue_size:

@@ -1,0 +1,134 @@
+"""Operator mode in the app (``tenancy.enabled``): the Notifier controller, wired to the
+app's informer pool, Namespace watch, durable spool, leadership and EventRecorder.
+
+Tenants' dispatchers are built like the file's (same sinks, policies, journal), so their
+events are spooled under their prefixed sink names (``team-a/web-alerts/chat``). Every
+replica reconciles (the status it writes is the same, so a second write is a no-op); only
+the leader delivers. Kept out of :mod:`.core`, which reads the app's parts for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kubewatch.app.build import build_sinks
+from kubewatch.app.informers import new_informer
+from kubewatch.config import Config
+from kubewatch.delivery import Dispatcher
+from kubewatch.delivery.policy import sink_policies
+from kubewatch.events import Event
+from kubewatch.kube.discovery import ResourceTable
+from kubewatch.kube.informer import Transform
+from kubewatch.kube.pool import InformerKey
+from kubewatch.tenancy.controller import Controller, Informer
+from kubewatch.tenancy.tenant import TenantServices
+
+if TYPE_CHECKING:
+    from kubewatch.app.core import App
+
+__all__ = ["start_tenancy", "tenancy"]
+
+log = logging.getLogger("kubewatch.app")
+
+
+def _services(app: App) -> TenantServices:
+    state = app.state
+
+    def new_dispatcher(
+        config: Config,
+        on_delivered: Callable[[str, Event], None],
+        on_failed: Callable[[str, Event, str, bool], None],
+    ) -> Dispatcher:
+        def delivered(sink: str, event: Event) -> None:
+            app._delivered(sink, event)
+            on_delivered(sink, event)
+
+        return Dispatcher(
+            build_sinks(config, app._sink_services),
+            config.delivery,
+            policies=sink_policies(config),
+            on_delivered=delivered,
+            on_failed=on_failed,
+            journal=state.spool if state is not None else None,
+        )
+
+    return TenantServices(
+        base=app.config,
+        cluster=app.cluster,
+        pool=app.pool,
+        table=ResourceTable.fetch(app.client.get_json),
+        namespace_labels=app.namespace_labels,
+        started_at=app.started_at,
+        new_dispatcher=new_dispatcher,
+        leading=lambda: app._delivering.leading,
+        spool=state.spool.put if state is not None else None,
+        observe=app.metrics.observe_event,
+    )
+
+
+def start_tenancy(app: App) -> Controller:
+    """Start the controller beside the file's watches (after them: they are not delayed)."""
+    config = app.config
+
+    def informer(key: InformerKey, transform: Transform | None) -> Informer:
+        extra = {} if transform is None else {"transform": transform}
+        return new_informer(  # never checkpointed: a restart lists the Notifiers afresh
+            app.client,
+            app.config.watch,
+            key,
+            name=f"{key.name} (operator mode)",
+            rng=app._rng,
+            recorder=app._recorder,
+            checkpoint=None,
+            **extra,
+        )
+
+    app._namespaces.start(app._plan.namespaces)  # ClusterSinks select namespaces by label
+    controller = Controller(
+        app.client,
+        config.tenancy,
+        _services(app),
+        informer,
+        recorder=app._recorder,
+    )
+    namespaces = app._namespaces.informer
+    if namespaces is not None:
+        namespaces.add_handler(_NamespaceKeys(controller))
+    controller.start()
+    return controller
+
+
+def tenancy(app: App, controller: Controller | None) -> Controller | None:
+    """The controller ``app.config`` asks for, given the one running (None at a start):
+    started, stopped, or told the new settings (every Notifier is reconciled again)."""
+    if not app.config.tenancy.enabled:
+        if controller is not None:
+            controller.stop()
+        return None
+    if controller is None:
+        return start_tenancy(app)
+    controller.reconfigure(app.config.tenancy, _services(app))
+    return controller
+
+
+class _NamespaceKeys:
+    """Namespace changes (labels) queue that namespace's Notifiers."""
+
+    def __init__(self, controller: Controller) -> None:
+        self._controller = controller
+
+    def on_add(self, obj: dict[str, Any], is_initial_list: bool) -> None:
+        if not is_initial_list:
+            self._changed(obj)
+
+    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
+            self._changed(new)
+
+    def on_delete(self, obj: Any) -> None:
+        pass
+
+    def _changed(self, obj: dict[str, Any]) -> None:
+        self._controller.namespace_changed(str((obj.get("metadata") or {}).get("name")))
