@@ -95,12 +95,13 @@ class App:
         self.metrics = Metrics(
             informers=self.watch_states,
             sinks=self._sink_stats,
-            leader=self._leader,
+            leader=lambda: None if self._elector is None else self._elector.is_leader,
             state=lambda: self._delivering.state_view(),  # noqa: PLW0108 (built below)
             handover_dropped=lambda: self._delivering.handover.dropped,
             namespace_hold=self.namespace_labels.hold.stats,
             workers=lambda: self.dispatcher.worker_stats(),  # noqa: PLW0108 (reloads)
             informer_counts=self._informer_counts,
+            notifiers=lambda: self.tenancy.counts() if self.tenancy is not None else {},
         )
         self._delivering = Delivering(
             Route(Router.build(config), self._dispatcher(config)),
@@ -274,11 +275,6 @@ class App:
     def _failed(self, sink: str, event: Event, reason: str, permanent: bool) -> None:
         if permanent and self._recorder is not None:
             self._recorder.warning("SinkFailed", f"sink {sink}: {reason}")
-
-    # -- leadership -----------------------------------------------------------------------
-
-    def _leader(self) -> bool | None:
-        return None if self._elector is None else self._elector.is_leader
 
     # -- health ---------------------------------------------------------------------------
 

@@ -107,9 +107,11 @@ class StateCollector:
         namespace_hold: HoldSource = _no_hold,
         workers: WorkerSource = _no_workers,
         informer_counts: InformerCountSource = _no_informers,
+        notifiers: InformerCountSource = _no_informers,
         version: str = __version__,
     ) -> None:
         self._informers = informers
+        self._notifiers = notifiers
         self._informer_counts = informer_counts
         self._sinks = sinks
         self._leader = leader
@@ -215,6 +217,17 @@ class StateCollector:
         for resource, count in sorted(counts.items()):
             informers.add_metric([resource], count)
         yield informers
+        notifiers = dict(self._notifiers())
+        if notifiers:
+            family = GaugeMetricFamily(
+                "kubewatch_notifiers",
+                "Notifiers per reason of their last reconcile (Ready, Invalid, ...); absent "
+                "unless tenancy.enabled (notifiers).",
+                labels=["reason"],
+            )
+            for reason, count in sorted(notifiers.items()):
+                family.add_metric([reason], count)
+            yield family
         labels = ["resource", "watch"]
         restarts = CounterMetricFamily(
             "kubewatch_watch_restarts",

@@ -200,5 +200,7 @@ class Sources(TypedDict, total=False):
     namespace_hold: HoldSource
     workers: WorkerSource
     informer_counts: InformerCountSource
+    notifiers: InformerCountSource
+    """Operator mode: reason of the last reconcile → Notifiers (``Controller.counts``)."""
     version: str
     """The ``version`` label of ``kubewatch_build_info``."""

@@ -218,18 +218,27 @@ class Controller:
     # -- workers --------------------------------------------------------------------------
 
     def _work(self) -> None:
-        while (key := self.queue.get()) is not None:
-            try:
-                self.sync(key)
-                self.queue.forget(key)
-            except (ApiError, ApiUnreachable) as e:
-                log.info("Notifier %s: %s; retried", key, e)
-                self.queue.add_rate_limited(key)
-            except Exception:
-                log.exception("Notifier %s: reconcile failed; retried", key)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
+        while self.step():
+            pass
+
+    def step(self) -> bool:
+        """Take one key and reconcile it: forget its backoff on success, retry it with
+        backoff on failure. False once the queue is shut down."""
+        key = self.queue.get()
+        if key is None:
+            return False
+        try:
+            self.sync(key)
+            self.queue.forget(key)
+        except (ApiError, ApiUnreachable) as e:
+            log.info("Notifier %s: %s; retried", key, e)
+            self.queue.add_rate_limited(key)
+        except Exception:
+            log.exception("Notifier %s: reconcile failed; retried", key)
+            self.queue.add_rate_limited(key)
+        finally:
+            self.queue.done(key)
+        return True
 
     def sync(self, key: str) -> Result | None:
         """Reconcile one Notifier (a worker's step; tests call it directly). None: gone."""

@@ -312,3 +312,36 @@ def test_the_background_thread_sends_and_close_flushes(api: FakeApi) -> None:
 def test_involved_object_needs_a_name() -> None:
     with pytest.raises(ValueError):
         EventRecorder(FakeApi(), namespace=NS, involved={"kind": "Pod"}, background=False)
+
+
+def test_an_event_about_another_object_goes_to_its_namespace(clock: FakeClock) -> None:
+    """A Notifier's Events: on the Notifier, in its namespace; counted per object."""
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    class Api(FakeApi):
+        def request_json(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+            calls.append((method, path, copy.deepcopy(body)))
+            return body
+
+    notifier = {"apiVersion": "kubewatch.io/v1alpha1", "kind": "Notifier",
+                "name": "web", "namespace": "team-a", "uid": "n-1"}  # fmt: skip
+    recorder = make(Api(), clock, min_interval=10)
+    recorder.warning("Invalid", "spec.sinks: required", notifier)
+    recorder.warning("Invalid", "spec.sinks: required", {**notifier, "name": "api"})
+    recorder.warning("SinkFailed", "sink audit: HTTP 503")
+    recorder.process()
+    assert [(m, p) for m, p, _ in calls] == [
+        ("POST", "/api/v1/namespaces/team-a/events"),
+        ("POST", "/api/v1/namespaces/team-a/events"),
+        ("POST", EVENTS),
+    ]
+    assert calls[0][2]["involvedObject"] == notifier
+    assert calls[0][2]["metadata"]["namespace"] == "team-a"
+    assert calls[1][2]["involvedObject"]["name"] == "api"
+    assert calls[2][2]["involvedObject"] == {"apiVersion": "v1", **POD}
+    recorder.warning("Invalid", "spec.sinks: required", notifier)
+    clock.now += 10
+    recorder.process()
+    assert calls[-1][0] == "PATCH"
+    assert calls[-1][1].startswith("/api/v1/namespaces/team-a/events/web.")
+    assert calls[-1][2]["count"] == 2
