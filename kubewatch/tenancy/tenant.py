@@ -38,6 +38,9 @@ __all__ = ["NamespaceOnly", "Tenant", "TenantServices", "owner", "tenant_config"
 
 log = logging.getLogger("kubewatch.tenancy")
 
+TENANT_WORKERS = 1
+"""Sends at once per Notifier sink unless the sink sets ``concurrency``: a team's channel
+needs no more, and a hundred Notifiers do not cost four hundred threads."""
 RETIRE_TIMEOUT = 2.0
 """Seconds a replaced dispatcher (a Notifier's sinks changed) may drain what it queued."""
 
@@ -73,7 +76,8 @@ class TenantServices:
 
 def tenant_config(base: Config, compiled: Compiled, prefix: str) -> Config:
     """The configuration a Notifier amounts to, its sinks named ``<prefix>/<sink>``; the
-    file's global namespace rules and drops are the file's, not the tenant's."""
+    file's global namespace rules and drops are the file's, not the tenant's; its
+    ``delivery`` settings apply, with :data:`TENANT_WORKERS` workers per sink."""
     sinks = {f"{prefix}/{name}": sink for name, sink in compiled.sinks.items()}
     routes = tuple(
         route.model_copy(update={"sinks": tuple(f"{prefix}/{s}" for s in route.sinks)})
@@ -87,6 +91,7 @@ def tenant_config(base: Config, compiled: Compiled, prefix: str) -> Config:
             "drop": (),
             "namespaces": NamespacesConfig(),
             "namespace_selector": None,
+            "delivery": base.delivery.model_copy(update={"workers": TENANT_WORKERS}),
         }
     )
 
