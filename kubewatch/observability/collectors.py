@@ -208,26 +208,22 @@ class StateCollector:
         except Exception:
             log.exception("metrics: reading the watch states failed; left out of this scrape")
             return
-        informers = GaugeMetricFamily(
+        yield _counted(
             "kubewatch_informers",
             "Informers open now per resource: one LIST+WATCH and one cache each, shared by "
             "every owner of that collection and selectors (informers).",
-            labels=["resource"],
+            "resource",
+            counts,
         )
-        for resource, count in sorted(counts.items()):
-            informers.add_metric([resource], count)
-        yield informers
         notifiers = dict(self._notifiers())
         if notifiers:
-            family = GaugeMetricFamily(
+            yield _counted(
                 "kubewatch_notifiers",
                 "Notifiers per reason of their last reconcile (Ready, Invalid, ...); absent "
                 "unless tenancy.enabled (notifiers).",
-                labels=["reason"],
+                "reason",
+                notifiers,
             )
-            for reason, count in sorted(notifiers.items()):
-                family.add_metric([reason], count)
-            yield family
         labels = ["resource", "watch"]
         restarts = CounterMetricFamily(
             "kubewatch_watch_restarts",
@@ -345,3 +341,11 @@ class StateCollector:
             "to memory (boolean).",
             value=1 if view.healthy else 0,
         )
+
+
+def _counted(name: str, documentation: str, label: str, counts: dict[str, int]) -> Metric:
+    """A gauge with one series per key of ``counts``."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key, count in sorted(counts.items()):
+        family.add_metric([key], count)
+    return family

@@ -139,6 +139,7 @@ class Controller:
         self._read: dict[str, tuple[frozenset[tuple[str, str]], frozenset[str]]] = {}
         self._by_secret: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._by_cluster_sink: dict[str, set[str]] = defaultdict(set)
+        self._changes = 0  # Secret / ClusterSink changes seen so far
         self.tenants: dict[str, Tenant] = {}
         self.reasons: dict[str, str] = {}
         """The last reason of each Notifier (``kubewatch_notifiers{reason}``)."""
@@ -199,6 +200,7 @@ class Controller:
 
     def _cluster_sink_changed(self, obj: dict[str, Any], _: bool) -> None:
         with self._lock:
+            self._changes += 1
             keys = list(self._by_cluster_sink.get(str(_meta(obj).get("name")), ()))
         for key in keys:
             self.queue.add(key)
@@ -206,6 +208,7 @@ class Controller:
     def _secret_changed(self, obj: dict[str, Any], _: bool) -> None:
         ref = (str(_meta(obj).get("namespace")), str(_meta(obj).get("name")))
         with self._lock:
+            self._changes += 1
             keys = list(self._by_secret.get(ref, ()))
         for key in keys:
             self.queue.add(key)
@@ -250,6 +253,8 @@ class Controller:
         namespace = str(_meta(obj).get("namespace"))
         store = self.notifiers.store
         peers = [p.decode() for k in store.keys(namespace) if (p := store.get(k)) is not None]
+        with self._lock:
+            changes = self._changes
         s = self._services
         labels = s.namespace_labels
         result: Result = reconcile(
@@ -263,7 +268,8 @@ class Controller:
             own_namespace=self._own_namespace,
             peers=peers,
         )
-        self._remember(key, result)
+        if self._remember(key, result, changes):
+            self.queue.add(key)  # what it read may have changed while it ran: once more
         if isinstance(result, Compiled):
             result = self._run(key, result)
         else:
@@ -312,8 +318,10 @@ class Controller:
             self.reasons.pop(key, None)
         self.notices.forget(key)
 
-    def _remember(self, key: str, result: Result | None) -> None:
-        """Index what ``result`` read, so that a change of it queues ``key`` again."""
+    def _remember(self, key: str, result: Result | None, changes: int = 0) -> bool:
+        """Index what ``result`` read, so that a change of it queues ``key`` again; True
+        if a Secret or ClusterSink changed since ``changes`` was read (before the index
+        was in place: that change may have been missed)."""
         secrets, sinks = (result.secrets, result.cluster_sinks) if result else ((), ())
         with self._lock:
             old_secrets, old_sinks = self._read.pop(key, (frozenset(), frozenset()))
@@ -326,12 +334,13 @@ class Controller:
                 if not self._by_cluster_sink[name]:
                     del self._by_cluster_sink[name]
             if result is None:
-                return
+                return False
             self._read[key] = (frozenset(secrets), frozenset(sinks))
             for ref in secrets:
                 self._by_secret[ref].add(key)
             for name in sinks:
                 self._by_cluster_sink[name].add(key)
+            return bool(secrets or sinks) and self._changes != changes
 
     # -- lookups --------------------------------------------------------------------------
 

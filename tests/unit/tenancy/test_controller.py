@@ -8,6 +8,7 @@ import copy
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -143,6 +144,7 @@ class FakeClient:
 class FakeDispatcher:
     def __init__(self, config: Config, delivered: Any, failed: Any) -> None:
         self.sinks = list(config.sinks)
+        self.config = config
         self.submitted: list[tuple[Event, tuple[str, ...]]] = []
         self.delivered, self.failed = delivered, failed
         self.closed = False
@@ -478,3 +480,72 @@ def test_events_on_the_notifier_when_its_condition_changes(rig: Rig) -> None:
     (dispatcher,) = rig.dispatchers
     dispatcher.failed("team-a/web/hook", None, "HTTP 404", True)
     assert recorded[-1][:3] == ("Warning", "SinkFailed", "sink hook: HTTP 404")
+
+
+def test_workers_and_informer_threads_converge(rig: Rig) -> None:
+    """Two workers reconcile while many threads change Secrets and Notifiers: in the end
+    every Notifier runs once, with its Secret's last value, on one shared informer."""
+    ref = {"secretKeyRef": {"name": "h", "key": "url"}}
+    namespaces = [f"ns-{i}" for i in range(12)]
+    labels = rig.controller._services.namespace_labels
+    for ns in namespaces:
+        labels.on_add({"metadata": {"name": ns}}, True)
+        rig.client.secrets[(ns, "h")] = secret(url=HOOK)
+    rig.controller.start()
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+
+        def churn(ns: str) -> None:
+            for i in range(20):
+                url = f"https://hooks.example.com/{i % 3}"
+                rig.client.secrets[(ns, "h")] = secret(url=url)
+                rig.secrets.put({"metadata": {"name": "h", "namespace": ns}, "data": {}})
+                sinks = {"hook": {"type": "webhook", "urlFrom": ref}}
+                rig.notifiers.put(notifier(ns, generation=i + 1, sinks=sinks))
+
+        threads = [threading.Thread(target=churn, args=(ns,)) for ns in namespaces]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    final = "https://hooks.example.com/1"  # i = 19
+
+    def converged() -> bool:
+        live = [d for d in rig.dispatchers if not d.closed]
+        return (
+            rig.controller.queue.len() == 0
+            and len(live) == len(namespaces)
+            and all(d.config.sinks[d.sinks[0]].url == final for d in live)  # type: ignore[union-attr]
+        )
+
+    deadline = time.monotonic() + 20  # a hang guard, not a timing assertion
+    while not converged():
+        assert time.monotonic() < deadline, "the controller did not converge"
+        time.sleep(0.01)
+    assert rig.pool.counts() == {"configmaps": 1}
+    assert len(rig.informer("configmaps").handlers) == len(namespaces)
+    assert set(rig.controller.reasons.values()) == {"Ready"}
+
+
+def test_a_secret_changed_while_it_was_read_runs_the_notifier_again(rig: Rig) -> None:
+    """The first check of a Notifier has not indexed its Secret yet when the Secret
+    changes: without another run the old value would stay."""
+    sinks = {"hook": {"type": "webhook", "urlFrom": {"secretKeyRef": {"name": "h", "key": "url"}}}}
+    rig.client.secrets[("team-a", "h")] = secret(url=HOOK)
+    get = rig.client.get_json
+
+    def changing(path: str, params: Any = None) -> dict[str, Any]:
+        found = get(path, params)
+        rig.client.get_json = get  # type: ignore[method-assign]
+        rig.client.secrets[("team-a", "h")] = secret(url=HOOK + "/new")
+        rig.secrets.put({"metadata": {"name": "h", "namespace": "team-a"}})
+        return found
+
+    rig.client.get_json = changing  # type: ignore[method-assign]
+    rig.notifiers.put(notifier(sinks=sinks))
+    assert rig.drain() == ["team-a/web", "team-a/web"]
+    (live,) = [d for d in rig.dispatchers if not d.closed]
+    assert live.config.sinks["team-a/web/hook"].url == HOOK + "/new"  # type: ignore[union-attr]
