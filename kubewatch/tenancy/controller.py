@@ -42,7 +42,7 @@ from kubewatch.tenancy.addresses import Resolver, system_resolver
 from kubewatch.tenancy.deliveries import DeliveryReports
 from kubewatch.tenancy.notices import GROUP_VERSION, Notices
 from kubewatch.tenancy.reconcile import Compiled, Failure, Result, reconcile
-from kubewatch.tenancy.tenant import Tenant, TenantServices
+from kubewatch.tenancy.tenant import Tenant, TenantServices, owner
 
 __all__ = ["GROUP_VERSION", "Controller", "Informer", "strip_secret"]
 
@@ -160,7 +160,8 @@ class Controller:
         log.info("operator mode: reconciling Notifiers with %d worker(s)", self._workers)
 
     def stop(self) -> None:
-        """Stop reconciling, then every tenant's deliveries at once."""
+        """Stop reconciling, then every tenant: each drains what it queued within the
+        file's ``delivery.drainTimeout``, all at the same time."""
         self.queue.shut_down()
         for informer in (self.notifiers, self.cluster_sinks, self.secrets):
             informer.stop(timeout=5.0)
@@ -169,8 +170,17 @@ class Controller:
         self.reports.close()
         with self._lock:
             tenants, self.tenants = list(self.tenants.values()), {}
-        for tenant in tenants:
-            tenant.close()
+        for tenant in tenants:  # no more events, then the drains side by side
+            self._services.pool.detach(owner(tenant.key))
+        timeout = self._services.base.delivery.drain_timeout
+        closing = [
+            threading.Thread(target=t.close, args=(timeout,), name="kubewatch-notifier-drain")
+            for t in tenants
+        ]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join(timeout + 5.0)
 
     def reconfigure(self, settings: TenancyConfig, services: TenantServices) -> None:
         """New tenancy settings or file config: reconcile every Notifier again."""

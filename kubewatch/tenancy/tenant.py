@@ -218,11 +218,12 @@ class Tenant:
         route = self._route
         return () if route is None else route[1].stats()
 
-    def close(self) -> None:
-        """Detach every handler and stop delivering now (what is queued is dropped)."""
+    def close(self, drain_timeout: float = 0.0) -> None:
+        """Detach every handler and stop delivering: at once (a deleted Notifier: what is
+        queued is dropped), or after up to ``drain_timeout`` seconds of draining (a stop)."""
         with self._lock:
             self._closed = True
             route, self._route = self._route, None
             self._services.pool.detach(owner(self.key))
         if route is not None:
-            route[1].close(0.0)
+            route[1].close(drain_timeout)

@@ -148,6 +148,7 @@ class FakeDispatcher:
         self.submitted: list[tuple[Event, tuple[str, ...]]] = []
         self.delivered, self.failed = delivered, failed
         self.closed = False
+        self.drained: float | None = None
 
     def start(self) -> None: ...
 
@@ -160,7 +161,7 @@ class FakeDispatcher:
         return dict.fromkeys(self.sinks)
 
     def close(self, timeout: float | None = None) -> bool:
-        self.closed = True
+        self.closed, self.drained = True, timeout
         return True
 
 
@@ -549,3 +550,26 @@ def test_a_secret_changed_while_it_was_read_runs_the_notifier_again(rig: Rig) ->
     assert rig.drain() == ["team-a/web", "team-a/web"]
     (live,) = [d for d in rig.dispatchers if not d.closed]
     assert live.config.sinks["team-a/web/hook"].url == HOOK + "/new"  # type: ignore[union-attr]
+
+
+def test_new_tenancy_settings_apply_to_every_notifier(rig: Rig) -> None:
+    for ns in ("team-a", "team-b"):
+        rig.notifiers.put(notifier(ns))
+    rig.drain()
+    pods_only = TenancyConfig.model_validate({"enabled": True, "allowedKinds": ["Pod"]})
+    rig.controller.reconfigure(pods_only, rig.controller._services)
+    assert sorted(rig.drain()) == ["team-a/web", "team-b/web"]
+    assert set(rig.controller.reasons.values()) == {"KindNotAllowed"}
+    assert rig.pool.counts() == {}
+
+
+def test_a_stop_drains_the_notifiers_deliveries_a_delete_does_not(rig: Rig) -> None:
+    for ns in ("team-a", "team-b"):
+        rig.notifiers.put(notifier(ns))
+    rig.drain()
+    rig.notifiers.delete("team-b/web")
+    rig.drain()
+    rig.controller.stop()
+    a, b = rig.dispatchers
+    assert b.drained == 0.0
+    assert a.drained == rig.controller._services.base.delivery.drain_timeout
