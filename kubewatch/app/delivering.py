@@ -56,6 +56,8 @@ class Delivering:
         self.recovered = {"spool": 0, "while_down": 0}
         self._leading = leading
         self._unspooled: list[tuple[str, Event]] = []  # recovered, for when we lead
+        self.tenant_spool: list[tuple[str, Event]] = []
+        """What the spool kept for Notifiers' sinks (operator mode takes it)."""
         # Dispatchers a reload replaced: final counters of the finished ones, and the ones
         # still draining; under _lock.
         self._lock = threading.Lock()
@@ -95,6 +97,10 @@ class Delivering:
         """Queue what the last run left undelivered (now, or once this replica leads),
         waiting for room in the queues; ``stop`` ends the wait (the rest stays spooled)."""
         self.recovered["spool"] = len(recovered)
+        # A Notifier's sinks are named ns/notifier/sink ('/' is not allowed in the file's):
+        # their events wait for the Notifier (operator mode), not for the file's sinks.
+        self.tenant_spool = [(sink, event) for sink, event in recovered if "/" in sink]
+        recovered = [(sink, event) for sink, event in recovered if "/" not in sink]
         if not recovered:
             return
         log.info(

@@ -9,12 +9,16 @@ the leader delivers. Kept out of :mod:`.core`, which reads the app's parts for i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
+from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kubewatch.app.build import build_sinks
 from kubewatch.app.informers import new_informer
+from kubewatch.app.recovery import resubmit
 from kubewatch.config import Config
 from kubewatch.delivery import Dispatcher
 from kubewatch.delivery.policy import sink_policies
@@ -32,8 +36,50 @@ __all__ = ["start_tenancy", "tenancy"]
 
 log = logging.getLogger("kubewatch.app")
 
+SPOOL_SYNC_TIMEOUT = 300.0
+"""Seconds to wait for the Notifiers' first list before spooled events of deleted ones are
+dropped (without it they stay in the spool for the next start)."""
 
-def _services(app: App) -> TenantServices:
+
+class Spooled:
+    """What the last run spooled for Notifiers' sinks: queued on each Notifier's dispatcher
+    when it runs again (if this replica leads), settled when its Notifier is gone."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self._items: dict[str, list[tuple[str, Event]]] = defaultdict(list)
+        for sink, event in app._delivering.tenant_spool:
+            self._items[sink.rsplit("/", 1)[0]].append((sink, event))
+
+    def recover(self, key: str, dispatcher: Dispatcher) -> None:
+        with self._lock:
+            items = self._items.pop(key, [])
+        state = self._app.state
+        if items and state is not None and self._app._delivering.leading:
+            log.info("Notifier %s: %d undelivered event(s) from the last run", key, len(items))
+            resubmit(state, dispatcher, items, self._app._stopping)
+
+    def forget_gone(self, notifiers: Informer) -> None:
+        """Once the Notifiers are listed: the spooled events of deleted ones leave."""
+        if not notifiers.wait_for_sync(SPOOL_SYNC_TIMEOUT):
+            return
+        known = set(notifiers.store)
+        with self._lock:
+            gone = {k: v for k, v in self._items.items() if k not in known}
+            for key in gone:
+                del self._items[key]
+        state = self._app.state
+        if state is None or not gone:
+            return
+        for items in gone.values():
+            for sink, event in items:
+                state.spool.settle(sink, event.id)
+        count = sum(len(v) for v in gone.values())
+        log.warning("state: %d spooled event(s) of deleted Notifiers dropped", count)
+
+
+def _services(app: App, spooled: Spooled | None = None) -> TenantServices:
     state = app.state
 
     def new_dispatcher(
@@ -65,6 +111,7 @@ def _services(app: App) -> TenantServices:
         leading=lambda: app._delivering.leading,
         spool=state.spool.put if state is not None else None,
         observe=app.metrics.observe_event,
+        recover=spooled.recover if spooled is not None else None,
     )
 
 
@@ -86,10 +133,11 @@ def start_tenancy(app: App) -> Controller:
         )
 
     app._namespaces.start(app._plan.namespaces)  # ClusterSinks select namespaces by label
+    spooled = Spooled(app)
     controller = Controller(
         app.client,
         config.tenancy,
-        _services(app),
+        _services(app, spooled),
         informer,
         recorder=app._recorder,
     )
@@ -97,6 +145,12 @@ def start_tenancy(app: App) -> Controller:
     if namespaces is not None:
         namespaces.add_handler(_NamespaceKeys(controller))
     controller.start()
+    threading.Thread(
+        target=spooled.forget_gone,
+        args=(controller.notifiers,),
+        name="kubewatch-notifier-spool",
+        daemon=True,
+    ).start()
     return controller
 
 
@@ -109,7 +163,8 @@ def tenancy(app: App, controller: Controller | None) -> Controller | None:
         return None
     if controller is None:
         return start_tenancy(app)
-    controller.reconfigure(app.config.tenancy, _services(app))
+    services = dataclasses.replace(_services(app), recover=controller.services.recover)
+    controller.reconfigure(app.config.tenancy, services)
     return controller
 
 

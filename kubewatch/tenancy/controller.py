@@ -192,6 +192,10 @@ class Controller:
         for key in self.notifiers.store:
             self.queue.add(key)
 
+    @property
+    def services(self) -> TenantServices:
+        return self._services
+
     def wait_for_sync(self, timeout: float | None = None) -> bool:
         return all(
             i.wait_for_sync(timeout) for i in (self.notifiers, self.cluster_sinks, self.secrets)

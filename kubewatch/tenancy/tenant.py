@@ -72,6 +72,8 @@ class TenantServices:
     spool: Callable[[Event, tuple[str, ...]], None] | None = None
     """Writes an event to the durable spool before it is submitted (with ``state.path``)."""
     observe: Callable[[str, str], None] | None = None
+    recover: Callable[[str, Dispatcher], None] | None = None
+    """Queues on a Notifier's first dispatcher what the last run spooled for its sinks."""
 
 
 def tenant_config(base: Config, compiled: Compiled, prefix: str) -> Config:
@@ -180,6 +182,8 @@ class Tenant:
                 handlers[informer_key] = handler
             if dispatcher is not None:
                 dispatcher.start()
+                if old is None and s.recover is not None:
+                    s.recover(self.key, dispatcher)
             self._route = (Router.build(config), dispatcher or old[1])  # type: ignore[index]
             s.pool.replace(
                 owner(self.key), {k: [h] for k, h in handlers.items()}, namespace=self.namespace
