@@ -143,6 +143,12 @@ def test_each_team_hears_only_its_own_namespace(
         assert names(hook_a) == want_a
         assert names(hook_b) == want_b
         assert {e["cluster"] for e in hook_a.events} == {"e2e"}
+
+        def last_delivery() -> Any:
+            obj = custom.get_namespaced_custom_object(GROUP, VERSION, team_a, "notifiers", "alerts")
+            return (obj.get("status") or {}).get("lastDelivery")
+
+        assert wait_for(last_delivery, what="status.lastDelivery")["sink"] == "hook"
     finally:
         hook_a.close()
         hook_b.close()
