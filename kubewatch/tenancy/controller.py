@@ -310,7 +310,10 @@ class Controller:
                 log.info("Notifier %s: ready, %d sink(s)", key, len(compiled.sinks))
         except ConfigErrors as e:  # e.g. a template the sink cannot compile
             self._stop_tenant(key)
-            message = "; ".join(f"spec.{err.path}: {err.message}" for err in e.errors)
+            message = "; ".join(
+                f"spec.{err.path.replace(f'sinks.{key}/', 'sinks.')}: {err.message}"
+                for err in e.errors
+            )
             return Failure("Invalid", message, compiled.secrets, compiled.cluster_sinks)
         # A condition's message is never empty (the API server refuses "")
         what = f"watching {len(compiled.resources)} resource(s), {len(compiled.sinks)} sink(s)"

@@ -163,14 +163,19 @@ class Tenant:
                 return False
             s = self._services
             config = tenant_config(s.base, compiled, self.key)
-            old = self._route
-            dispatcher = None
-            if old is None or self.config is None or config.sinks != self.config.sinks:
-                dispatcher = s.new_dispatcher(config, self._on_delivered, self._on_failed)
             groups: dict[InformerKey, list[EntryHandler]] = defaultdict(list)
             for watch in resolve_resources(config, s.table).watches:
                 entry = build_entry(config, watch, s.cluster, s.namespace_labels, s.started_at)
                 groups[watch_key(watch, None)].append(entry)
+            router = Router.build(config)
+            old = self._route
+            dispatcher = None
+            if (
+                old is None
+                or self.config is None
+                or (config.sinks, config.delivery) != (self.config.sinks, self.config.delivery)
+            ):  # the last step that may fail: nothing has changed yet
+                dispatcher = s.new_dispatcher(config, self._on_delivered, self._on_failed)
             handlers: dict[InformerKey, NamespaceOnly] = {}
             for informer_key, entries in groups.items():
                 handler = self._handlers.get(informer_key)
@@ -184,7 +189,7 @@ class Tenant:
                 dispatcher.start()
                 if old is None and s.recover is not None:
                     s.recover(self.key, dispatcher)
-            self._route = (Router.build(config), dispatcher or old[1])  # type: ignore[index]
+            self._route = (router, dispatcher or old[1])  # type: ignore[index]
             s.pool.replace(
                 owner(self.key), {k: [h] for k, h in handlers.items()}, namespace=self.namespace
             )

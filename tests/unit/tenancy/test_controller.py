@@ -573,3 +573,16 @@ def test_a_stop_drains_the_notifiers_deliveries_a_delete_does_not(rig: Rig) -> N
     a, b = rig.dispatchers
     assert b.drained == 0.0
     assert a.drained == rig.controller._services.base.delivery.drain_timeout
+
+
+def test_what_only_the_plan_knows_is_invalid_too(rig: Rig) -> None:
+    """``health`` applies to Pods, Jobs, Deployments and Nodes: found when the Notifier's
+    watches are planned, reported like any other mistake, nothing attached."""
+    bad = notifier(resources=[{"kind": "ConfigMap", "health": {}}])
+    rig.notifiers.put(bad)
+    rig.drain()
+    assert rig.controller.reasons["team-a/web"] == "Invalid"
+    ready = rig.statuses()[-1]["conditions"][0]
+    assert ready["message"].startswith("spec.resources[0].health: applies only to Pod")
+    assert not rig.pool.keys(owner("team-a/web"))
+    assert rig.dispatchers == []  # none built, none leaked
