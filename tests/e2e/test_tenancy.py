@@ -321,3 +321,35 @@ def test_deleting_a_notifier_stops_its_deliveries(
     configmap(core, fence, "later")
     wait_for(lambda: (fence, "later") in names(receiver), what="the fence Notifier's event")
     assert (team, "after") not in names(receiver)
+
+
+def test_a_sink_refusing_for_good_is_a_warning_on_the_notifier(
+    api: k8s.ApiClient,
+    custom: k8s.CustomObjectsApi,
+    namespaces: Callable[..., str],
+    start_kubewatch: Callable[..., Kubewatch],
+    receiver: Receiver,
+) -> None:
+    home, team = namespaces(), namespaces()
+    run_operator(start_kubewatch, home)
+    receiver.status = 400  # a permanent refusal: not retried
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, team, "notifiers", notifier("n", hook_spec(receiver.url))
+    )
+    wait_reason(custom, team, "n", "Ready")
+    configmap(k8s.CoreV1Api(api), team, "refused")
+
+    def sink_failed() -> Any:
+        events = k8s.CoreV1Api(api).list_namespaced_event(team).items
+        return [
+            e for e in events if (e.involved_object.kind, e.reason) == ("Notifier", "SinkFailed")
+        ]
+
+    event = wait_for(sink_failed, what="a SinkFailed Event on the Notifier")[0]
+    assert event.type == "Warning" and event.message.startswith("sink hook: ")
+
+    def last_error() -> Any:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, team, "notifiers", "n")
+        return (obj.get("status") or {}).get("lastError")
+
+    assert wait_for(last_error, what="status.lastError")["sink"] == "hook"
