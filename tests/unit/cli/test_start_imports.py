@@ -1,5 +1,6 @@
-"""A run imports only the sink modules it configures, and no command but ``crds`` builds
-the tenant models: each costs start-up time and resident memory."""
+"""A run imports only the sink modules it configures, no command but ``crds`` builds the
+tenant models, and only the commands that connect import the kubernetes client: each
+costs start-up time and resident memory."""
 
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ def test_the_cli_does_not_build_the_tenant_models() -> None:
     loaded = _modules_after("import kubewatch.cli")
     assert "kubewatch.tenancy.sinks" not in loaded
     assert "kubewatch.sinks.nats" not in loaded
+
+
+def test_replay_and_validate_do_not_import_the_kubernetes_client() -> None:
+    loaded = _modules_after(
+        "import kubewatch.cli, kubewatch.cli.replay, kubewatch.cli.validate, kubewatch.replay"
+    )
+    assert "kubewatch.kube.client" in loaded
+    assert "kubernetes" not in loaded
 
 
 def test_every_registered_config_builds_its_sink_class() -> None:
