@@ -18,6 +18,7 @@ without managedFields).
     source /tmp/kube-bench/env   # ../shared/kube/up.sh /tmp/kube-bench
     python bench/memory.py [--kubeconfig FILE] [--counts 10000,50000] [--env 12]
                            [--page-size N]   # watch.pageSize; default: kubewatch's (500)
+    python bench/memory.py --base-only       # only the baseline: RSS watching nothing
 
 The last line is ``RESULT pods=… rss_per_pod_kib=… json_per_pod_kib=… …`` for the
 largest count (subprocess figure first; in-process figures follow).
@@ -145,6 +146,9 @@ def main() -> None:
         help="watch.pageSize, LIST page size (default: kubewatch's)",
     )
     parser.add_argument("--no-trace", action="store_true", help="skip the tracemalloc pass")
+    parser.add_argument(
+        "--base-only", action="store_true", help="only the RSS watching an empty namespace"
+    )
     parser.add_argument("--child", metavar="NAMESPACE", help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -163,6 +167,12 @@ def main() -> None:
     ):
         base = subprocess_rss(kubeconfig, empty, args.page_size)
         print(f"baseline: kubewatch run watching an empty namespace: RSS {base['rss_kib']} KiB")
+        if args.base_only:
+            print(
+                f"RESULT base_rss_mib={base['rss_kib'] / 1024:.1f} "
+                f"start_to_synced_s={base['start_to_synced_s']:.2f}"
+            )
+            return
         created = 0
         for n in counts:
             started = time.perf_counter()

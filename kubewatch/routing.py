@@ -121,7 +121,8 @@ def _any_path_matches(event: Event, tree: PathTree) -> bool:
             if path_matches(change.path, tree):
                 return True
         except ValueError:  # a path diff() would never write; not worth losing the event
-            log.debug("unparsable change path %r in %s", change.path, _describe(event))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("unparsable change path %r in %s", change.path, _describe(event))
     return False
 
 
@@ -186,7 +187,8 @@ class Router:
             return self._all
         for i, drop in enumerate(self._drop):
             if drop(event):
-                log.debug("%s dropped by drop[%d]", _describe(event), i)
+                if log.isEnabledFor(logging.DEBUG):  # describing costs more than routing
+                    log.debug("%s dropped by drop[%d]", _describe(event), i)
                 return ()
         if not self._routes:
             return self._all
@@ -197,7 +199,8 @@ class Router:
                 if route.stop:
                     break
         if not mask:
-            log.debug("%s matched no route", _describe(event))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s matched no route", _describe(event))
             return ()
         result = self._results.get(mask)
         if result is None:

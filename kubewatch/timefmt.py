@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["k8s_time", "micro_time", "parse_time", "rfc3339", "seconds_since", "utc_now"]
@@ -33,8 +34,12 @@ def parse_time(value: Any) -> datetime | None:
     """RFC 3339 (Kubernetes ``Time`` or ``MicroTime``) → aware UTC datetime; anything else
     → ``None``. Fractions of any length (Python 3.10's ``fromisoformat`` takes only 3 or 6
     digits, and no ``Z``)."""
-    if not isinstance(value, str):
-        return None
+    return _parse_text(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(value: str) -> datetime | None:
+    """Cached: an object repeats the same few stamps in every update (managedFields)."""
     m = _TIME.fullmatch(value.strip())
     if m is None:
         return None

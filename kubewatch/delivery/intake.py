@@ -10,8 +10,10 @@ is about producers, not workers (for each sink independently):
   dropping: a producer that must lose nothing (``kubewatch replay``) goes at its
   slowest sink's pace. See :meth:`.Dispatcher.submit` for the exact contract.
 - **Bounded memory.** At most ``queue_size`` events wait per sink, plus one in flight per
-  worker. On overflow the oldest waiting event of the shard is dropped and counted
-  (``dropped``); the WARNING about it is rate limited to one line per sink per
+  worker, plus what one digest window flushes (one event per group held: a window's
+  flush never drops, it goes over the bound by those few). On overflow the oldest
+  waiting event of the shard is dropped and counted (``dropped``); the WARNING about
+  it is rate limited to one line per sink per
   :data:`~kubewatch.delivery.lane.DROP_LOG_INTERVAL` (the others go to DEBUG), and the
   next WARNING, or close, says how many were dropped since without a line of their own.
   A digester adds at most ``MAX_HELD`` ids and names plus one event per
@@ -191,7 +193,10 @@ class Intake:
             item = dataclasses.replace(lane.fence.tag(event), expires=expires)
         else:
             item = Item(event, expires=expires)
-        old = lane.queue.put(item)
+        # A window's flush goes over the queue's bound rather than drop: its few events
+        # (one per group held) stand for the whole burst, and a producer that waited for
+        # room (block=True) may have been promised less room than the groups now need.
+        old = lane.queue.put(item, over=event is not self._adding)
         if old is not None:
             lane.done(old)
             self._evicted.append((lane, old.event))

@@ -69,12 +69,15 @@ class Shard(Generic[_T]):
         self._cond = threading.Condition(lock)
         self._room = threading.Condition(lock)
 
-    def put(self, item: _T) -> _T | None:
-        """Append ``item`` without ever blocking; return the oldest item dropped for it."""
+    def put(self, item: _T, *, over: bool = False) -> _T | None:
+        """Append ``item`` without ever blocking; return the oldest item dropped for it.
+        ``over``: never drop, go over ``capacity`` instead (for a bounded few: a window's
+        digests, which each stand for many events)."""
         with self._cond:
             if self._closed:
                 raise QueueClosed("queue is closed")
-            dropped = self._items.popleft() if len(self._items) >= self.capacity else None
+            full = len(self._items) >= self.capacity and not over
+            dropped = self._items.popleft() if full else None
             self._items.append(item)
             self._cond.notify()
             return dropped
@@ -145,9 +148,9 @@ class ShardedQueue(Generic[_T]):
     def shard_for(self, item: _T) -> Shard[_T]:
         return self.shards[shard_of(self._key(item), len(self.shards))]
 
-    def put(self, item: _T) -> _T | None:
-        """Never blocks; returns the item dropped to make room, if any."""
-        return self.shard_for(item).put(item)
+    def put(self, item: _T, *, over: bool = False) -> _T | None:
+        """Never blocks; returns the item dropped to make room, if any (see Shard.put)."""
+        return self.shard_for(item).put(item, over=over)
 
     def close(self) -> None:
         for shard in self.shards:

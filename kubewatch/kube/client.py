@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 import orjson
 import urllib3
-from kubernetes import client as k8s_client
 
 from kubewatch.kube.failures import ApiUnreachable, describe, not_json, status_error
 from kubewatch.kube.kubeconfig import load_configuration
@@ -102,7 +101,9 @@ class ClusterClient:
         # watch being opened: 32-40 s instead of the read timeout; a LIST: 4 minutes),
         # behind the reflector's back and its backoff. Every caller retries on its own.
         configuration.retries = urllib3.Retry(0, redirect=False)
-        return cls(k8s_client.ApiClient(configuration), context_name)
+        from kubernetes.client import ApiClient  # noqa: PLC0415 (imported by whoever connects)
+
+        return cls(ApiClient(configuration), context_name)
 
     def close(self) -> None:
         self._api.close()
@@ -119,6 +120,8 @@ class ClusterClient:
     # -- requests -----------------------------------------------------------------------
 
     def _request(self, path: str, params: list[tuple[str, str]], read_timeout: float) -> Any:
+        from kubernetes.client import ApiException  # noqa: PLC0415 (loaded by connect)
+
         method, url, headers, _body, _post = self._api.param_serialize(
             "GET",
             path,
@@ -132,7 +135,7 @@ class ClusterClient:
             )
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise ApiUnreachable(f"GET {path}: {describe(e)}") from e
-        except k8s_client.ApiException as e:  # TLS errors are reported this way
+        except ApiException as e:  # TLS errors are reported this way
             raise ApiUnreachable(f"GET {path}: {e.reason}") from e
         if resp.status >= 300:
             try:

@@ -9,7 +9,10 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import IO, Any, BinaryIO, TextIO
+
+import orjson
 
 log = logging.getLogger("kubewatch.replay")
 
@@ -46,14 +49,15 @@ def iter_watch_events(
 
 
 def _watch_events(
-    value: dict[str, Any], where: str, seen: set[tuple[str, str, str, str]]
+    value: dict[str, Any], at: Callable[[], str], seen: set[tuple[str, str, str, str]]
 ) -> Iterator[dict[str, Any]]:
+    """``at()`` says where the value started, for messages (counted only for one)."""
     event_type, obj = value.get("type"), value.get("object")
     if isinstance(event_type, str) and "object" in value:
         if event_type not in WATCH_EVENT_TYPES:
-            log.warning("%s: unknown watch event type %r; skipped", where, event_type)
+            log.warning("%s: unknown watch event type %r; skipped", at(), event_type)
         elif not isinstance(obj, dict):
-            log.warning("%s: %s watch event without an object; skipped", where, event_type)
+            log.warning("%s: %s watch event without an object; skipped", at(), event_type)
         else:
             if event_type in ("ADDED", "MODIFIED"):
                 seen.add(object_identity(obj))
@@ -67,7 +71,7 @@ def _watch_events(
         api_version = value.get("apiVersion")
         for i, item in enumerate(items):
             if not isinstance(item, dict):
-                log.warning("%s: items[%d] of a %s is not an object; skipped", where, i, kind)
+                log.warning("%s: items[%d] of a %s is not an object; skipped", at(), i, kind)
                 continue
             if item_kind and "kind" not in item:  # an API list: items carry no kind
                 item["kind"] = item_kind
@@ -78,7 +82,7 @@ def _watch_events(
     if isinstance(kind, str) and isinstance(value.get("metadata"), dict):
         yield _bare(value, seen)
         return
-    log.warning("%s: neither a watch event nor a Kubernetes object; skipped", where)
+    log.warning("%s: neither a watch event nor a Kubernetes object; skipped", at())
 
 
 def _bare(obj: dict[str, Any], seen: set[tuple[str, str, str, str]]) -> dict[str, Any]:
@@ -109,6 +113,11 @@ class _JsonValues:
     """The JSON objects of a stream, with where each started; skips garbage with a warning.
 
     Holds the unparsed rest of the stream only: consumed text is dropped before each read.
+    A line holding one whole object (what ``kubectl`` writes) is decoded by orjson, as
+    the live watch decodes its lines (so an integer beyond 64 bits is a float, as there);
+    anything orjson refuses (pretty-printed or several values on a line, NaN, garbage)
+    takes the :mod:`json` path, which accepts and reports what it always did. Where a
+    value started is counted only when a message needs it.
     """
 
     def __init__(self, stream: IO[Any], chunk_size: int) -> None:
@@ -125,7 +134,9 @@ class _JsonValues:
         self._eof = False
         self._first = True
 
-    def __iter__(self) -> Iterator[tuple[dict[str, Any], str]]:
+    def __iter__(self) -> Iterator[tuple[dict[str, Any], Callable[[], str]]]:
+        """Each object, with a function saying where it started (valid until the next
+        value is asked for: the buffer moves on)."""
         decoder = json.JSONDecoder()
         while True:
             self._pos = _skip_whitespace(self._buf, self._pos)
@@ -135,6 +146,16 @@ class _JsonValues:
                 self._fill(self._chunk)
                 continue
             start = self._pos
+            newline = self._buf.find("\n", start)
+            if newline >= 0:
+                line = _one_object(self._buf[start:newline])
+                if line is not None:
+                    self._pos = newline + 1
+                    yield line, partial(self._where, start)
+                    continue
+            elif not self._eof:  # the line goes on in the next read
+                self._fill(max(self._chunk, len(self._buf) - start))
+                continue
             try:
                 value, end = decoder.raw_decode(self._buf, start)
             except json.JSONDecodeError as e:
@@ -152,7 +173,7 @@ class _JsonValues:
                 continue
             if isinstance(value, dict):
                 self._pos = end
-                yield value, self._where(start)
+                yield value, partial(self._where, start)
                 continue
             log.warning(
                 "%s: a JSON %s, not an object; skipping to the next line starting with '{'",
@@ -203,6 +224,15 @@ class _JsonValues:
         if not data:
             self._eof = True
         self._buf += text
+
+
+def _one_object(line: str) -> dict[str, Any] | None:
+    """The object that is all of ``line`` (whitespace aside), or None for anything else."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _skip_whitespace(text: str, pos: int) -> int:

@@ -1,16 +1,19 @@
 """Sinks: where events go. One module per sink, one protocol (:mod:`kubewatch.sinks.base`).
 
 Sinks come from a typed registry keyed by config class, never from a switch on strings:
-adding a sink is one module plus one ``_Entry`` line in ``_REGISTRY`` below, and mypy
-checks that the sink class accepts that config class. A sink that keeps something for the
-life of the process (the Slack bot's thread roots) gets it from :class:`SinkServices`.
+adding a sink is one module plus one factory and one ``_Entry`` line in ``_REGISTRY``
+below, and mypy checks that the sink class accepts that config class. Each factory
+imports its sink's module when it is first called: a run imports only the sinks it
+configures (the NATS, Slack, SMTP and CloudEvents stacks cost ~0.3 s and ~15 MiB). A
+sink that keeps something for the life of the process (the Slack bot's thread roots) gets
+it from :class:`SinkServices`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kubewatch.config import (
     CloudEventsSinkConfig,
@@ -37,26 +40,12 @@ from kubewatch.config.incident_sinks import (
     PagerDutySinkConfig,
 )
 from kubewatch.errors import ConfigError, ConfigErrors
-from kubewatch.sinks.alertmanager import AlertmanagerSink
 from kubewatch.sinks.base import Sink, SinkBase
-from kubewatch.sinks.cloudevents import CloudEventsSink
-from kubewatch.sinks.dingtalk import DingTalkSink
-from kubewatch.sinks.discord import DiscordSink
-from kubewatch.sinks.feishu import FeishuSink
-from kubewatch.sinks.googlechat import GoogleChatSink
-from kubewatch.sinks.matrix import MatrixSink
-from kubewatch.sinks.mattermost import MattermostSink
-from kubewatch.sinks.nats import NatsSink
-from kubewatch.sinks.opsgenie import OpsgenieSink
-from kubewatch.sinks.pagerduty import PagerDutySink
-from kubewatch.sinks.slack import SlackSink, SlackWebhookSink
-from kubewatch.sinks.smtp import SmtpSink
-from kubewatch.sinks.stdout import StdoutSink
-from kubewatch.sinks.teams import TeamsSink
-from kubewatch.sinks.telegram import TelegramSink
 from kubewatch.sinks.threads import ThreadBooks
-from kubewatch.sinks.webhook import WebhookSink
-from kubewatch.sinks.wecom import WeComSink
+
+if TYPE_CHECKING:
+    from kubewatch.sinks.stdout import StdoutSink
+    from kubewatch.sinks.webhook import WebhookSink
 
 __all__ = [
     "Sink",
@@ -86,34 +75,147 @@ class _Entry(Generic[_C]):
     config_type: type[_C]
     factory: Callable[[str, _C, SinkServices], Sink]
 
-    @classmethod
-    def plain(cls, config_type: type[_C], factory: Callable[[str, _C], Sink]) -> _Entry[_C]:
-        """A sink that needs no services."""
-        return cls(config_type, lambda name, config, _: factory(name, config))
+
+# --------------------------------------------------------------------------- factories
+# One per sink, importing its module on first use.
+
+
+def _stdout(name: str, config: StdoutSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.stdout import StdoutSink
+
+    return StdoutSink(name, config)
+
+
+def _webhook(name: str, config: WebhookSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.webhook import WebhookSink
+
+    return WebhookSink(name, config)
+
+
+def _slack(name: str, config: SlackSinkConfig, services: SinkServices) -> Sink:
+    from kubewatch.sinks.slack import SlackSink
+
+    return SlackSink(name, config, services.books)
+
+
+def _slack_webhook(name: str, config: SlackWebhookSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.slack import SlackWebhookSink
+
+    return SlackWebhookSink(name, config)
+
+
+def _smtp(name: str, config: SmtpSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.smtp import SmtpSink
+
+    return SmtpSink(name, config)
+
+
+def _teams(name: str, config: TeamsSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.teams import TeamsSink
+
+    return TeamsSink(name, config)
+
+
+def _discord(name: str, config: DiscordSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.discord import DiscordSink
+
+    return DiscordSink(name, config)
+
+
+def _mattermost(name: str, config: MattermostSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.mattermost import MattermostSink
+
+    return MattermostSink(name, config)
+
+
+def _cloudevents(name: str, config: CloudEventsSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.cloudevents import CloudEventsSink
+
+    return CloudEventsSink(name, config)
+
+
+def _googlechat(name: str, config: GoogleChatSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.googlechat import GoogleChatSink
+
+    return GoogleChatSink(name, config)
+
+
+def _telegram(name: str, config: TelegramSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.telegram import TelegramSink
+
+    return TelegramSink(name, config)
+
+
+def _matrix(name: str, config: MatrixSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.matrix import MatrixSink
+
+    return MatrixSink(name, config)
+
+
+def _dingtalk(name: str, config: DingTalkSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.dingtalk import DingTalkSink
+
+    return DingTalkSink(name, config)
+
+
+def _feishu(name: str, config: FeishuSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.feishu import FeishuSink
+
+    return FeishuSink(name, config)
+
+
+def _wecom(name: str, config: WeComSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.wecom import WeComSink
+
+    return WeComSink(name, config)
+
+
+def _pagerduty(name: str, config: PagerDutySinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.pagerduty import PagerDutySink
+
+    return PagerDutySink(name, config)
+
+
+def _opsgenie(name: str, config: OpsgenieSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.opsgenie import OpsgenieSink
+
+    return OpsgenieSink(name, config)
+
+
+def _alertmanager(name: str, config: AlertmanagerSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.alertmanager import AlertmanagerSink
+
+    return AlertmanagerSink(name, config)
+
+
+def _nats(name: str, config: NatsSinkConfig, _: SinkServices) -> Sink:
+    from kubewatch.sinks.nats import NatsSink
+
+    return NatsSink(name, config)
 
 
 _REGISTRY: dict[type[Any], _Entry[Any]] = {
     entry.config_type: entry
     for entry in (
-        _Entry.plain(StdoutSinkConfig, StdoutSink),
-        _Entry.plain(WebhookSinkConfig, WebhookSink),
-        _Entry(SlackSinkConfig, lambda n, c, s: SlackSink(n, c, s.books)),
-        _Entry.plain(SlackWebhookSinkConfig, SlackWebhookSink),
-        _Entry.plain(SmtpSinkConfig, SmtpSink),
-        _Entry.plain(TeamsSinkConfig, TeamsSink),
-        _Entry.plain(DiscordSinkConfig, DiscordSink),
-        _Entry.plain(MattermostSinkConfig, MattermostSink),
-        _Entry.plain(CloudEventsSinkConfig, CloudEventsSink),
-        _Entry.plain(GoogleChatSinkConfig, GoogleChatSink),
-        _Entry.plain(TelegramSinkConfig, TelegramSink),
-        _Entry.plain(MatrixSinkConfig, MatrixSink),
-        _Entry.plain(DingTalkSinkConfig, DingTalkSink),
-        _Entry.plain(FeishuSinkConfig, FeishuSink),
-        _Entry.plain(WeComSinkConfig, WeComSink),
-        _Entry.plain(PagerDutySinkConfig, PagerDutySink),
-        _Entry.plain(OpsgenieSinkConfig, OpsgenieSink),
-        _Entry.plain(AlertmanagerSinkConfig, AlertmanagerSink),
-        _Entry.plain(NatsSinkConfig, NatsSink),
+        _Entry(StdoutSinkConfig, _stdout),
+        _Entry(WebhookSinkConfig, _webhook),
+        _Entry(SlackSinkConfig, _slack),
+        _Entry(SlackWebhookSinkConfig, _slack_webhook),
+        _Entry(SmtpSinkConfig, _smtp),
+        _Entry(TeamsSinkConfig, _teams),
+        _Entry(DiscordSinkConfig, _discord),
+        _Entry(MattermostSinkConfig, _mattermost),
+        _Entry(CloudEventsSinkConfig, _cloudevents),
+        _Entry(GoogleChatSinkConfig, _googlechat),
+        _Entry(TelegramSinkConfig, _telegram),
+        _Entry(MatrixSinkConfig, _matrix),
+        _Entry(DingTalkSinkConfig, _dingtalk),
+        _Entry(FeishuSinkConfig, _feishu),
+        _Entry(WeComSinkConfig, _wecom),
+        _Entry(PagerDutySinkConfig, _pagerduty),
+        _Entry(OpsgenieSinkConfig, _opsgenie),
+        _Entry(AlertmanagerSinkConfig, _alertmanager),
+        _Entry(NatsSinkConfig, _nats),
     )
 }
 
@@ -140,3 +242,16 @@ def build_sink(name: str, config: SinkConfig, services: SinkServices | None = No
     except ConfigError as exc:
         raise ConfigErrors([exc]) from None
     return sink
+
+
+def __getattr__(name: str) -> Any:
+    """``StdoutSink`` and ``WebhookSink`` stay importable from here, imported on use."""
+    if name == "StdoutSink":
+        from kubewatch.sinks.stdout import StdoutSink
+
+        return StdoutSink
+    if name == "WebhookSink":
+        from kubewatch.sinks.webhook import WebhookSink
+
+        return WebhookSink
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -374,7 +374,7 @@ def run_until_synced(
         assert proc.poll() is None, f"kubewatch exited:\n{err_path.read_text()}"
         text = err_path.read_text()
         namespace_watch = int("namespaces (for namespace selectors): synced" in text)
-        assert text.count("kubewatch.app: watching ") + namespace_watch == watches, text
+        assert text.count("kubewatch.kube.pool: watching ") + namespace_watch == watches, text
         assert text.count(": synced,") == watches, text
     finally:
         if proc.poll() is None:

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from kubewatch.config import DigestConfig
 from kubewatch.delivery import Dispatcher, SinkStats
 from kubewatch.delivery.lane import DROP_LOG_INTERVAL
 from kubewatch.errors import PermanentError, RetryableError
@@ -161,3 +162,31 @@ def test_every_event_is_accounted_for_under_load() -> None:
         rv = int(event.resource_version)
         assert rv > last.get(event.key, -1)
         last[event.key] = rv
+
+
+def test_a_window_with_more_groups_than_room_drops_nothing() -> None:
+    """A window's flush is a handful of events standing for a whole burst: with more groups
+    than the queue has room (three namespaces, a queue of 2, not yet started), it goes over
+    the bound rather than push out a waiting event or one of its digests. (A producer that
+    waits for room, ``block=True``, is promised room for the digests its window owes, but
+    never more than a shard's capacity.)"""
+    now = [0.0]
+    sink = FakeSink("s")
+    d = Dispatcher(
+        {"s": sink},
+        delivery(queue_size=2, workers=1),
+        digests={"s": DigestConfig(threshold=1, window=10.0)},
+        clock=lambda: now[0],
+    )
+    d.submit(make_event("ns0/first"))  # passes: the window's threshold
+    for n in range(3):  # held: three groups, one per namespace
+        d.submit(make_event(f"ns{n}/held-a"))
+        d.submit(make_event(f"ns{n}/held-b"))
+    now[0] = 11.0
+    d.flush_digests()  # the window ended: three digests into a queue of 2
+    stats = d.stats()["s"]
+    assert stats.dropped == 0
+    assert stats.queued == 4 and stats.digested == 6
+    d.start()
+    assert d.close()
+    assert [e.digest.count if e.digest else e.name for e in sink.sent] == ["first", 2, 2, 2]

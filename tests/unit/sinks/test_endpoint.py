@@ -3,9 +3,13 @@ the secrets are proven through the webhook sink in test_sinks)."""
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
+from kubewatch.config import WebhookSinkConfig
 from kubewatch.sinks.endpoint import parse_retry_after
+from kubewatch.sinks.webhook import WebhookSink
 from tests.unit.sinks.test_sinks import HTTP_DATE_IN_90S, NOW
 
 
@@ -26,3 +30,17 @@ from tests.unit.sinks.test_sinks import HTTP_DATE_IN_90S, NOW
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, NOW) == expected
+
+
+def test_sinks_without_a_ca_file_share_one_verifying_tls_context() -> None:
+    """Loading the CA bundle costs ~38 ms: built once, not per sink."""
+
+    def context(url: str) -> ssl.SSLContext:
+        sink = WebhookSink("w", WebhookSinkConfig(type="webhook", url=url))
+        ctx: ssl.SSLContext = sink.endpoint._client._transport._pool._ssl_context  # type: ignore[attr-defined]
+        sink.close()
+        return ctx
+
+    first, second = context("https://a.example/"), context("https://b.example/")
+    assert first is second
+    assert first.verify_mode == ssl.CERT_REQUIRED and first.check_hostname
