@@ -25,13 +25,14 @@ import random
 import threading
 from collections import defaultdict
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from kubewatch.app.build import build_sinks, default_identity, sink_services
 from kubewatch.app.delivering import Delivering, Route
 from kubewatch.app.discovery import PendingDiscovery
 from kubewatch.app.handover import HandoverBuffer
 from kubewatch.app.informers import NamespaceWatch, new_informer
-from kubewatch.app.tenants import tenancy
+from kubewatch.app.lazy import operator_mode
 from kubewatch.config import Config
 from kubewatch.delivery import Dispatcher, SinkStats
 from kubewatch.delivery.policy import sink_policies
@@ -52,11 +53,13 @@ from kubewatch.observability.metrics import (
 )
 from kubewatch.routing import Router
 from kubewatch.state import AlertTable, State, open_state
-from kubewatch.tenancy.controller import Controller
 from kubewatch.watch.alerting import HealthAlerts
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry, needs_namespace_labels
 from kubewatch.watch.plan import Plan, WatchPlan, resolve_resources, watch_keys
+
+if TYPE_CHECKING:  # operator mode is imported only when it is enabled (start-up cost)
+    from kubewatch.tenancy.controller import Controller
 
 log = logging.getLogger("kubewatch.app")
 
@@ -201,7 +204,7 @@ class App:
             self._elector.start()
         self._start_watches(self._plan.watches)
         self._discovery.start(self.config, self._plan.pending)
-        self.tenancy = tenancy(self, None)
+        self.tenancy = operator_mode(self, None)
         if self.state is not None:
             threading.Thread(target=self._note_alive, name="kubewatch-alive", daemon=True).start()
 
@@ -392,5 +395,5 @@ class App:
         self._start_watches(plan.watches, replace=True)
         self._previous_entries = {}  # entries of resources no longer configured: pruned
         self._discovery.start(self.config, plan.pending)
-        self.tenancy = tenancy(self, self.tenancy)
+        self.tenancy = operator_mode(self, self.tenancy)
         log.info("configuration reloaded: %d watch(es)", len(self._fanouts))
