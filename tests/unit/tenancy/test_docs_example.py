@@ -60,3 +60,18 @@ def test_the_example_reconciles_as_the_page_says(world: World) -> None:
     team_b["spec"]["sinkRefs"] = [{"kind": "ClusterSink", "name": "ops-teams"}]
     refused = world.run(team_b)
     assert isinstance(refused, Failure) and refused.reason == "SinkNotAllowed"
+
+
+def test_the_readme_notifiers_validate() -> None:
+    """The README's two-team example is the short form of the page's: it validates too."""
+    readme = PAGE.parents[1] / "README.md"
+    blocks = re.findall(r"```yaml\n(.*?)```", readme.read_text(), re.S)
+    notifiers = [
+        d
+        for block in blocks
+        for d in yaml.safe_load_all(block)
+        if d and d.get("kind") == "Notifier"
+    ]
+    assert [n["metadata"]["namespace"] for n in notifiers] == ["team-a", "team-b"]
+    for notifier in notifiers:
+        NotifierSpec.model_validate(notifier["spec"])
