@@ -25,11 +25,6 @@ EVIL = "<b>&amp;</b> @everyone *bold* [x](https://evil) <!channel>"
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
-
-
-@pytest.fixture
 def second() -> Iterator[Receiver]:
     yield from serve(None)
 

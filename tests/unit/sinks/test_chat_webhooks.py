@@ -31,18 +31,13 @@ from kubewatch.sinks.discord import LIMITS, DiscordSink, discord_retry_after
 from kubewatch.sinks.http import ChatSink
 from kubewatch.sinks.mattermost import MattermostSink
 from kubewatch.sinks.teams import TeamsSink
-from tests.unit.sinks.test_sinks import TOKEN, Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import TOKEN, Receiver, Reply, make_event
 
 EVIL = "<!channel> <https://evil|click> @everyone [x](https://evil)"
 """An annotation value written to ping everyone and disguise a link, in every dialect."""
 
 SIG = "sig-0123456789abcdefghij"
 """A Teams Workflows URL carries its signature in the query: a credential too."""
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
 
 
 @dataclass(frozen=True)

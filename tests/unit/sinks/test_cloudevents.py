@@ -8,7 +8,6 @@ its newer spec-strict HTTP binding (``cloudevents.core``), which also percent-de
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -28,15 +27,10 @@ from kubewatch.sinks.cloudevents import (
     CloudEventsSink,
     header_value,
 )
-from tests.unit.sinks.test_sinks import TOKEN, Received, Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import TOKEN, Received, Receiver, Reply, make_event
 
 Mode = Literal["structured", "binary"]
 MODES: tuple[Mode, ...] = ("structured", "binary")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
 
 
 def sink(url: str, **kw: Any) -> CloudEventsSink:

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,12 @@ from tests.unit.sinks.chatapi_cases import (
     run_test_sink,
     send,
 )
-from tests.unit.sinks.test_sinks import Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import Receiver, Reply, make_event
 
 ACCESS_TOKEN = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 SECRET = "SECd4f2e1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0"
 NOW = 1_790_000_000.123
 OK = Reply(200, {"Content-Type": "application/json"}, b'{"errcode": 0, "errmsg": "ok"}')
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
 
 
 def dingtalk(receiver: Receiver, **kw: Any) -> DingTalkSink:

@@ -27,17 +27,12 @@ from tests.unit.sinks.chatapi_cases import (
     run_test_sink,
     send,
 )
-from tests.unit.sinks.test_sinks import Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import Receiver, Reply, make_event
 
 HOOK = "8f3c1a2b-4d5e-6f70-8192-a3b4c5d6e7f8"
 SECRET = "fs3cr3tSigningKey0123"
 NOW = 1_790_000_000.9
 OK = Reply(200, {"Content-Type": "application/json"}, b'{"code": 0, "data": {}, "msg": "success"}')
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
 
 
 def feishu(receiver: Receiver, **kw: Any) -> FeishuSink:

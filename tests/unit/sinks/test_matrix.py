@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,11 @@ from tests.unit.sinks.chatapi_cases import (
     run_test_sink,
     send,
 )
-from tests.unit.sinks.test_sinks import Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import Receiver, Reply, make_event
 
 TOKEN = "syt_a3ViZXdhdGNo_s3cr3tAccessT0ken_0abc12"
 ROOM = "!OpsRoom:example.org"
 OK = Reply(200, {"Content-Type": "application/json"}, b'{"event_id": "$abc"}')
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
 
 
 def matrix(receiver: Receiver, **kw: Any) -> MatrixSink:

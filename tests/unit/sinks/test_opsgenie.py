@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -23,18 +22,13 @@ from kubewatch.sinks import build_sink
 from kubewatch.sinks.opsgenie import OpsgenieSink
 from tests.unit.sinks.alert_events import alert_event
 from tests.unit.sinks.incident_cases import ANSWERS, Answer, assert_error
-from tests.unit.sinks.test_sinks import TOKEN, Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import TOKEN, Receiver, Reply, make_event
 from tests.unit.sinks.vendor_schemas import OPSGENIE_CLOSE, OPSGENIE_CREATE, check
 
 EVIL = "<b>&amp;</b> @everyone *bold* [x](https://evil) <!channel>"
 ACCEPTED = Reply(
     202, {"Content-Type": "application/json"}, b'{"result":"Request will be processed"}'
 )
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
 
 
 def sink(receiver: Receiver, **kw: Any) -> OpsgenieSink:

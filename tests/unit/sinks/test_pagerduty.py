@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -26,16 +25,11 @@ from kubewatch.sinks.incident import OpenKeys, incident_of
 from kubewatch.sinks.pagerduty import PagerDutySink
 from tests.unit.sinks.alert_events import alert_event
 from tests.unit.sinks.incident_cases import ANSWERS, Answer, assert_error
-from tests.unit.sinks.test_sinks import TOKEN, Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import TOKEN, Receiver, Reply, make_event
 from tests.unit.sinks.vendor_schemas import PAGERDUTY_EVENT, check
 
 EVIL = "<b>&amp;</b> @everyone *bold* [x](https://evil) <!channel>"
 ACCEPTED = Reply(202, {"Content-Type": "application/json"}, b'{"status":"success"}')
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
 
 
 def sink(receiver: Receiver, **kw: Any) -> PagerDutySink:

@@ -475,11 +475,6 @@ def serve(tls: ssl.SSLContext | None) -> Iterator[Receiver]:
         thread.join()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
-
-
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, made with the openssl CLI."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,10 @@ from tests.unit.sinks.chatapi_cases import (
     run_test_sink,
     send,
 )
-from tests.unit.sinks.test_sinks import Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import Receiver, Reply, make_event
 
 TOKEN = "123456789:AAH-s3cr3t-b0t-t0ken-value"
 OK = Reply(200, {"Content-Type": "application/json"}, b'{"ok": true, "result": {}}')
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
 
 
 def telegram(receiver: Receiver, **kw: Any) -> TelegramSink:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,10 @@ from tests.unit.sinks.chatapi_cases import (
     run_test_sink,
     send,
 )
-from tests.unit.sinks.test_sinks import Receiver, Reply, make_event, serve
+from tests.unit.sinks.test_sinks import Receiver, Reply, make_event
 
 KEY = "693a91f6-7aaa-4bc4-97a0-0ec2f1fa5aaa"
 OK = Reply(200, {"Content-Type": "application/json"}, b'{"errcode": 0, "errmsg": "ok"}')
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    yield from serve(None)
 
 
 def url(receiver: Receiver) -> str:
