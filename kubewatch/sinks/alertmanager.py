@@ -95,11 +95,11 @@ def alert_of(
         labels["namespace"] = incident.namespace
     starts = event.observed_at
     if alert is not None:
-        labels["alertname"] = str(alert.reason)
-        labels["reason"] = str(alert.reason)
-        if getattr(alert, "container", None):
-            labels["container"] = str(alert.container)
-        starts = getattr(alert, "since", None) or starts
+        labels["alertname"] = alert.reason
+        labels["reason"] = alert.reason
+        if alert.container:
+            labels["container"] = alert.container
+        starts = alert.since or starts
     annotations = {"summary": one_line(default_text(event))}
     diff = changes_block(event)
     if diff:

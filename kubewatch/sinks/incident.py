@@ -20,8 +20,8 @@ The object is its uid when known (a recreated object with the same name is anoth
 object), else ``Kind/namespace/name``. A key is ``<cluster>:<object>:<reason>``: stable
 across restarts and replicas, so a retried or duplicated trigger lands on the same alert.
 
-Health alerts are told apart by ``type == "alert"`` and an ``alert`` with ``state``
-``firing`` or ``resolved``; an event without them is a change or a Kubernetes Event.
+Health alerts are events of ``type == "alert"``, their ``alert.state`` ``firing`` or
+``resolved``; any other event is a change or a Kubernetes Event.
 
 **Open keys.** To resolve on delete, a sink remembers the keys it triggered per object
 (:class:`OpenKeys`, bounded: the least recently triggered objects are forgotten first).
@@ -44,7 +44,7 @@ import httpx
 import orjson
 
 from kubewatch.errors import PermanentError
-from kubewatch.events import Event, EventType
+from kubewatch.events import AlertInfo, AlertState, Event, EventType
 from kubewatch.scrub import Scrubber
 from kubewatch.sinks.base import SinkBase
 from kubewatch.sinks.http import HttpEndpoint, encode_json
@@ -95,17 +95,9 @@ class Incident:
         return f"{self.cluster}:{self.object_ref}:{self.reason}"
 
 
-def _state(value: Any) -> str:
-    """An enum's value or a plain string: ``firing`` / ``resolved``."""
-    return str(getattr(value, "value", value))
-
-
-def health_alert(event: Event) -> Any | None:
+def health_alert(event: Event) -> AlertInfo | None:
     """The event's ``alert`` when it is a health alert (``type == "alert"``), else None."""
-    alert = getattr(event, "alert", None)
-    if alert is None or _state(event.type) != "alert":
-        return None
-    return alert
+    return event.alert if event.type is EventType.ALERT else None
 
 
 def _ref(uid: str, kind: str, namespace: str | None, name: str) -> str:
@@ -119,10 +111,9 @@ def incident_of(event: Event, *, resolve_on_delete: bool) -> Incident:
     action = Action.TRIGGER
     category: Category
     if alert is not None:
-        container = getattr(alert, "container", None)
-        reason = f"{container}/{alert.reason}" if container else str(alert.reason)
+        reason = f"{alert.container}/{alert.reason}" if alert.container else alert.reason
         category = "alert"
-        if _state(alert.state) == "resolved":
+        if alert.state is AlertState.RESOLVED:
             action = Action.RESOLVE
     elif event.digest is not None:
         reason, category, uid, name = f"Digest{event.type.value.title()}", "change", "", "*"

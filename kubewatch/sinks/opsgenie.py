@@ -58,8 +58,8 @@ def _description(event: Event) -> str:
     if event.k8s_event is not None:
         parts.append(one_line(event.k8s_event.message))
     alert = health_alert(event)
-    if alert is not None and getattr(alert, "logs", None):
-        parts.append(str(alert.logs))
+    if alert is not None and alert.logs:
+        parts.append(alert.logs)
     return cut("\n\n".join(parts), DESCRIPTION_CHARS)
 
 

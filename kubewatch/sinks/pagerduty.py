@@ -69,16 +69,10 @@ def details(event: Event, incident: Incident) -> dict[str, Any]:
         found["count"] = event.k8s_event.count
     alert = health_alert(event)
     if alert is not None:
-        found["alert"] = alert.to_dict() if hasattr(alert, "to_dict") else vars_of(alert)
+        found["alert"] = alert.to_dict()
     if event.labels:
         found["labels"] = event.labels
     return found
-
-
-def vars_of(value: Any) -> dict[str, Any]:
-    """The fields of a dataclass-like value with slots or a ``__dict__``."""
-    names = getattr(value, "__slots__", None) or vars(value)
-    return {n: getattr(value, n) for n in names}
 
 
 class PagerDutySink(IncidentSink):
