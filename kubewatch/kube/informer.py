@@ -6,7 +6,12 @@ Guarantees (as client-go's ``SharedInformer`` states them):
   keys there is no ordering.
 * An object that exists when the informer starts is announced with
   ``on_add(obj, is_initial_list=True)``; one created later with ``is_initial_list=False``.
-* ``on_update(old, new)`` is called only when the resourceVersion changed.
+* ``on_update(old, new)`` is called only when the resourceVersion changed. Given a
+  ``fingerprint`` (a digest of what the handlers call significant), an update whose
+  fingerprint equals the previous state's goes to a handler's ``on_quiet_update(old, new)``
+  if it has one, with ``old`` a function that decodes the previous state on first call:
+  a status-only update then costs no decode of the old object (handlers without that
+  method get ``on_update`` as always).
 * After a relist (410 Gone, or a broken watch the server could not resume), every object
   created, changed or deleted meanwhile produces exactly one ``on_add``, ``on_update`` or
   ``on_delete``. A delete seen only through a relist hands over a
@@ -44,6 +49,9 @@ log = logging.getLogger(__name__)
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 """Applied to every object before it is stored or handed out (client-go's TransformFunc):
 trims what nobody reads so the cache stays small. It may modify its argument in place."""
+Fingerprint = Callable[[dict[str, Any]], bytes]
+"""Of a transformed object: equal for two states that differ only in what the handlers
+ignore (a collision-resistant digest: equal digests are taken for equal content)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,13 @@ class ResourceEventHandler(Protocol):
     def on_delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None: ...
 
 
+class QuietUpdateHandler(Protocol):
+    """What a handler may add: an update whose fingerprint equals the previous state's
+    (``old()`` decodes that state, once, for a handler that still needs it)."""
+
+    def on_quiet_update(self, old: Callable[[], dict[str, Any]], new: dict[str, Any]) -> None: ...
+
+
 def strip_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
     """The default transform: managedFields are often half an object and never reported."""
     meta = obj.get("metadata")
@@ -103,9 +118,11 @@ class SharedInformer:
         clock: Callable[[], float] = time.monotonic,
         on_api_error: Callable[[ApiError], None] | None = None,
         checkpoint: InformerCheckpoint | None = None,
+        fingerprint: Fingerprint | None = None,
     ) -> None:
         self.name = name
         self.store = Store()
+        self._fingerprint = fingerprint
         self._checkpoint = checkpoint
         self._recovering = False  # the first list is reconciled against a checkpoint
         self._transform = transform
@@ -228,8 +245,9 @@ class SharedInformer:
         obj = self._transform(obj)
         key = object_key(obj)
         self._listed.add(key)
+        fingerprint = self._fingerprint(obj) if self._fingerprint is not None else None
         with self._dispatch:
-            previous, stored = self.store.put(key, obj)
+            previous, stored = self.store.put(key, obj, fingerprint)
             if previous is None:
                 self._add(obj, self._initial)
             else:
@@ -257,8 +275,9 @@ class SharedInformer:
             if self._checkpoint is not None:
                 self._checkpoint.delete(key)
             return
+        fingerprint = self._fingerprint(obj) if self._fingerprint is not None else None
         with self._dispatch:
-            previous, stored = self.store.put(key, obj)
+            previous, stored = self.store.put(key, obj, fingerprint)
             if previous is None:
                 self._add(obj, False)
             else:
@@ -284,7 +303,10 @@ class SharedInformer:
             self._delete(DeletedFinalStateUnknown(key, previous.decode()))
             self._add(obj, False)
         elif previous.resource_version != stored.resource_version:
-            self._update(previous.decode(), obj)
+            if stored.fingerprint is not None and stored.fingerprint == previous.fingerprint:
+                self._quiet_update(previous, obj)
+            else:
+                self._update(previous.decode(), obj)
 
     # -- fan-out --------------------------------------------------------------------------
 
@@ -299,6 +321,24 @@ class SharedInformer:
         for handler in self._handlers:
             try:
                 handler.on_update(old, new)
+            except Exception:
+                self._handler_failed("update", new)
+
+    def _quiet_update(self, previous: StoredObject, new: dict[str, Any]) -> None:
+        decoded: list[dict[str, Any]] = []  # the previous state, once decoded
+
+        def old() -> dict[str, Any]:
+            if not decoded:
+                decoded.append(previous.decode())
+            return decoded[0]
+
+        for handler in self._handlers:
+            try:
+                quiet = getattr(handler, "on_quiet_update", None)
+                if quiet is not None:
+                    quiet(old, new)
+                else:
+                    handler.on_update(old(), new)
             except Exception:
                 self._handler_failed("update", new)
 

@@ -49,7 +49,7 @@ from kubewatch.match.walk import (
     keyed_pair,
 )
 
-__all__ = ["diff"]
+__all__ = ["covers", "diff", "strip_ignored"]
 
 
 def diff(
@@ -109,6 +109,42 @@ def diff(
     else:
         _only_value(old, new, "", onode=only, inode=ignore, rnode=redact, out=out)
     return out
+
+
+def strip_ignored(value: Any, ignore: PathTree) -> Any:
+    """``value`` without what ``ignore`` matches through dict keys (a copy of the dicts on
+    the way; everything else is shared, lists are kept whole).
+
+    Two objects whose stripped forms are equal have no changes under ``ignore``, nor under
+    any ignore tree that :func:`covers` it, whatever ``only`` and ``redact`` say: every
+    difference lies at or below an ignored key, which the diff skips (a list on the way to
+    an ignored path is equal as a whole, which the diff skips too). The informer's
+    fingerprint relies on this to recognise a status-only update without the old object.
+    """
+    if not isinstance(value, dict) or ignore is ALL:
+        return {} if ignore is ALL and isinstance(value, dict) else value
+    children, star = ignore.children, ignore.star
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        sub = children.get(key, star)
+        if sub is None:
+            out[key] = item
+        elif sub is not ALL:
+            out[key] = strip_ignored(item, sub)
+    return out
+
+
+def covers(big: PathTree, small: PathTree) -> bool:
+    """True when every path ``small`` matches as a whole, ``big`` matches as a whole too."""
+    if big is ALL:
+        return True
+    if small is ALL:
+        return False
+    pairs = [(big.children.get(k, big.star), sub) for k, sub in small.children.items()]
+    if small.star is not None:
+        pairs += [(sub, small.star) for k, sub in big.children.items() if k not in small.children]
+        pairs.append((big.star, small.star))
+    return all(b is not None and covers(b, s) for b, s in pairs)
 
 
 # --- watched paths (``only``) -------------------------------------------------------------

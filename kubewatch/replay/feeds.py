@@ -11,7 +11,7 @@ from kubewatch.kube import SharedInformer
 from kubewatch.kube.discovery import ResourceType
 from kubewatch.kube.reflector import WatchStreamLike
 from kubewatch.match.patterns import LabelSelector, PatternError
-from kubewatch.watch.normalize import compact
+from kubewatch.watch.normalize import compact, fingerprint
 
 
 class _OfflineSource:
@@ -26,7 +26,12 @@ class _OfflineSource:
 
 def offline_informer(name: str, t: ResourceType) -> SharedInformer:
     return SharedInformer(
-        name, _OfflineSource(), kind=t.kind, api_version=t.api_version, transform=compact
+        name,
+        _OfflineSource(),
+        kind=t.kind,
+        api_version=t.api_version,
+        transform=compact,
+        fingerprint=fingerprint,
     )
 
 

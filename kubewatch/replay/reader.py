@@ -137,7 +137,9 @@ class _JsonValues:
     def __iter__(self) -> Iterator[tuple[dict[str, Any], Callable[[], str]]]:
         """Each object, with a function saying where it started (valid until the next
         value is asked for: the buffer moves on)."""
-        decoder = json.JSONDecoder()
+        # NaN and ±Infinity read as null: what the cache keeps of them and sinks write
+        # anyway, so an object equals its cached copy (the informer's fingerprint needs it).
+        decoder = json.JSONDecoder(parse_constant=lambda _: None)
         while True:
             self._pos = _skip_whitespace(self._buf, self._pos)
             if self._pos == len(self._buf):

@@ -57,6 +57,10 @@ class EntryHandler:
         self._update = "update" in config.events
         self._delete = "delete" in config.events
         self._notify_existing = config.notify_existing
+        self.quiet_is_nothing = alerts is None and health is None and builder.quiet_is_unchanged
+        """True when an update of equal fingerprints is nothing to this entry (no Event
+        alerts or health to see it, and a diff that has nothing to report), whatever the
+        filter says; so it needs neither the old object nor the diff."""
 
     @property
     def needs_namespace_labels(self) -> bool:
@@ -170,6 +174,21 @@ class Fanout:
         if hold is not None and _held(hold, new, functools.partial(self._update, old, new, down)):
             return
         self._update(old, new, down)
+
+    def on_quiet_update(self, old: Callable[[], dict[str, Any]], new: dict[str, Any]) -> None:
+        """An update of equal fingerprints: nothing unless an entry watches health or
+        Events (then as :meth:`on_update`, with the old object decoded)."""
+        hold, down = self._state[1], self._down()
+        run = functools.partial(self._quiet_update, old, new, down)
+        if hold is not None and _held(hold, new, run):
+            return
+        run()
+
+    def _quiet_update(
+        self, old: Callable[[], dict[str, Any]], new: dict[str, Any], while_down: bool
+    ) -> None:
+        if not all(entry.quiet_is_nothing for entry in self._state[0]):
+            self._update(old(), new, while_down)
 
     def on_delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
         hold, down = self._state[1], self._down()
