@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Mapping
 
 from kubewatch.app import build_sinks
 from kubewatch.cli.common import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, load_checked, log
-from kubewatch.config import format_errors
+from kubewatch.config import Config, format_errors
 from kubewatch.delivery import Dispatcher
-from kubewatch.delivery.policy import sink_policies
+from kubewatch.delivery.policy import SinkPolicy, sink_policies
 from kubewatch.errors import ApiError, ConfigErrors
 from kubewatch.events import Event
 from kubewatch.kube.client import ClusterClient
@@ -42,7 +43,10 @@ def replay(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     dispatcher = None
     if not args.dry_run:
-        dispatcher = Dispatcher(sinks, config.delivery, policies=sink_policies(config))
+        policies = sink_policies(config)
+        dispatcher = Dispatcher(
+            sinks, config.delivery, policies=policies, inline=_inline(config, policies)
+        )
         dispatcher.start()
 
     def deliver(event: Event) -> None:
@@ -83,6 +87,16 @@ def replay(args: argparse.Namespace) -> int:
     if dispatcher is None:
         return EXIT_OK
     return _replay_summary(dispatcher, drained)
+
+
+def _inline(config: Config, policies: Mapping[str, SinkPolicy]) -> bool:
+    """Deliver on the reading thread when every sink only writes to stdout (and none
+    digests): the replay waits for its sinks anyway, and a hand-off to worker threads
+    costs more than the write (see docs/performance.md)."""
+    return all(
+        sink.type == "stdout" and policies[name].digest is None
+        for name, sink in config.sinks.items()
+    )
 
 
 REPLAY_DRAIN_TIMEOUT = 1e7

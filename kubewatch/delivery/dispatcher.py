@@ -106,6 +106,12 @@ class Dispatcher:
     sets when its timeout runs out, so a fake clock needs a matching ``sleep``. With a
     fake clock, drive digest flushes with :meth:`flush_digests`: the background flusher
     waits in real seconds for ``deadline - clock()``. ``rng`` draws the backoff jitter.
+
+    ``inline=True`` starts no worker threads: each :meth:`submit` delivers what it queued
+    before it returns, on the caller's thread (so from one thread only), with the same
+    retries, waits and counts. For a producer that waits for its sinks anyway and sinks
+    that only write locally (``kubewatch replay`` to stdout), where the hand-off between
+    threads sharing the GIL costs ten times the write. Not with digests (no flusher).
     """
 
     def __init__(
@@ -122,8 +128,10 @@ class Dispatcher:
         on_failed: Callable[[str, Event, str, bool], None] | None = None,
         on_sink_state: Callable[[str, bool, str], None] | None = None,
         journal: Journal | None = None,
+        inline: bool = False,
     ) -> None:
         self._config = config
+        self._inline = inline
         self._journal = journal
         policies = policies or {}
         digests = digests or {}
@@ -160,6 +168,8 @@ class Dispatcher:
             self._intake.add(
                 Lane(name, TimedSink(sink, watch), policy, clock, self._sender.interruptible_sleep)
             )
+        if inline and self._intake.digests:
+            raise ValueError("inline delivery cannot digest: no thread flushes the windows")
         self._flusher: threading.Thread | None = None
         self._close_lock = threading.Lock()  # serializes close(); guards _close_result
         self._close_result: bool | None = None
@@ -171,7 +181,7 @@ class Dispatcher:
             if self._intake.state is not State.NEW:
                 raise RuntimeError(f"dispatcher cannot start: it is {self._intake.state.value}")
             self._intake.state = State.STARTED
-            for lane in self._lanes.values():
+            for lane in () if self._inline else self._lanes.values():
                 for i, shard in enumerate(lane.queue.shards):
                     # Daemon: a send stuck past close()'s timeout must not keep the
                     # process alive; close() has already reported it by then.
@@ -188,6 +198,7 @@ class Dispatcher:
                     target=self._intake.flush_loop, name="kubewatch-digest", daemon=True
                 )
                 self._flusher.start()
+        self._deliver_inline(self._lanes)
 
     def close(self, timeout: float | None = None) -> bool:
         """Stop intake, flush every digester (held events become digests at once), drain
@@ -227,6 +238,7 @@ class Dispatcher:
             stuck = [t.name for t in threads if t.is_alive()]
             if stuck:
                 log.error("delivery: workers still busy in send after close: %s", ", ".join(stuck))
+            if stuck or self._inline:  # inline: a send an exception interrupted
                 for lane in self._lanes.values():
                     self._sender.write_off(lane)
             for lane in self._lanes.values():
@@ -297,6 +309,15 @@ class Dispatcher:
         RuntimeError, as a submit after close does.
         """
         self._intake.submit(event, sink_names, age, block)
+        self._deliver_inline(self._lanes if sink_names is None else sink_names)
+
+    def _deliver_inline(self, names: Iterable[str]) -> None:
+        """With ``inline``, once started: deliver what the named sinks hold, here."""
+        if self._inline and self._intake.state is State.STARTED:
+            for name in names:
+                lane = self._lanes[name]
+                for shard in lane.queue.shards:
+                    self._sender.drain(lane, shard)
 
     def flush_digests(self) -> None:
         """Queue the digests of every window that has ended by ``clock()``.

@@ -93,6 +93,15 @@ class Shard(Generic[_T]):
             self._room.notify_all()
             return item
 
+    def get_nowait(self) -> _T | None:
+        """The oldest item, or ``None`` when there is none now (never blocks)."""
+        with self._cond:
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            self._room.notify_all()
+            return item
+
     def has_room(self, free: int = 1) -> bool:
         """Whether ``free`` items (at most ``capacity``) fit now without a drop; stale
         as soon as it is read unless the caller is the shard's only producer."""

@@ -98,17 +98,26 @@ class Sender:
 
     def _work(self, lane: Lane, shard: Shard[Item]) -> None:
         while (item := shard.get()) is not None:
-            try:
-                if lane.fence is not None:
-                    lane.fence.wait(item, self._stop)
-                if self._stop.is_set():  # close() gave up: no new attempts
-                    self.abandon(lane, [item.event])
-                else:
-                    lane.sending(item.event)
-                    self._deliver(lane, item.event, item.expires)
-            finally:
-                lane.done(item)
-                lane.drops.flush()  # the count of unlogged drops, once their second is over
+            self._handle(lane, item)
+
+    def drain(self, lane: Lane, shard: Shard[Item]) -> None:
+        """Deliver what ``shard`` holds now, in order, on the caller's thread (a dispatcher
+        without worker threads); what a worker does, minus its restarts."""
+        while (item := shard.get_nowait()) is not None:
+            self._handle(lane, item)
+
+    def _handle(self, lane: Lane, item: Item) -> None:
+        try:
+            if lane.fence is not None:
+                lane.fence.wait(item, self._stop)
+            if self._stop.is_set():  # close() gave up: no new attempts
+                self.abandon(lane, [item.event])
+            else:
+                lane.sending(item.event)
+                self._deliver(lane, item.event, item.expires)
+        finally:
+            lane.done(item)
+            lane.drops.flush()  # the count of unlogged drops, once their second is over
 
     def _deliver(self, lane: Lane, event: Event, expires: float) -> None:
         """Send one event until accepted, refused for good, expired, or interrupted.

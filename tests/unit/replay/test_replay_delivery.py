@@ -19,8 +19,9 @@ import orjson
 import pytest
 
 from kubewatch.cli import EXIT_FAILURE, main
-from kubewatch.config import DigestConfig
-from kubewatch.delivery import Dispatcher, SinkStats
+from kubewatch.cli import replay as replay_cli
+from kubewatch.config import DigestConfig, parse_config
+from kubewatch.delivery import Dispatcher, SinkStats, sink_policies
 from tests.unit.cli.test_cli_test_sink import Receiver
 from tests.unit.delivery.test_delivery import WAIT, FakeSink, Gate, delivery, make_event
 
@@ -76,9 +77,23 @@ def test_a_replay_of_20000_pod_events_delivers_every_one(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr[-2000:]
     lines = out.read_bytes().splitlines()
     assert len(lines) == 20_000
-    names = {orjson.loads(line)["name"] for line in lines}
-    assert names == {f"web-{i:05d}" for i in range(20_000)}
+    names = [orjson.loads(line)["name"] for line in lines]
+    # Delivered on the reading thread (stdout only): in capture order, across objects too.
+    assert names == [f"web-{i:05d}" for i in range(20_000)]
     assert "replay delivered: out: 20000 delivered, 0 failed, 0 dropped" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("sinks", "inline"),
+    [
+        ("{out: {type: stdout}, err: {type: stdout, format: json}}", True),
+        ("{out: {type: stdout, digest: {threshold: 5}}}", False),
+        ("{out: {type: stdout}, hook: {type: webhook, url: 'http://127.0.0.1:9/'}}", False),
+    ],
+)
+def test_replay_delivers_inline_only_to_plain_stdout_sinks(sinks: str, inline: bool) -> None:
+    config = parse_config(f"resources: [{{kind: Pod}}]\nsinks: {sinks}\n")
+    assert replay_cli._inline(config, sink_policies(config)) is inline
 
 
 def test_a_sink_that_fails_permanently_makes_the_replay_fail(
