@@ -40,7 +40,7 @@ import benchlib
 from kubewatch.config import WatchConfig
 from kubewatch.kube import ReflectorSettings, SharedInformer
 from kubewatch.kube.client import ListWatch, Query
-from kubewatch.watch.normalize import compact
+from kubewatch.watch.normalize import compact, significant
 
 SETTLE = 2.0
 """Seconds to let a subprocess settle after ``synced`` before reading its RSS."""
@@ -81,6 +81,8 @@ def store_python_bytes(store: Any) -> int:
         total += sys.getsizeof(key) + sys.getsizeof(stored)
         total += sys.getsizeof(stored.uid) + sys.getsizeof(stored.resource_version)
         total += sys.getsizeof(stored.data)
+        if getattr(stored, "rest", None) is not None:
+            total += sys.getsizeof(stored.rest)
     return total
 
 
@@ -95,6 +97,7 @@ def child(kubeconfig: str, namespace: str, page_size: int, trace: bool) -> dict[
         api_version="v1",
         settings=ReflectorSettings(page_size=page_size),
         transform=compact,
+        significant=significant,
     )
     client.get_json("/version")  # the connection pool and TLS context exist before the baseline
     gc.collect()

@@ -61,7 +61,7 @@ from kubewatch.sinks import build_sink
 from kubewatch.state import Checkpoint, Spool, StateDB
 from kubewatch.timefmt import utc_now
 from kubewatch.watch.filters import NamespaceLabels
-from kubewatch.watch.normalize import compact, fingerprint
+from kubewatch.watch.normalize import compact, significant
 from kubewatch.watch.pipeline import Fanout, build_entry
 from kubewatch.watch.plan import WatchPlan
 
@@ -108,7 +108,7 @@ def run_throughput(
             kind="Pod",
             api_version="v1",
             transform=compact,
-            fingerprint=fingerprint,
+            significant=significant,
             checkpoint=checkpoint,  # type: ignore[arg-type]
         )
         informer.add_handler(Fanout([entry], deliver))
@@ -202,7 +202,7 @@ def checkpoint_child(count: int, state: bool) -> dict[str, Any]:
         api_version="v1",
         settings=ReflectorSettings(page_size=500),
         transform=compact,
-        fingerprint=fingerprint,
+        significant=significant,
         checkpoint=Checkpoint(db).collection("/api/v1/pods??") if db is not None else None,
     )
     started = time.perf_counter()

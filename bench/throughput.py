@@ -35,7 +35,7 @@ from kubewatch.kube.watchstream import decode_line
 from kubewatch.observability.metrics import Metrics, seconds_since
 from kubewatch.routing import Router
 from kubewatch.watch.filters import NamespaceLabels
-from kubewatch.watch.normalize import compact, fingerprint
+from kubewatch.watch.normalize import compact, significant
 from kubewatch.watch.pipeline import Fanout, build_entry
 from kubewatch.watch.plan import WatchPlan
 
@@ -250,7 +250,7 @@ def run_pipeline(objects: list[dict[str, Any]], lines: list[bytes]) -> tuple[flo
     pipeline = Pipeline(queue_size=len(lines) + 1)
     pipeline.dispatcher.start()
     informer = SharedInformer(
-        "pods", None, kind="Pod", api_version="v1", transform=compact, fingerprint=fingerprint
+        "pods", None, kind="Pod", api_version="v1", transform=compact, significant=significant
     )  # type: ignore[arg-type]
     informer.add_handler(pipeline.fanout)
     informer.replace_begin()

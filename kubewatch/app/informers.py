@@ -17,7 +17,7 @@ from kubewatch.kube.informer import Transform
 from kubewatch.kube.pool import InformerFactory, InformerKey
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.watch.filters import NamespaceLabels
-from kubewatch.watch.normalize import compact, fingerprint
+from kubewatch.watch.normalize import compact, significant
 
 __all__ = ["NAMESPACE_SYNC_TIMEOUT", "STOP_POLL_INTERVAL", "NamespaceWatch", "new_informer"]
 
@@ -63,7 +63,7 @@ def new_informer(
         rng=rng,
         on_api_error=lambda error: _api_error(recorder, name, error),
         checkpoint=checkpoint,
-        fingerprint=fingerprint if transform is compact else None,
+        significant=significant if transform is compact else None,
     )
 
 

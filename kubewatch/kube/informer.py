@@ -7,11 +7,11 @@ Guarantees (as client-go's ``SharedInformer`` states them):
 * An object that exists when the informer starts is announced with
   ``on_add(obj, is_initial_list=True)``; one created later with ``is_initial_list=False``.
 * ``on_update(old, new)`` is called only when the resourceVersion changed. Given a
-  ``fingerprint`` (a digest of what the handlers call significant), an update whose
-  fingerprint equals the previous state's goes to a handler's ``on_quiet_update(old, new)``
-  if it has one, with ``old`` a function that decodes the previous state on first call:
-  a status-only update then costs no decode of the old object (handlers without that
-  method get ``on_update`` as always).
+  ``significant`` split (what the handlers call significant, and the rest), an update
+  whose significant part is byte for byte the previous state's goes to a handler's
+  ``on_quiet_update(old, new)`` if it has one, with ``old`` a function that decodes the
+  previous state on first call: a status-only update then costs no decode of the old
+  object (handlers without that method get ``on_update`` as always).
 * After a relist (410 Gone, or a broken watch the server could not resume), every object
   created, changed or deleted meanwhile produces exactly one ``on_add``, ``on_update`` or
   ``on_delete``. A delete seen only through a relist hands over a
@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from kubewatch.errors import ApiError
 from kubewatch.kube.reflector import ListerWatcher, Reflector, ReflectorSettings
-from kubewatch.kube.store import Store, StoredObject, object_key
+from kubewatch.kube.store import Split, Store, StoredObject, object_key
 from kubewatch.observability.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,6 @@ log = logging.getLogger(__name__)
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 """Applied to every object before it is stored or handed out (client-go's TransformFunc):
 trims what nobody reads so the cache stays small. It may modify its argument in place."""
-Fingerprint = Callable[[dict[str, Any]], bytes]
-"""Of a transformed object: equal for two states that differ only in what the handlers
-ignore (a collision-resistant digest: equal digests are taken for equal content)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +85,8 @@ class ResourceEventHandler(Protocol):
 
 
 class QuietUpdateHandler(Protocol):
-    """What a handler may add: an update whose fingerprint equals the previous state's
-    (``old()`` decodes that state, once, for a handler that still needs it)."""
+    """What a handler may add: an update whose significant part equals the previous
+    state's (``old()`` decodes that state, once, for a handler that still needs it)."""
 
     def on_quiet_update(self, old: Callable[[], dict[str, Any]], new: dict[str, Any]) -> None: ...
 
@@ -118,11 +115,11 @@ class SharedInformer:
         clock: Callable[[], float] = time.monotonic,
         on_api_error: Callable[[ApiError], None] | None = None,
         checkpoint: InformerCheckpoint | None = None,
-        fingerprint: Fingerprint | None = None,
+        significant: Split | None = None,
     ) -> None:
         self.name = name
         self.store = Store()
-        self._fingerprint = fingerprint
+        self._split = significant
         self._checkpoint = checkpoint
         self._recovering = False  # the first list is reconciled against a checkpoint
         self._transform = transform
@@ -245,9 +242,8 @@ class SharedInformer:
         obj = self._transform(obj)
         key = object_key(obj)
         self._listed.add(key)
-        fingerprint = self._fingerprint(obj) if self._fingerprint is not None else None
         with self._dispatch:
-            previous, stored = self.store.put(key, obj, fingerprint)
+            previous, stored = self.store.put(key, obj, self._split)
             if previous is None:
                 self._add(obj, self._initial)
             else:
@@ -275,9 +271,8 @@ class SharedInformer:
             if self._checkpoint is not None:
                 self._checkpoint.delete(key)
             return
-        fingerprint = self._fingerprint(obj) if self._fingerprint is not None else None
         with self._dispatch:
-            previous, stored = self.store.put(key, obj, fingerprint)
+            previous, stored = self.store.put(key, obj, self._split)
             if previous is None:
                 self._add(obj, False)
             else:
@@ -294,7 +289,7 @@ class SharedInformer:
             and previous.resource_version == stored.resource_version
         ):
             return
-        self._checkpoint.put(key, stored.uid, stored.resource_version, stored.data)
+        self._checkpoint.put(key, stored.uid, stored.resource_version, stored.blob)
 
     def _changed(
         self, key: str, previous: StoredObject, stored: StoredObject, obj: dict[str, Any]
@@ -303,7 +298,7 @@ class SharedInformer:
             self._delete(DeletedFinalStateUnknown(key, previous.decode()))
             self._add(obj, False)
         elif previous.resource_version != stored.resource_version:
-            if stored.fingerprint is not None and stored.fingerprint == previous.fingerprint:
+            if stored.same_significant(previous):
                 self._quiet_update(previous, obj)
             else:
                 self._update(previous.decode(), obj)

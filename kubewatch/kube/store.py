@@ -3,36 +3,59 @@
 Each object is held as its orjson serialization (bytes) plus the two fields the engine
 compares without decoding (uid, resourceVersion). A ~5 KiB Pod costs about its JSON size
 instead of ~15 KiB as nested dicts; decoding one back costs ~20 µs and happens only when a
-handler needs the old state (updates and deletes). Beside it, an optional ``fingerprint``
-(the informer's: a digest of what its handlers call significant) lets an update that
-changed nothing significant be recognised without decoding the old state at all.
+handler needs the old state (updates and deletes).
+
+Given a ``split`` (the informer's: what its handlers call significant, and the rest), the
+two parts are serialized apart, so two states whose significant bytes are equal (a
+status-only update) are recognised by comparing bytes, without decoding either.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from kubewatch.match.diff import graft
+
+Split = Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]
+"""``obj`` → ``(kept, rest)`` (:func:`~kubewatch.match.diff.split_ignored`): the part whose
+changes matter, and the rest as a sparse tree that :func:`graft` puts back."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    """One cached object. ``data`` is immutable bytes, so nothing handed out can be mutated."""
+    """One cached object. ``data`` is immutable bytes, so nothing handed out can be mutated.
+
+    ``rest`` None: ``data`` is the object's JSON (or a checkpoint's :attr:`blob`). Else
+    ``data`` is the JSON of its significant part and ``rest`` of what that leaves out."""
 
     uid: str
     resource_version: str
     data: bytes
-    fingerprint: bytes | None = None
-    """Equal for two states of an object that differ only in what nobody reports (see
-    :class:`~kubewatch.kube.informer.SharedInformer`); None: not known (a checkpoint's)."""
+    rest: bytes | None = None
 
     def decode(self) -> dict[str, Any]:
-        """A fresh dict each call: callers may do what they like with it."""
-        obj: dict[str, Any] = orjson.loads(self.data)
-        return obj
+        """A fresh dict each call: callers may do what they like with it. (Keys left out
+        of the significant part come last in their dicts: nothing reads objects by order.)"""
+        if self.rest is not None:
+            return graft(orjson.loads(self.data), orjson.loads(self.rest))
+        obj = orjson.loads(self.data)
+        if isinstance(obj, list):  # a blob: [significant part, rest]
+            return graft(obj[0], obj[1])
+        return obj  # type: ignore[no-any-return]
+
+    def same_significant(self, other: StoredObject) -> bool:
+        """True when both were split and their significant parts are byte for byte equal."""
+        return self.rest is not None and other.rest is not None and self.data == other.data
+
+    @property
+    def blob(self) -> bytes:
+        """One byte string that :meth:`decode` reads back as this object (for a checkpoint)."""
+        return self.data if self.rest is None else b"[" + self.data + b"," + self.rest + b"]"
 
 
 def object_key(obj: dict[str, Any]) -> str:
@@ -63,15 +86,22 @@ class Store:
             return self._items.get(key)
 
     def put(
-        self, key: str, obj: dict[str, Any], fingerprint: bytes | None = None
+        self, key: str, obj: dict[str, Any], split: Split | None = None
     ) -> tuple[StoredObject | None, StoredObject]:
-        """Store ``obj`` under ``key`` (with its ``fingerprint``); return (previous, stored)."""
+        """Store ``obj`` under ``key`` (in two parts, given ``split``); return (previous,
+        stored)."""
         meta = obj.get("metadata") or {}
         # bytes(memoryview(...)): an exact-size copy; orjson may hand back its growth
         # buffer (measured: 4.1 KB held for 2.6 KB of JSON per Pod with orjson 3.8).
-        data = bytes(memoryview(orjson.dumps(obj)))
+        rest = None
+        if split is None:
+            data = bytes(memoryview(orjson.dumps(obj)))
+        else:
+            kept, left_out = split(obj)
+            data = bytes(memoryview(orjson.dumps(kept)))
+            rest = bytes(memoryview(orjson.dumps(left_out)))
         stored = StoredObject(
-            str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), data, fingerprint
+            str(meta.get("uid", "")), str(meta.get("resourceVersion", "")), data, rest
         )
         with self._lock:
             previous = self._items.get(key)
@@ -125,4 +155,4 @@ class Store:
     def nbytes(self) -> int:
         """Bytes of cached JSON (informational: the payload, not Python's overhead)."""
         with self._lock:
-            return sum(len(o.data) for o in self._items.values())
+            return sum(len(o.data) + len(o.rest or b"") for o in self._items.values())

@@ -49,7 +49,7 @@ from kubewatch.match.walk import (
     keyed_pair,
 )
 
-__all__ = ["covers", "diff", "strip_ignored"]
+__all__ = ["covers", "diff", "graft", "split_ignored"]
 
 
 def diff(
@@ -111,27 +111,45 @@ def diff(
     return out
 
 
-def strip_ignored(value: Any, ignore: PathTree) -> Any:
-    """``value`` without what ``ignore`` matches through dict keys (a copy of the dicts on
-    the way; everything else is shared, lists are kept whole).
+def split_ignored(obj: dict[str, Any], ignore: PathTree) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(kept, rest)``: ``obj`` without what ``ignore`` matches through dict keys, and what
+    that left out, as a sparse tree (:func:`graft` puts it back). Only the dicts on the way
+    are copied; lists are kept whole.
 
-    Two objects whose stripped forms are equal have no changes under ``ignore``, nor under
-    any ignore tree that :func:`covers` it, whatever ``only`` and ``redact`` say: every
+    Two objects with equal ``kept`` parts have no changes under ``ignore``, nor under any
+    ignore tree that :func:`covers` it, whatever ``only`` and ``redact`` say: every
     difference lies at or below an ignored key, which the diff skips (a list on the way to
-    an ignored path is equal as a whole, which the diff skips too). The informer's
-    fingerprint relies on this to recognise a status-only update without the old object.
+    an ignored path is equal as a whole, which the diff skips too). The Store relies on
+    this to recognise a status-only update without decoding the old object.
     """
-    if not isinstance(value, dict) or ignore is ALL:
-        return {} if ignore is ALL and isinstance(value, dict) else value
     children, star = ignore.children, ignore.star
-    out: dict[str, Any] = {}
-    for key, item in value.items():
+    kept: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for key, item in obj.items():
         sub = children.get(key, star)
         if sub is None:
-            out[key] = item
-        elif sub is not ALL:
-            out[key] = strip_ignored(item, sub)
-    return out
+            kept[key] = item
+        elif sub is ALL:
+            rest[key] = item
+        elif isinstance(item, dict):
+            kept[key], below = split_ignored(item, sub)
+            if below:
+                rest[key] = below
+        else:
+            kept[key] = item
+    return kept, rest
+
+
+def graft(kept: dict[str, Any], rest: dict[str, Any]) -> dict[str, Any]:
+    """Put what :func:`split_ignored` left out back into ``kept`` (in place; returned):
+    a key of ``rest`` that ``kept`` has is a dict to graft into, any other is a value left
+    out whole. Grafted keys come after the others of their dict."""
+    for key, value in rest.items():
+        if key in kept:
+            graft(kept[key], value)
+        else:
+            kept[key] = value
+    return kept
 
 
 def covers(big: PathTree, small: PathTree) -> bool:

@@ -11,7 +11,7 @@ from kubewatch.kube import SharedInformer
 from kubewatch.kube.discovery import ResourceType
 from kubewatch.kube.reflector import WatchStreamLike
 from kubewatch.match.patterns import LabelSelector, PatternError
-from kubewatch.watch.normalize import compact, fingerprint
+from kubewatch.watch.normalize import compact, significant
 
 
 class _OfflineSource:
@@ -31,7 +31,7 @@ def offline_informer(name: str, t: ResourceType) -> SharedInformer:
         kind=t.kind,
         api_version=t.api_version,
         transform=compact,
-        fingerprint=fingerprint,
+        significant=significant,
     )
 
 

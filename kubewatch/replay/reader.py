@@ -138,7 +138,7 @@ class _JsonValues:
         """Each object, with a function saying where it started (valid until the next
         value is asked for: the buffer moves on)."""
         # NaN and ±Infinity read as null: what the cache keeps of them and sinks write
-        # anyway, so an object equals its cached copy (the informer's fingerprint needs it).
+        # anyway, so an object equals its cached copy (the Store's significant parts compare so).
         decoder = json.JSONDecoder(parse_constant=lambda _: None)
         while True:
             self._pos = _skip_whitespace(self._buf, self._pos)

@@ -16,7 +16,7 @@ import orjson
 
 from kubewatch.config import UpdatesConfig
 from kubewatch.events import REDACTED, Change, Event, EventType
-from kubewatch.match.diff import covers, diff, strip_ignored
+from kubewatch.match.diff import covers, diff, split_ignored
 from kubewatch.match.paths import (
     DEFAULT_IGNORE,
     DEFAULT_IGNORE_TREE,
@@ -61,23 +61,13 @@ def compact(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def fingerprint(obj: dict[str, Any]) -> bytes:
-    """The informer's fingerprint of a compacted object: a digest of it without the
+def significant(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The informer's split of a compacted object: ``(kept, rest)`` without and with the
     default ignored paths (status, resourceVersion, generation…), which every resource's
-    ``updates.ignore`` includes. Equal fingerprints mean no entry's diff has anything to
-    report (see :func:`~kubewatch.match.diff.strip_ignored`), so a status-only update is
-    recognised without decoding the cached old object (~20 µs) or diffing. SHA-256: a
-    crafted update must not pass for unchanged; ~4 µs for a Pod, plus ~6 µs to serialize."""
-    data = memoryview(orjson.dumps(strip_ignored(obj, DEFAULT_IGNORE_TREE)))
-    digest = hashlib.sha256()
-    for start in range(0, len(data), _HASH_PIECE):
-        digest.update(data[start : start + _HASH_PIECE])
-    return digest.digest()
-
-
-_HASH_PIECE = 2000
-"""Bytes per ``update``: hashlib lets go of the GIL for 2 KiB and more, and getting it
-back from the delivery thread costs ~40 µs, ten times the hash (measured in replay)."""
+    ``updates.ignore`` includes. Equal ``kept`` parts mean no entry's diff has anything to
+    report (see :func:`~kubewatch.match.diff.split_ignored`), so the Store recognises a
+    status-only update by comparing bytes, without decoding the old object or diffing."""
+    return split_ignored(obj, DEFAULT_IGNORE_TREE)
 
 
 def _fingerprint(value: Any) -> str:
@@ -127,7 +117,7 @@ class EventBuilder:
         self._redact = SECRET_REDACT_TREE if resource.kind == "Secret" else None
         self._clock = clock
         self.quiet_is_unchanged = covers(ignore, DEFAULT_IGNORE_TREE)
-        """True when ``updated`` is None for any two states of equal :func:`fingerprint`."""
+        """True when ``updated`` is None for two states of equal :func:`significant` parts."""
 
     def created(self, obj: dict[str, Any]) -> Event:
         return self._event(EventType.CREATE, obj)

@@ -58,7 +58,7 @@ class EntryHandler:
         self._delete = "delete" in config.events
         self._notify_existing = config.notify_existing
         self.quiet_is_nothing = alerts is None and health is None and builder.quiet_is_unchanged
-        """True when an update of equal fingerprints is nothing to this entry (no Event
+        """True when an update of equal significant parts is nothing to this entry (no Event
         alerts or health to see it, and a diff that has nothing to report), whatever the
         filter says; so it needs neither the old object nor the diff."""
 
@@ -176,7 +176,7 @@ class Fanout:
         self._update(old, new, down)
 
     def on_quiet_update(self, old: Callable[[], dict[str, Any]], new: dict[str, Any]) -> None:
-        """An update of equal fingerprints: nothing unless an entry watches health or
+        """An update of equal significant parts: nothing unless an entry watches health or
         Events (then as :meth:`on_update`, with the old object decoded)."""
         hold, down = self._state[1], self._down()
         run = functools.partial(self._quiet_update, old, new, down)

@@ -1,9 +1,10 @@
-"""The informer's fingerprint shortcut decides exactly as the full diff does.
+"""The Store's significant-part shortcut decides exactly as the full diff does.
 
-An update whose fingerprint equals the previous state's is not diffed (nor is the old
-object decoded): that is only right if no resource entry's diff, with any ``updates``
-config, could have reported anything. Proven here over random object pairs and random
-``ignore``/``watch`` configs, and end to end through the replay pipeline.
+An update whose significant part (the object without the default ignored paths) is byte
+for byte the previous state's is not diffed, nor is the old object decoded: that is only
+right if no resource entry's diff, with any ``updates`` config, could have reported
+anything. Proven here over random object pairs and random ``ignore``/``watch`` configs,
+and end to end through the replay pipeline; and the two parts decode to the object.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from hypothesis import strategies as st
 from kubewatch.config import UpdatesConfig, parse_config
 from kubewatch.events import Event
 from kubewatch.kube import SharedInformer
-from kubewatch.kube.store import StoredObject
-from kubewatch.match.diff import covers, diff, strip_ignored
+from kubewatch.kube.store import Store, StoredObject
+from kubewatch.match.diff import covers, diff, graft
 from kubewatch.match.paths import ALL, DEFAULT_IGNORE_TREE, SECRET_REDACT_TREE, compile_paths
 from kubewatch.replay import Replayer, feeds
 from kubewatch.replay.offline import resource_type
-from kubewatch.watch.normalize import LAST_APPLIED, compact, fingerprint, update_trees
+from kubewatch.watch.normalize import LAST_APPLIED, compact, significant, update_trees
 from tests.budget import examples
 
 REVISION = "deployment.kubernetes.io/revision"
@@ -100,6 +101,11 @@ def cached(obj: dict[str, Any]) -> dict[str, Any]:
     return compact(orjson.loads(orjson.dumps(obj)))
 
 
+def quiet(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """What the informer decides: the significant parts are equal bytes."""
+    return orjson.dumps(significant(old)[0]) == orjson.dumps(significant(new)[0])
+
+
 @given(
     updates(),
     st.lists(st.sampled_from(EXTRA_IGNORES), max_size=2),
@@ -107,14 +113,14 @@ def cached(obj: dict[str, Any]) -> dict[str, Any]:
     st.booleans(),
 )
 @settings(max_examples=examples(1000), deadline=None)
-def test_equal_fingerprints_mean_no_changes_for_any_config(
+def test_equal_significant_parts_mean_no_changes_for_any_config(
     pair: tuple[dict[str, Any], dict[str, Any]],
     ignores: list[str],
     watches: list[str],
     secret: bool,
 ) -> None:
     old, new = cached(pair[0]), compact(copy.deepcopy(pair[1]))
-    if fingerprint(old) != fingerprint(new):
+    if not quiet(old, new):
         return  # the informer diffs as before
     ignore, only = update_trees(UpdatesConfig(ignore=tuple(ignores), watch=tuple(watches)))
     redact = SECRET_REDACT_TREE if secret else None
@@ -123,22 +129,21 @@ def test_equal_fingerprints_mean_no_changes_for_any_config(
 
 @given(updates())
 @settings(max_examples=examples(300), deadline=None)
-def test_the_fingerprint_sees_every_reported_change(
+def test_a_reported_change_is_never_quiet_and_the_parts_decode_to_the_object(
     pair: tuple[dict[str, Any], dict[str, Any]],
 ) -> None:
-    """The other side: a diff under the default ignores implies different fingerprints,
-    and equal significant parts imply equal fingerprints (the shortcut is taken)."""
     old, new = cached(pair[0]), compact(copy.deepcopy(pair[1]))
-    significant = strip_ignored(old, DEFAULT_IGNORE_TREE) == strip_ignored(new, DEFAULT_IGNORE_TREE)
     if diff(old, new, DEFAULT_IGNORE_TREE):
-        assert fingerprint(old) != fingerprint(new)
-    if orjson.dumps(strip_ignored(old, DEFAULT_IGNORE_TREE)) == orjson.dumps(
-        strip_ignored(new, DEFAULT_IGNORE_TREE)
-    ):
-        assert significant and fingerprint(old) == fingerprint(new)
+        assert not quiet(old, new)
+    store = Store()
+    for obj in (old, new):
+        _, stored = store.put("ns/o", copy.deepcopy(obj), significant)
+        assert stored.decode() == obj
+        assert StoredObject("u", "1", stored.blob).decode() == obj  # a checkpoint's
+        assert graft(*copy.deepcopy(significant(obj))) == obj
 
 
-def test_status_only_updates_share_a_fingerprint_and_spec_changes_do_not() -> None:
+def test_status_only_updates_are_quiet_and_spec_changes_are_not() -> None:
     pod = {
         "metadata": {"name": "p", "resourceVersion": "1", "generation": 1},
         "spec": {"containers": [{"name": "web", "image": "web:1"}]},
@@ -149,7 +154,14 @@ def test_status_only_updates_share_a_fingerprint_and_spec_changes_do_not() -> No
     status["status"]["phase"] = "Running"
     image = copy.deepcopy(status)
     image["spec"]["containers"][0]["image"] = "web:2"
-    assert fingerprint(pod) == fingerprint(status) != fingerprint(image)
+    assert quiet(pod, status) and not quiet(status, image)
+    store = Store()
+    _, first = store.put("p", pod, significant)
+    _, second = store.put("p", status, significant)
+    _, third = store.put("p", image, significant)
+    assert second.same_significant(first) and not third.same_significant(second)
+    assert not StoredObject("u", "1", first.blob).same_significant(first)  # no parts: diff
+    assert store.nbytes() == len(third.data) + len(third.rest or b"")
 
 
 def test_covers() -> None:
@@ -187,7 +199,7 @@ def replayed(config: str, events: list[dict[str, Any]], *, shortcut: bool) -> li
     cfg = parse_config(f"resources: {config}\nsinks: {{c: {{type: stdout}}}}\n")
     with pytest.MonkeyPatch.context() as mp:
         if not shortcut:
-            mp.setattr(feeds, "fingerprint", None)
+            mp.setattr(feeds, "significant", None)
         replayer = Replayer(cfg, out.append)
         for event in events:
             replayer.feed(copy.deepcopy(event))
