@@ -33,6 +33,7 @@ What differs from a live run, and why:
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -373,5 +374,16 @@ def _latest_time(obj: dict[str, Any]) -> datetime | None:
     managed = meta.get("managedFields")
     if isinstance(managed, list):
         candidates.extend(m.get("time") for m in managed if isinstance(m, dict))
+    texts = [c for c in candidates if isinstance(c, str)]
+    if texts and all(_WHOLE_SECONDS(c) for c in texts):
+        # All alike (what the API server writes): text order is time order, so only the
+        # latest needs parsing; should it not parse (2024-02-30…), parse them all.
+        latest = parse_time(max(texts))
+        if latest is not None:
+            return latest
     times = [t for t in map(parse_time, candidates) if t is not None]
     return max(times) if times else None
+
+
+_WHOLE_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ").fullmatch
+"""``2026-11-26T10:00:05Z``: a metav1.Time as the API server writes it (fixed width, UTC)."""

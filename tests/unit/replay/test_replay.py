@@ -6,6 +6,7 @@ import copy
 import io
 import json
 import logging
+import random
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from kubewatch.replay import (
     iter_watch_events,
     resource_type,
 )
+from kubewatch.replay.replayer import _latest_time
+from kubewatch.timefmt import parse_time
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.plan import WatchPlan
 
@@ -495,3 +498,33 @@ def test_build_entry_is_the_live_entry() -> None:
     entry = build_entry(cfg, watch, "prod", NamespaceLabels(), started, clock=lambda: fixed)
     created = entry.added(cm("a", 1), False)
     assert created is not None and created.observed_at == "2030-01-02T03:04:05.678Z"
+
+
+_STAMPS = [
+    "2026-11-26T10:00:05Z",
+    "2026-11-26T10:00:04Z",
+    "2026-02-30T10:00:09Z",
+    "2026-11-26T10:00:05.5Z",
+    "2026-11-26T11:00:00+02:00",
+    " 2026-11-26T10:00:06Z",
+    "9999-99-99T99:99:99Z",
+    "soon",
+]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_replay_clock_takes_the_latest_stamp_whatever_their_forms(seed: int) -> None:
+    """The text shortcut (whole-second UTC stamps sort as times) agrees with parsing all."""
+    rng = random.Random(seed)
+    pool = _STAMPS[:2] if seed % 2 else _STAMPS
+    stamps: list[Any] = [rng.choice([*pool, None, 3]) for _ in range(rng.randint(0, 5))]
+    obj = {
+        "metadata": {
+            "creationTimestamp": rng.choice(pool),
+            "managedFields": [{"time": s} for s in stamps],
+        },
+        "lastTimestamp": rng.choice([*pool, None]),
+    }
+    texts = [obj["metadata"]["creationTimestamp"], obj["lastTimestamp"], *stamps]
+    times = [t for t in map(parse_time, texts) if t is not None]
+    assert _latest_time(obj) == (max(times) if times else None)
