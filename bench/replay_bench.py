@@ -14,13 +14,16 @@ kubernetes client's typed ``V1Pod`` (``watch.Watch().unmarshal_event``), without
     python bench/replay_bench.py [--pods 2000] [--events 18000] [--runs 3]
 
 The last line printed is ``RESULT events_per_s=… seconds=… delivered=… baseline_per_s=…
-ratio=…`` (the median run; events are the capture's watch events, ADDEDs included).
+ratio=… cpu_seconds=… events_per_cpu_s=…`` (the median run; events are the capture's
+watch events, ADDEDs included; CPU is the command's user + system time, which a loaded
+machine disturbs less than wall time).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -68,8 +71,16 @@ def typed_baseline(capture: Path) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def run_once(capture: Path, config: Path) -> tuple[float, int]:
-    """Seconds from start to exit, and the events the stdout sink delivered."""
+def child_cpu() -> float:
+    """CPU seconds (user + system) of the waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(capture: Path, config: Path) -> tuple[float, int, float]:
+    """Seconds from start to exit, the events the stdout sink delivered, and the CPU
+    seconds the process used (steadier than wall time on a shared machine)."""
+    cpu = child_cpu()
     started = time.perf_counter()
     done = subprocess.run(
         [*command(), "replay", str(capture), "--config", str(config)],
@@ -79,12 +90,13 @@ def run_once(capture: Path, config: Path) -> tuple[float, int]:
         check=False,
     )
     elapsed = time.perf_counter() - started
+    cpu = child_cpu() - cpu
     if done.returncode != 0:
         sys.exit(f"kubewatch replay exited {done.returncode}:\n{done.stderr[-2000:]}")
     m = re.search(r"out: (\d+) delivered, (\d+) failed, (\d+) dropped", done.stderr)
     if m is None or m.group(2, 3) != ("0", "0"):
         sys.exit(f"unexpected summary:\n{done.stderr[-2000:]}")
-    return elapsed, int(m.group(1))
+    return elapsed, int(m.group(1)), cpu
 
 
 def main() -> None:
@@ -103,18 +115,20 @@ def main() -> None:
         print(f"baseline (watch.Watch + V1Pod, in-process): {baseline:,.0f} events/s")
         runs = []
         for i in range(args.runs):
-            elapsed, delivered = run_once(capture, config)
-            runs.append((elapsed, delivered))
+            elapsed, delivered, cpu = run_once(capture, config)
+            runs.append((elapsed, delivered, cpu))
             print(
                 f"run {i + 1}: {elapsed:.2f}s, {total / elapsed:,.0f} events/s, "
-                f"{delivered} delivered"
+                f"{delivered} delivered; CPU {cpu:.2f}s ({total / cpu:,.0f} events per CPU-s)"
             )
-    elapsed = statistics.median(e for e, _ in runs)
+    elapsed = statistics.median(e for e, _, _ in runs)
+    cpu = statistics.median(c for _, _, c in runs)
     delivered = runs[0][1]
     per_s = total / elapsed
     print(
         f"RESULT events_per_s={per_s:.0f} seconds={elapsed:.2f} delivered={delivered} "
-        f"baseline_per_s={baseline:.0f} ratio={per_s / baseline:.1f}"
+        f"baseline_per_s={baseline:.0f} ratio={per_s / baseline:.1f} "
+        f"cpu_seconds={cpu:.2f} events_per_cpu_s={total / cpu:.0f}"
     )
 
 
