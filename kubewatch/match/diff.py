@@ -127,15 +127,13 @@ def split_ignored(obj: dict[str, Any], ignore: PathTree) -> tuple[dict[str, Any]
     rest: dict[str, Any] = {}
     for key, item in obj.items():
         sub = children.get(key, star)
-        if sub is None:
-            kept[key] = item
-        elif sub is ALL:
+        if sub is ALL:
             rest[key] = item
-        elif isinstance(item, dict):
+        elif sub is not None and isinstance(item, dict):  # ignored paths below: split it
             kept[key], below = split_ignored(item, sub)
             if below:
                 rest[key] = below
-        else:
+        else:  # nothing ignored below, or not a dict (kept whole)
             kept[key] = item
     return kept, rest
 

@@ -10,6 +10,8 @@ and end to end through the replay pipeline; and the two parts decode to the obje
 from __future__ import annotations
 
 import copy
+import sys
+import threading
 from typing import Any
 
 import orjson
@@ -266,3 +268,44 @@ def test_handlers_without_the_quiet_hook_get_on_update() -> None:
     informer.watch_event("ADDED", pod_event("ADDED", 1, status={"x": 1})["object"])
     informer.watch_event("MODIFIED", pod_event("MODIFIED", 2, status={"x": 2})["object"])
     assert seen == [({"x": 1}, {"x": 2})]
+
+
+def test_split_store_under_thread_stress() -> None:
+    """Writers put states of a few objects in two parts while readers decode them: every
+    decode is one whole state that was put (never a part of one and the rest of another),
+    and only states of equal spec compare as quiet."""
+    states = [
+        {"metadata": {"name": "o", "resourceVersion": str(i)}, "spec": {"v": i % 3}, "status": i}
+        for i in range(30)
+    ]
+    store, errors = Store(), []
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+
+    def write(n: int) -> None:
+        for i in range(300):
+            store.put(f"k{i % 3}", copy.deepcopy(states[(i * n) % len(states)]), significant)
+
+    def read() -> None:
+        for i in range(300):
+            stored = store.get(f"k{i % 3}")
+            if stored is None:
+                continue
+            obj = stored.decode()
+            if obj not in states:
+                errors.append(obj)
+            other = store.get(f"k{(i + 1) % 3}")
+            quiet = other is not None and other.same_significant(stored)
+            if quiet and other is not None and other.decode()["spec"] != obj["spec"]:
+                errors.append((obj, other.decode()))
+
+    try:
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(1, 5)]
+        threads += [threading.Thread(target=read) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == [] and len(store) == 3
