@@ -108,11 +108,13 @@ def environment_proxy(origin: Origin) -> str | None:
 class _Conn:
     """One pooled socket and when it went idle."""
 
-    __slots__ = ("idle_since", "sock")
+    __slots__ = ("idle_since", "poll", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.idle_since = 0.0
+        self.poll = select.poll()  # registered once: one poll(2) per reuse check
+        self.poll.register(sock, select.POLLIN)
 
     def usable(self, now: float) -> bool:
         """Not expired and not readable: a readable idle socket is EOF or garbage."""
@@ -121,10 +123,9 @@ class _Conn:
         try:
             if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
                 return False
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            return not self.poll.poll(0)
         except (OSError, ValueError):
             return False
-        return not readable
 
 
 class Pool:
