@@ -45,6 +45,7 @@ long path segment and query value, and any extra secret the sink names replaced 
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import math
 import ssl
@@ -175,7 +176,8 @@ class HttpEndpoint:
     (:class:`kubewatch.sinks.http1.Pool`, one per origin requested).
 
     Request headers: ``Content-Type`` (``content_type``), ``User-Agent:
-    kubewatch/<version>``, then the configured ``headers`` (which may override both);
+    kubewatch/<version>``, ``Authorization: Basic`` from the URL's userinfo, then the
+    configured ``headers`` (which may override those);
     headers passed to :meth:`send` override all of those for that request.
 
     ``kind`` and ``name`` start every error message (``discord sink 'ops': …``).
@@ -220,7 +222,11 @@ class HttpEndpoint:
         self._secrets = self._collect_secrets(config, url, secrets)
         self.timeout = config.timeout
         """Seconds for one whole attempt: connect, send, headers and body."""
-        fixed = {"Content-Type": content_type, "User-Agent": USER_AGENT, **config.headers}
+        fixed = {"Content-Type": content_type, "User-Agent": USER_AGENT}
+        if url.username or url.password:  # userinfo in the URL: Basic auth, as curl sends it
+            pair = f"{url.username}:{url.password}".encode()
+            fixed["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        fixed.update(config.headers)
         self._headers = {k.lower(): (k, v) for k, v in fixed.items()}
         try:
             self._head = http1.encode_headers(self._headers.values())
