@@ -1,8 +1,7 @@
 """A lean HTTP/1.1 client on pooled keep-alive sockets, bounded by one deadline per request.
 
-Why not httpx: per request it builds request and response models, merges headers and
-cookies and drives h11's state machine, ~20x the CPU of this module per request
-(``bench/http_sender.py``). A sink sends one small POST and reads a bounded answer.
+Why not httpx: its request and response models, header and cookie merging and h11 cost
+13-24x the CPU of this module per request (``bench/http_sender.py``).
 
 - **One deadline.** :meth:`Pool.request` takes a ``time.monotonic()`` deadline; every
   connect, TLS handshake, write and read gets the time left, so a receiver trickling
@@ -14,9 +13,8 @@ cookies and drives h11's state machine, ~20x the CPU of this module per request
   seconds. One that the server closed while idle is found readable (EOF) before use and
   dropped; a request is sent again on a new connection only when its first write on a
   reused connection failed, so the server cannot have received it.
-- **Proxy.** ``http://`` proxies as ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` and
-  ``NO_PROXY`` name them (:func:`environment_proxy`): absolute-form requests for http
-  targets, a ``CONNECT`` tunnel for https ones.
+- **Proxy.** An ``http://`` proxy (:func:`environment_proxy`): absolute-form requests for
+  http targets, a ``CONNECT`` tunnel for https ones.
 """
 
 from __future__ import annotations
@@ -150,7 +148,6 @@ class Pool:
         self._idle: list[_Conn] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._host = origin.host
         default = 443 if origin.scheme == "https" else 80
         host = f"[{origin.host}]" if ":" in origin.host else origin.host
         self._authority = host if origin.port == default else f"{host}:{origin.port}"
@@ -194,9 +191,9 @@ class Pool:
         try:
             try:
                 self._write(conn.sock, data, deadline)
-            except _FirstWriteFailed:
+            except _FirstWriteFailed as exc:
                 if not reused:
-                    raise
+                    raise exc.error from None
                 conn.sock.close()  # closed by the server while idle: nothing was sent
                 conn = self._connect(deadline)
                 self._write(conn.sock, data, deadline)
@@ -238,7 +235,7 @@ class Pool:
         conn.sock.close()
 
     def _connect(self, deadline: float) -> _Conn:
-        address = self._proxy or (self._host, self.origin.port)
+        address = self._proxy or (self.origin.host, self.origin.port)
         try:
             sock = socket.create_connection(address, timeout=_timeout(deadline))
         except (TimeoutError, ssl.SSLError):
@@ -253,7 +250,7 @@ class Pool:
                 if self._tls is None:
                     raise ssl.SSLError("no TLS context for an https origin")
                 sock.settimeout(_timeout(deadline))
-                sock = self._tls.wrap_socket(sock, server_hostname=self._host)
+                sock = self._tls.wrap_socket(sock, server_hostname=self.origin.host)
         except BaseException:
             sock.close()
             raise
@@ -278,7 +275,7 @@ class Pool:
                 sock.sendall(view[sent : sent + _WRITE_PIECE])
             except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
                 if sent == 0:
-                    raise _FirstWriteFailed(*exc.args) from exc
+                    raise _FirstWriteFailed(exc) from exc
                 raise
             sent += _WRITE_PIECE
 
@@ -289,17 +286,16 @@ class Pool:
             status, headers, keep, buf = _read_head(sock, buf, deadline)
             if not 100 <= status < 200 or status == 101:
                 break
-        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            return Reply(status, headers, b""), keep and not buf
+        if method == "HEAD" or status in (204, 304) or status == 101:
+            return Reply(status, headers, b""), keep and not buf and status != 101
         limit = self._body_limit
         try:
             if "chunked" in headers.get("transfer-encoding", "").lower():
                 body, whole = _read_chunked(sock, buf, limit, deadline)
             elif "content-length" in headers:
-                try:
-                    length = int(headers["content-length"])
-                except ValueError:
-                    raise ProtocolError("Content-Length is not a number") from None
+                if not headers["content-length"].isdigit():
+                    raise ProtocolError("Content-Length is not a number")
+                length = int(headers["content-length"])
                 body, whole = _read_exactly(sock, buf, length, limit, deadline)
             else:
                 body, whole = _read_to_close(sock, buf, limit, deadline), False
@@ -314,6 +310,10 @@ class Pool:
 
 class _FirstWriteFailed(ConnectionError):
     """Writing the first byte of a request failed: the server has none of it."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(*error.args)
+        self.error = error
 
 
 def _recv(sock: socket.socket, deadline: float) -> bytes:
@@ -380,10 +380,10 @@ def _read_chunked(
     body = bytearray()
     while True:
         eol = _find(sock, buf, b"\r\n", deadline)
-        try:
-            size = int(bytes(buf[:eol]).split(b";")[0].strip(), 16)
-        except ValueError:
-            raise ProtocolError("not a chunk size") from None
+        digits = bytes(buf[:eol]).split(b";")[0].strip()
+        if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+            raise ProtocolError("not a chunk size")
+        size = int(digits, 16)
         del buf[: eol + 2]
         if size == 0:  # then trailer lines up to an empty one
             end = _find(sock, buf, b"\r\n", deadline)

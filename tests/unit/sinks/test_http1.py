@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class Raw:
     lock: threading.Lock = field(default_factory=threading.Lock)
     closed: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
     """Released each time the server has closed a connection."""
+    reset: bool = False
+    """Close with a TCP reset (SO_LINGER 0) instead of a FIN."""
 
     def start(self) -> Origin:
         self.sock.bind(("127.0.0.1", 0))
@@ -83,6 +86,9 @@ class Raw:
                     self.heads.append(head)
                 conn.sendall(self.answer(n))
                 if self.close_after(n):
+                    if self.reset:
+                        linger = struct.pack("ii", 1, 0)
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
                     return
         except (OSError, ssl.SSLError):
             return
@@ -148,6 +154,31 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(raw: Raw) -> None
     assert post(pool).status == 200
     assert len(raw.heads) == 2 and raw.connections == 2
     pool.close()
+
+
+def test_a_reset_connection_is_sent_again_only_when_its_first_write_failed(
+    raw: Raw, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server resets the connection after its answer; the reuse check is made to miss
+    it, so the next request's first write fails: it goes, once, on a new connection."""
+    raw.close_after = lambda n: n == 0
+    raw.reset = True
+    pool = pool_for(raw.start())
+    assert post(pool).status == 200
+    assert raw.closed.acquire(timeout=5)
+    monkeypatch.setattr(http1._Conn, "usable", lambda self, now: True)
+    assert post(pool).status == 200
+    assert len(raw.heads) == 2 and raw.connections == 2
+    pool.close()
+
+
+def test_a_request_the_server_may_have_received_is_never_sent_again(raw: Raw) -> None:
+    """The server reads the request and closes without an answer: an error, not a resend."""
+    raw.answer = lambda n: b""
+    raw.close_after = lambda n: True
+    with pytest.raises(ProtocolError, match="closed"):
+        post(pool_for(raw.start()))
+    assert len(raw.heads) == 1
 
 
 def test_connection_close_and_http_1_0_are_not_reused(raw: Raw) -> None:
