@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kubewatch.config import WebhookSinkConfig
-from kubewatch.errors import ConfigError, PermanentError
+from kubewatch.errors import ConfigError, PermanentError, RateLimited, RetryableError
 from kubewatch.sinks import http1
 from kubewatch.sinks.http1 import Origin, Pool, ProtocolError, encode_headers
 from kubewatch.sinks.webhook import WebhookSink
@@ -318,6 +318,57 @@ def test_workers_share_a_pool_safely(raw: Raw) -> None:
     assert pool._idle == []
     with pytest.raises(RuntimeError, match="closed"):
         post(pool)
+
+
+def test_a_sink_closed_while_its_workers_send(raw: Raw) -> None:
+    """Each send is delivered or fails as closed, never anything else, and no connection
+    is left open in the pool once the sink is closed."""
+    origin = raw.start()
+    url = f"http://127.0.0.1:{origin.port}/hook"
+    sink = WebhookSink("w", WebhookSinkConfig(type="webhook", url=url))
+    outcomes: list[str] = []
+
+    def work(n: int) -> None:
+        for i in range(20):
+            if n == 0 and i == 10:
+                sink.close()
+            try:
+                sink.send(make_event())
+                outcomes.append("sent")
+            except PermanentError as exc:
+                assert "closed" in str(exc)
+                outcomes.append("closed")
+
+    hammer(work)
+    assert len(outcomes) == 16 * 20 and outcomes.count("sent") == len(raw.heads)
+    assert sink.endpoint._pools == {}
+    pool = sink.endpoint._main
+    assert pool is not None and pool._idle == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        pytest.param(b"429 Slow Down\r\nretry-after:  7 ", RateLimited, id="429"),
+        pytest.param(b"302 Found\r\nLocation: http://elsewhere/", PermanentError, id="302"),
+        pytest.param(b"503 Busy", RetryableError, id="503"),
+    ],
+)
+def test_the_outcome_table_over_the_wire(raw: Raw, answer: bytes, outcome: type[Exception]) -> None:
+    """Status and ``Retry-After`` as read by http1 (any case, spaces around the value);
+    a redirect is not followed."""
+    raw.answer = lambda n: b"HTTP/1.1 " + answer + b"\r\nContent-Length: 4\r\n\r\nnope"
+    origin = raw.start()
+    url = f"http://127.0.0.1:{origin.port}/hook"
+    with (
+        WebhookSink("w", WebhookSinkConfig(type="webhook", url=url)) as sink,
+        pytest.raises(outcome) as info,
+    ):
+        sink.send(make_event())
+    assert type(info.value) is outcome and "nope" in str(info.value)
+    if outcome is RateLimited:
+        assert info.value.retry_after == 7.0  # type: ignore[attr-defined]
+    assert len(raw.heads) == 1
 
 
 def test_http_proxy_from_the_environment(
