@@ -194,7 +194,7 @@ class _Kubeconfig:
         data = self.text(entry, key, f"{field}-data")
         if data:
             try:
-                return base64.b64decode(data, validate=False)
+                return base64.b64decode("".join(data.split()), validate=True)
             except (binascii.Error, ValueError):
                 raise self.invalid(f"{key}.{field}-data", "not base64") from None
         name = self.text(entry, key, field)
@@ -203,7 +203,7 @@ class _Kubeconfig:
         return _read(self.resolve(name), f"kubeconfig {self.path}: {key}.{field}:")
 
     def resolve(self, name: str) -> str:
-        return os.path.join(self.base, os.path.expanduser(name))
+        return os.path.normpath(os.path.join(self.base, os.path.expanduser(name)))
 
     def load(self, wanted: str | None) -> tuple[ClusterConfig, str]:
         contexts = self.entries("contexts", "context")
