@@ -11,6 +11,7 @@ encoded as the kubernetes client did (``quote``, ``/`` kept), so selectors mean 
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 import tempfile
@@ -26,6 +27,8 @@ from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.kube.kubeconfig import ClusterConfig, ClusterConfigError
 
 __all__ = ["Transport", "encode_query", "ssl_context"]
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = f"kubewatch/{__version__}"
 
@@ -104,6 +107,11 @@ class Transport:
             cert = config.credentials.client_cert()
         except CredentialError as e:
             raise ClusterConfigError(str(e)) from None
+        if config.insecure and config.server.startswith("https://"):
+            # Said once here: urllib3 would warn on every request, every watch.
+            log.warning("cluster %s: insecure-skip-tls-verify: not checking its certificate",
+                        config.server)  # fmt: skip
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._cert = cert  # the certificate _pool presents, under _lock
         self._pool = self._build(cert)  # under _lock
 
