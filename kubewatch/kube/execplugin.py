@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -101,6 +100,8 @@ class ExecCredentials:
     # -- running the plugin --------------------------------------------------------------
 
     def _run(self) -> _Answer:
+        import subprocess  # noqa: PLC0415 (only a kubeconfig with an exec plugin needs it)
+
         spec = self.spec
         info: dict[str, Any] = {"interactive": False}
         if spec.cluster_info is not None:
