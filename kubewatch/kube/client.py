@@ -107,33 +107,11 @@ class ClusterClient:
 
     # -- requests -----------------------------------------------------------------------
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        params: list[tuple[str, str]],
-        headers: dict[str, str],
-        *,
-        read_timeout: float,
-        body: bytes | None = None,
-    ) -> urllib3.BaseHTTPResponse:
-        try:
-            return self._transport.request(
-                method,
-                path,
-                params,
-                headers,
-                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=read_timeout),
-                body=body,
-            )
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise ApiUnreachable(f"{method} {path}: {describe(e)}") from e
-
     def _request(
         self, path: str, params: list[tuple[str, str]], read_timeout: float
     ) -> urllib3.BaseHTTPResponse:
-        resp = self._send(
-            "GET", path, params, {"Accept": "application/json"}, read_timeout=read_timeout
+        resp = self._transport.request(
+            "GET", path, params, {"Accept": "application/json"}, _timeout(read_timeout)
         )
         if resp.status >= 300:
             try:
@@ -189,12 +167,12 @@ class ClusterClient:
 
         For kubewatch's own objects (its Lease, its Events), never for watched ones.
         """
-        resp = self._send(
+        resp = self._transport.request(
             method,
             path,
             params or [],
             {"Accept": "application/json", "Content-Type": content_type},
-            read_timeout=REQUEST_TIMEOUT,
+            _timeout(REQUEST_TIMEOUT),
             body=orjson.dumps(body) if body is not None else None,
         )
         try:
@@ -263,6 +241,10 @@ class ClusterClient:
                 resp.release_conn()
             raise not_json(f"watch {path}", resp.status, body, content_type)
         return WatchStream(resp, path, read_timeout)
+
+
+def _timeout(read: float) -> urllib3.Timeout:
+    return urllib3.Timeout(connect=CONNECT_TIMEOUT, read=read)
 
 
 class _GcPause:

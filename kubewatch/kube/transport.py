@@ -23,7 +23,7 @@ import urllib3
 
 from kubewatch._version import __version__
 from kubewatch.kube.credentials import ClientCert, CredentialError
-from kubewatch.kube.failures import ApiUnreachable
+from kubewatch.kube.failures import ApiUnreachable, describe
 from kubewatch.kube.kubeconfig import ClusterConfig, ClusterConfigError
 
 __all__ = ["Transport", "encode_query", "ssl_context"]
@@ -152,14 +152,14 @@ class Transport:
         path: str,
         params: list[tuple[str, str]],
         headers: dict[str, str],
-        *,
         timeout: urllib3.Timeout,
+        *,
         body: bytes | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """Send once, and once more after a 401 when fresh credentials may be had.
 
         The response is not read (``preload_content=False``): the caller reads and
-        releases it. urllib3's errors pass through; credentials that cannot be had now
+        releases it. A connection that fails, and credentials that cannot be had now,
         are :class:`ApiUnreachable` (the caller's retry tries again).
         """
         url = self.config.server + path
@@ -175,15 +175,18 @@ class Transport:
             sent = {"User-Agent": USER_AGENT, **headers}
             if authorization:
                 sent["Authorization"] = authorization
-            resp = pool.request(
-                method,
-                url,
-                body=body,
-                headers=sent,
-                timeout=timeout,
-                preload_content=False,
-                redirect=False,
-            )
+            try:
+                resp = pool.request(
+                    method,
+                    url,
+                    body=body,
+                    headers=sent,
+                    timeout=timeout,
+                    preload_content=False,
+                    redirect=False,
+                )
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                raise ApiUnreachable(f"{method} {path}: {describe(e)}") from e
             if resp.status == 401 and attempt == 0 and credentials.unauthorized(authorization):
                 resp.drain_conn()
                 resp.release_conn()
