@@ -65,8 +65,15 @@ class _Answer:
 class ExecCredentials:
     """The :class:`~kubewatch.kube.credentials.Credentials` of an exec plugin."""
 
-    def __init__(self, spec: ExecSpec, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        spec: ExecSpec,
+        *,
+        cert: ClientCert | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.spec = spec
+        self._cert = cert  # the kubeconfig's own, when the plugin gives none
         self._clock = clock
         self._lock = threading.Lock()
         self._answer: _Answer | None = None  # under _lock; None: run the plugin first
@@ -84,7 +91,7 @@ class ExecCredentials:
         return self._current().authorization
 
     def client_cert(self) -> ClientCert | None:
-        return self._current().cert
+        return self._current().cert or self._cert
 
     def unauthorized(self, sent: str | None) -> bool:
         with self._lock:

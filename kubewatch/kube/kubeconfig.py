@@ -289,7 +289,7 @@ class _Kubeconfig:
         if username or password:
             return BasicAuth(username, password, cert)
         if exec_spec:
-            return ExecCredentials(self.exec_spec(exec_spec, f"{key}.exec", info))
+            return ExecCredentials(self.exec_spec(exec_spec, f"{key}.exec", info), cert=cert)
         return NoCredentials(cert)
 
     def exec_spec(self, spec: Any, key: str, info: dict[str, Any]) -> ExecSpec:

@@ -221,6 +221,24 @@ def test_exec_spec_is_read_with_its_command_relative_to_the_kubeconfig(tmp_path:
     assert config.credentials.spec.command == "aws"
 
 
+def test_exec_token_with_the_kubeconfig_client_certificate(tmp_path: Path) -> None:
+    """A plugin that answers a token only: the kubeconfig's certificate is still presented."""
+    script = tmp_path / "plugin"
+    answer = '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+    script.write_text(f'#!/bin/sh\necho \'{answer}"status":{{"token":"tok"}}}}\'\n')
+    script.chmod(0o755)
+    user = {
+        "client-certificate-data": base64.b64encode(b"CERT").decode(),
+        "client-key-data": base64.b64encode(b"KEY").decode(),
+        "exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script)},
+    }
+    config, _ = load_configuration(str(write(tmp_path / "k", user)), None)
+    assert config.credentials.authorization() == "Bearer tok"
+    cert = config.credentials.client_cert()
+    assert cert is not None
+    assert cert.cert_pem == b"CERT"
+
+
 EXEC = {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "x"}
 
 
