@@ -5,7 +5,7 @@ adding a sink is one module plus one factory and one ``_Entry`` line in ``_REGIS
 below, and mypy checks that the sink class accepts that config class. Each factory
 imports its sink's module when it is first called: a run imports only the sinks it
 configures (the NATS, Slack, SMTP and CloudEvents stacks cost ~0.3 s and ~15 MiB). A
-sink that keeps something for the life of the process (the Slack bot's thread roots) gets
+sink that keeps something for the life of the process (the thread roots of chat sinks) gets
 it from :class:`SinkServices`.
 """
 
@@ -116,16 +116,16 @@ def _teams(name: str, config: TeamsSinkConfig, _: SinkServices) -> Sink:
     return TeamsSink(name, config)
 
 
-def _discord(name: str, config: DiscordSinkConfig, _: SinkServices) -> Sink:
+def _discord(name: str, config: DiscordSinkConfig, services: SinkServices) -> Sink:
     from kubewatch.sinks.discord import DiscordSink
 
-    return DiscordSink(name, config)
+    return DiscordSink(name, config, books=services.books)
 
 
-def _mattermost(name: str, config: MattermostSinkConfig, _: SinkServices) -> Sink:
+def _mattermost(name: str, config: MattermostSinkConfig, services: SinkServices) -> Sink:
     from kubewatch.sinks.mattermost import MattermostSink
 
-    return MattermostSink(name, config)
+    return MattermostSink(name, config, books=services.books)
 
 
 def _cloudevents(name: str, config: CloudEventsSinkConfig, _: SinkServices) -> Sink:

@@ -23,18 +23,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
-from kubewatch.events import Event
+from kubewatch.events import Event, EventType
 
 __all__ = [
     "HISTORY_ENTRIES",
+    "ObjectThreads",
+    "RootGone",
     "ThreadBook",
     "ThreadBooks",
     "ThreadMemory",
     "ThreadRoot",
+    "history_line",
     "thread_key",
 ]
 
@@ -217,3 +220,85 @@ class ThreadBooks:
             else:
                 book.resize(size, max_age)
             return book
+
+
+# --------------------------------------------------------------------------- sending
+
+_VERBS = {EventType.CREATE: "created", EventType.UPDATE: "updated", EventType.DELETE: "deleted"}
+
+Post = Callable[[dict[str, Any], "ThreadRoot | None"], tuple[str, str]]
+"""Post a payload (as a reply under the root, if given); returns (channel, message id)."""
+Update = Callable[[ThreadRoot, dict[str, Any]], None]
+"""Replace the root message's content."""
+WithHistory = Callable[[dict[str, Any], tuple[str, ...]], dict[str, Any]]
+"""The root's new content: the latest event's payload with a line of history added."""
+
+
+class RootGone(Exception):
+    """The chat says the root message (or its thread) no longer exists: start a new one."""
+
+
+def history_line(event: Event) -> str:
+    """``22:10:51 updated``, or the Kubernetes Event's reason for an Event alert."""
+    at = event.observed_at[11:19]
+    what = event.k8s_event.reason if event.k8s_event is not None else _VERBS[event.type]
+    return f"{at} {what}"
+
+
+class ObjectThreads:
+    """Sends the events of one sink into per-object threads (``thread: object``).
+
+    How one event goes out:
+
+    - a digest, or the first event about an object (or one whose thread is older than
+      ``threadMaxAge`` or was forgotten): ``post`` without a root — this message is the root;
+    - a later event: with ``updateRoot`` first ``update`` of the root (the latest state and
+      a short history line, laid out by ``with_history``), then ``post`` under the root.
+
+    The edit comes before the reply because it is idempotent: when the reply fails and the
+    delivery layer retries the event, the edit is repeated harmlessly (the history notes
+    each event once, by id) and the reply is posted once. A root deleted in the chat (the
+    sink raises :class:`RootGone`) is forgotten and the event posted as a new root, within
+    the same attempt: never an error loop. Every chat service's sink uses this one class.
+    """
+
+    def __init__(
+        self,
+        book: ThreadBook,
+        *,
+        update_root: bool,
+        post: Post,
+        update: Update,
+        with_history: WithHistory,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.book = book
+        self._update_root = update_root
+        self._post = post
+        self._update = update
+        self._with_history = with_history
+        self._clock = clock
+
+    def send(self, event: Event, payload: dict[str, Any]) -> None:
+        """One attempt; the sink's errors other than :class:`RootGone` pass through."""
+        key = thread_key(event)
+        if key is None:  # a digest stands for many objects: one message, no thread
+            self._post(payload, None)
+            return
+        root = self.book.get(key)
+        if root is not None:
+            try:
+                self._reply(key, root, event, payload)
+                return
+            except RootGone:
+                self.book.forget(key)
+        channel, ts = self._post(payload, None)
+        if not ts:  # no message id in the answer: nothing to thread under
+            return
+        self.book.put(key, ThreadRoot(channel, ts, self._clock(), (history_line(event),), event.id))
+
+    def _reply(self, key: str, root: ThreadRoot, event: Event, payload: dict[str, Any]) -> None:
+        if self._update_root:
+            noted = self.book.note(key, history_line(event), event.id) or root
+            self._update(noted, self._with_history(payload, noted.history))
+        self._post(payload, root)
