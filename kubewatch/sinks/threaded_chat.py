@@ -10,8 +10,7 @@ in the same attempt.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -21,25 +20,19 @@ from kubewatch.errors import PermanentError
 from kubewatch.events import Event
 from kubewatch.sinks.chatapi import json_object
 from kubewatch.sinks.http import ChatSettings, ChatSink, encode_json
-from kubewatch.sinks.threads import ObjectThreads, RootGone, ThreadBooks, ThreadRoot
+from kubewatch.sinks.threads import (
+    RootGone,
+    ThreadBooks,
+    ThreadRoot,
+    ThreadSettings,
+    object_threads,
+)
 
-__all__ = ["ThreadSettings", "ThreadedChatSink"]
+__all__ = ["ThreadedChatSettings", "ThreadedChatSink"]
 
 
-class ThreadSettings(ChatSettings, Protocol):
-    """The keys of a threaded chat sink (``ThreadedChatBase`` in :mod:`kubewatch.config`)."""
-
-    @property
-    def thread(self) -> str: ...
-
-    @property
-    def update_root(self) -> bool: ...
-
-    @property
-    def thread_cache_size(self) -> int: ...
-
-    @property
-    def thread_max_age(self) -> float: ...
+class ThreadedChatSettings(ChatSettings, ThreadSettings, Protocol):
+    """The keys of a threaded chat sink: a chat webhook's and the thread keys."""
 
 
 class ThreadedChatSink(ChatSink):
@@ -50,35 +43,22 @@ class ThreadedChatSink(ChatSink):
     def __init__(
         self,
         name: str,
-        config: ThreadSettings,
+        config: ThreadedChatSettings,
         transport: httpx.BaseTransport | None = None,
         *,
-        clock: Callable[[], float] = time.time,
         books: ThreadBooks | None = None,
-        retry_after_from_body: Callable[[str], float | None] | None = None,
-        secrets: Iterable[str] = (),
+        **options: Any,
     ) -> None:
-        super().__init__(
+        super().__init__(name, config, transport, **options)
+        self.threads = object_threads(
+            books,
             name,
             config,
-            transport,
-            clock=clock,
-            retry_after_from_body=retry_after_from_body,
-            secrets=secrets,
+            post=self.post,
+            update=self.update,
+            with_history=self.with_history,
+            clock=self.clock,
         )
-        self.threads: ObjectThreads | None = None
-        if config.thread == "object":
-            book = (books or ThreadBooks()).book(
-                name, config.thread_cache_size, config.thread_max_age
-            )
-            self.threads = ObjectThreads(
-                book,
-                update_root=config.update_root,
-                post=self.post,
-                update=self.update,
-                with_history=self.with_history,
-                clock=clock,
-            )
 
     def send(self, event: Event) -> None:
         if self.endpoint.closed:  # before rendering: a closed sink does no work

@@ -37,7 +37,9 @@ __all__ = [
     "ThreadBooks",
     "ThreadMemory",
     "ThreadRoot",
+    "ThreadSettings",
     "history_line",
+    "object_threads",
     "thread_key",
 ]
 
@@ -302,3 +304,44 @@ class ObjectThreads:
             noted = self.book.note(key, history_line(event), event.id) or root
             self._update(noted, self._with_history(payload, noted.history))
         self._post(payload, root)
+
+
+class ThreadSettings(Protocol):
+    """The thread keys of a chat sink's config (``ThreadedChatBase``)."""
+
+    @property
+    def thread(self) -> str: ...
+
+    @property
+    def update_root(self) -> bool: ...
+
+    @property
+    def thread_cache_size(self) -> int: ...
+
+    @property
+    def thread_max_age(self) -> float: ...
+
+
+def object_threads(
+    books: ThreadBooks | None,
+    sink: str,
+    config: ThreadSettings,
+    *,
+    post: Post,
+    update: Update,
+    with_history: WithHistory,
+    clock: Callable[[], float] = time.time,
+) -> ObjectThreads | None:
+    """The threads of sink ``sink`` when its config says ``thread: object``, else None;
+    without ``books`` (a sink built on its own) the sink keeps its roots itself."""
+    if config.thread != "object":
+        return None
+    book = (books or ThreadBooks()).book(sink, config.thread_cache_size, config.thread_max_age)
+    return ObjectThreads(
+        book,
+        update_root=config.update_root,
+        post=post,
+        update=update,
+        with_history=with_history,
+        clock=clock,
+    )

@@ -27,7 +27,7 @@ from kubewatch.sinks.slack.transport import (
     transport_error,
     url_origin,
 )
-from kubewatch.sinks.threads import ObjectThreads, ThreadBooks, ThreadRoot
+from kubewatch.sinks.threads import ThreadBooks, ThreadRoot, object_threads
 
 # --------------------------------------------------------------------------- bot token
 
@@ -93,18 +93,9 @@ class SlackSink(SlackSinkBase):
             logger=SdkLog(name, self._scrub),
             retry_handlers=[],  # the delivery layer retries, not the SDK
         )
-        self._threads: ObjectThreads | None = None
-        if config.thread == "object":
-            book = (books or ThreadBooks()).book(
-                name, config.thread_cache_size, config.thread_max_age
-            )
-            self._threads = ObjectThreads(
-                book,
-                update_root=config.update_root,
-                post=self._post,
-                update=self._update,
-                with_history=with_history,
-            )
+        self._threads = object_threads(
+            books, name, config, post=self._post, update=self._update, with_history=with_history
+        )
 
     @staticmethod
     def _read_token(name: str, config: SlackSinkConfig) -> str:
