@@ -52,11 +52,14 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parts.query))
         body = json.loads(raw) if raw else {}
-        status, doc = self.server.standin.handle(
+        standin = self.server.standin
+        status, doc, queued = standin.handle(
             self.command, parts.path, query, self.headers.get("Authorization", ""), body
         )
         data = b"" if doc is None else json.dumps(doc).encode()
         self.send_response(status)
+        for name, value in (standin.answers_headers if queued else {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -78,6 +81,8 @@ class _StandIn:
         self.seen: list[Seen] = []
         self.messages: dict[str, dict[str, Any]] = {}  # id → the message as shown now
         self._queue: collections.deque[Answer] = collections.deque()
+        self.answers_headers: dict[str, str] = {}
+        """Headers of every queued answer (``Retry-After`` of a scripted 429)."""
         self._next = 0
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.standin = self
@@ -107,15 +112,14 @@ class _StandIn:
 
     def handle(
         self, method: str, path: str, query: dict[str, str], auth: str, body: dict[str, Any]
-    ) -> Answer:
+    ) -> tuple[int, dict[str, Any] | None, bool]:
         with self._lock:
+            queued = bool(self._queue)
             answer = (
-                self._queue.popleft()
-                if self._queue
-                else self.answer(method, path, query, auth, body)
+                self._queue.popleft() if queued else self.answer(method, path, query, auth, body)
             )
             self.seen.append(Seen(method, path, query, body, answer[0]))
-            return answer
+            return (*answer, queued)
 
     def answer(
         self, method: str, path: str, query: dict[str, str], auth: str, body: dict[str, Any]

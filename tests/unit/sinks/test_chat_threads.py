@@ -11,7 +11,7 @@ import pytest
 
 from kubewatch.app.build import sink_services
 from kubewatch.config import DiscordSinkConfig, MattermostSinkConfig, parse_config
-from kubewatch.errors import ConfigErrors, PermanentError
+from kubewatch.errors import ConfigErrors, PermanentError, RateLimited, RetryableError
 from kubewatch.events import DigestInfo, EventType, InvolvedObject, KubeEventInfo
 from kubewatch.sinks import SinkServices, build_sink
 from kubewatch.sinks.discord import DiscordSink
@@ -130,6 +130,19 @@ def test_mattermost_refused_token_is_permanent_and_never_shown(mm: MattermostSta
     config = MattermostSinkConfig(type="mattermost", url=mm.url, token=MM_TOKEN, channel_id="x")
     with pytest.raises(PermanentError, match=r"HTTP 403.*sinks\.chat\.channelId"):
         MattermostSink("chat", config).send(life()[0])
+
+
+def test_mattermost_api_rate_limit_and_server_errors(mm: MattermostStandIn) -> None:
+    sink = mattermost(mm, thread="object")
+    mm.queue((429, {"id": "api.context.rate_limited"}), (502, None))
+    mm.answers_headers = {"Retry-After": "7", "X-RateLimit-Reset": "7"}
+    with pytest.raises(RateLimited) as info:
+        sink.send(life()[0])
+    assert info.value.retry_after == 7.0
+    with pytest.raises(RetryableError):
+        sink.send(life()[0])
+    sink.send(life()[0])  # then it passes: one root
+    assert [s.status for s in mm.seen] == [429, 502, 201]
 
 
 @pytest.mark.parametrize(
