@@ -41,9 +41,11 @@ from kubewatch.config.incident_sinks import (
 )
 from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.sinks.base import Sink, SinkBase
-from kubewatch.sinks.threads import ThreadBooks
+from kubewatch.sinks.kept import PerSink
+from kubewatch.sinks.threads import ThreadBooks, ThreadMemory
 
 if TYPE_CHECKING:
+    from kubewatch.sinks.incident import OpenKeys
     from kubewatch.sinks.stdout import StdoutSink
     from kubewatch.sinks.webhook import WebhookSink
 
@@ -63,9 +65,21 @@ _C = TypeVar("_C")
 @dataclass(frozen=True)
 class SinkServices:
     """What the process keeps for its sinks across reloads: the thread roots of chat
-    sinks with ``thread: object`` (durable when there is state)."""
+    sinks with ``thread: object`` and the open alerts of incident sinks (both durable
+    when there is state: ``memo`` gives a space of the state database)."""
 
     books: ThreadBooks = field(default_factory=ThreadBooks)
+    memo: Callable[[str], ThreadMemory] | None = None
+    incidents: PerSink[OpenKeys] = field(default_factory=PerSink)
+
+    def open_keys(self, sink: str) -> OpenKeys:
+        """The alerts incident sink ``sink`` triggered (``resolveOnDelete``)."""
+        from kubewatch.sinks.incident import OpenKeys
+
+        def make() -> OpenKeys:
+            return OpenKeys(memory=None if self.memo is None else self.memo(f"incidents/{sink}"))
+
+        return self.incidents.get(sink, make)[0]
 
 
 @dataclass(frozen=True)
@@ -170,22 +184,22 @@ def _wecom(name: str, config: WeComSinkConfig, _: SinkServices) -> Sink:
     return WeComSink(name, config)
 
 
-def _pagerduty(name: str, config: PagerDutySinkConfig, _: SinkServices) -> Sink:
+def _pagerduty(name: str, config: PagerDutySinkConfig, services: SinkServices) -> Sink:
     from kubewatch.sinks.pagerduty import PagerDutySink
 
-    return PagerDutySink(name, config)
+    return PagerDutySink(name, config, open_keys=services.open_keys(name))
 
 
-def _opsgenie(name: str, config: OpsgenieSinkConfig, _: SinkServices) -> Sink:
+def _opsgenie(name: str, config: OpsgenieSinkConfig, services: SinkServices) -> Sink:
     from kubewatch.sinks.opsgenie import OpsgenieSink
 
-    return OpsgenieSink(name, config)
+    return OpsgenieSink(name, config, open_keys=services.open_keys(name))
 
 
-def _alertmanager(name: str, config: AlertmanagerSinkConfig, _: SinkServices) -> Sink:
+def _alertmanager(name: str, config: AlertmanagerSinkConfig, services: SinkServices) -> Sink:
     from kubewatch.sinks.alertmanager import AlertmanagerSink
 
-    return AlertmanagerSink(name, config)
+    return AlertmanagerSink(name, config, open_keys=services.open_keys(name))
 
 
 def _nats(name: str, config: NatsSinkConfig, _: SinkServices) -> Sink:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import orjson
 
 from kubewatch.events import Event, EventType
+from kubewatch.sinks.kept import PerSink
 
 __all__ = [
     "HISTORY_ENTRIES",
@@ -209,19 +210,19 @@ class ThreadBooks:
 
     def __init__(self, memory: Callable[[str], ThreadMemory] | None = None) -> None:
         self._memory = memory
-        self._lock = threading.Lock()
-        self._books: dict[str, ThreadBook] = {}
+        self._books: PerSink[ThreadBook] = PerSink()
 
     def book(self, sink: str, size: int, max_age: float) -> ThreadBook:
         """The book of ``sink``; a changed size or age takes effect, entries stay."""
-        with self._lock:
-            book = self._books.get(sink)
-            if book is None:
-                memory = None if self._memory is None else self._memory(sink)
-                book = self._books[sink] = ThreadBook(size, max_age, memory)
-            else:
-                book.resize(size, max_age)
-            return book
+
+        def make() -> ThreadBook:
+            memory = None if self._memory is None else self._memory(sink)
+            return ThreadBook(size, max_age, memory)
+
+        book, made = self._books.get(sink, make)
+        if not made:
+            book.resize(size, max_age)
+        return book
 
 
 # --------------------------------------------------------------------------- sending
