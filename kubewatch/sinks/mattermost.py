@@ -35,9 +35,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import orjson
 
 from kubewatch.config import MattermostSinkConfig, format_path
-from kubewatch.errors import PermanentError
+from kubewatch.errors import DeliveryError, PermanentError
 from kubewatch.events import Event
 from kubewatch.render import ChatMessage, escape
 from kubewatch.sinks.http import encode_json
@@ -122,6 +123,15 @@ class MattermostSink(ThreadedChatSink):
         field = {"short": False, "title": "History", "value": line}
         return {**payload, "attachments": [{**first, "fields": [*first["fields"], field]}, *rest]}
 
+    def preview(self, event: Event) -> str:
+        """API mode: the request to ``/api/v4/posts`` (origin and path; no token)."""
+        if not self._auth:
+            return super().preview(event)
+        payload = orjson.loads(self.request(event).body)
+        doc = {"channel_id": self._channel_id, **self._post_content(payload)}
+        shown = orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
+        return f"POST {self.endpoint.origin}{self._url('posts').path}\n{shown}"
+
     def refusal(self, status: int) -> str | None:
         if status == 401:
             path = format_path(("sinks", self.name, "token"))
@@ -137,6 +147,8 @@ class MattermostSink(ThreadedChatSink):
             self.call("GET", self._url(f"posts/{root.ts}"), None, self._auth, root=root)
         except RootGone:
             return True
+        except DeliveryError:  # cannot tell: the reply's own error stands
+            return False
         return False
 
     def _url(self, path: str) -> httpx.URL:

@@ -145,6 +145,12 @@ def test_mattermost_api_rate_limit_and_server_errors(mm: MattermostStandIn) -> N
     assert [s.status for s in mm.seen] == [429, 502, 201]
 
 
+def test_mattermost_api_preview_shows_the_request_without_the_token(mm: MattermostStandIn) -> None:
+    shown = mattermost(mm).preview(life()[0])
+    assert shown.startswith(f"POST {mm.url}/api/v4/posts\n")
+    assert MM_TOKEN not in shown and f'"channel_id": "{MM_CHANNEL}"' in shown
+
+
 @pytest.mark.parametrize(
     ("keys", "path", "said"),
     [
