@@ -4,8 +4,9 @@ Three informers (Notifiers in every namespace, ClusterSinks, Secrets) and the ap
 Namespace watch only *queue keys* (``ns/name`` of a Notifier): a Notifier's change queues
 itself (and, when one is added or deleted, its namespace's others, for
 ``maxNotifiersPerNamespace``); a ClusterSink's or a Secret's change queues the Notifiers
-whose last reconcile read it; a namespace's labels queue the Notifiers of that namespace
-(ClusterSinks select namespaces by label). Workers take keys from a
+whose last reconcile read it (and the ClusterSink itself, whose status says whether it
+can be used); a namespace's labels queue the Notifiers of that namespace (ClusterSinks
+select namespaces by label). Workers take keys from a
 :class:`~kubewatch.kube.workqueue.WorkQueue` (one worker per key, backoff on failure) and
 run the pure :func:`~kubewatch.tenancy.reconcile.reconcile` on the stores.
 
@@ -26,23 +27,23 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 from kubewatch.config import TenancyConfig
 from kubewatch.errors import ApiError, ConfigErrors
 from kubewatch.events import Event
-from kubewatch.kube import DeletedFinalStateUnknown, ResourceEventHandler
 from kubewatch.kube.client import JsonApi
 from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.kube.pool import InformerKey
 from kubewatch.kube.recorder import EventRecorder
-from kubewatch.kube.store import Store
 from kubewatch.kube.workqueue import WorkQueue
 from kubewatch.tenancy.addresses import Resolver, system_resolver
+from kubewatch.tenancy.clustersinks import check_cluster_sink, cluster_sink_key, cluster_sink_name
 from kubewatch.tenancy.deliveries import DeliveryReports
 from kubewatch.tenancy.notices import GROUP_VERSION, Notices
 from kubewatch.tenancy.reconcile import Compiled, Failure, Result, reconcile
 from kubewatch.tenancy.tenant import Tenant, TenantServices, owner
+from kubewatch.tenancy.watches import Informer, Keys, NewInformer, strip_secret
 
 __all__ = ["GROUP_VERSION", "Controller", "Informer", "strip_secret"]
 
@@ -52,45 +53,13 @@ WORKERS = 2
 """Reconciling threads: a slow Secret GET of one Notifier does not hold up the others."""
 
 
-class Informer(Protocol):
-    """What the controller needs of an informer (a SharedInformer; a fake in tests)."""
-
-    store: Store
-
-    def add_handler(self, handler: ResourceEventHandler) -> None: ...
-    def start(self) -> None: ...
-    def stop(self, timeout: float | None = 5.0) -> None: ...
-    def wait_for_sync(self, timeout: float | None = None) -> bool: ...
-
-
-NewInformer = Callable[[InformerKey, Callable[[dict[str, Any]], dict[str, Any]] | None], Informer]
-"""Builds a (not started) informer for a key, with an object transform (None: default)."""
-
-
-def strip_secret(obj: dict[str, Any]) -> dict[str, Any]:
-    """What the Secret informer keeps of a Secret: its metadata, never its values."""
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta}
-
-
-class _Keys:
-    """An informer handler that turns changes into queued keys (never blocks)."""
-
-    def __init__(self, changed: Callable[[dict[str, Any], bool], None]) -> None:
-        self._changed = changed
-
-    def on_add(self, obj: dict[str, Any], is_initial_list: bool) -> None:
-        self._changed(obj, True)
-
-    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        self._changed(new, False)
-
-    def on_delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
-        self._changed(obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj, True)
-
-
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
+
+
+def _shown(key: str) -> str:
+    sink = cluster_sink_name(key)
+    return f"ClusterSink {sink}" if sink is not None else f"Notifier {key}"
 
 
 def _utc_now() -> datetime:
@@ -130,9 +99,9 @@ class Controller:
             InformerKey.of(table.resolve("clustersinks", GROUP_VERSION)), None
         )
         self.secrets = new_informer(InformerKey.of(table.resolve("secrets", "v1")), strip_secret)
-        self.notifiers.add_handler(_Keys(self._notifier_changed))
-        self.cluster_sinks.add_handler(_Keys(self._cluster_sink_changed))
-        self.secrets.add_handler(_Keys(self._secret_changed))
+        self.notifiers.add_handler(Keys(self._notifier_changed))
+        self.cluster_sinks.add_handler(Keys(self._cluster_sink_changed))
+        self.secrets.add_handler(Keys(self._secret_changed))
         self.reports = reports or DeliveryReports(self.notices.write)
         self._lock = threading.Lock()
         # Under _lock: what each Notifier's last reconcile read, and who read each thing.
@@ -213,9 +182,11 @@ class Controller:
                 self.queue.add(key)
 
     def _cluster_sink_changed(self, obj: dict[str, Any], _: bool) -> None:
+        name = str(_meta(obj).get("name"))
         with self._lock:
             self._changes += 1
-            keys = list(self._by_cluster_sink.get(str(_meta(obj).get("name")), ()))
+            keys = list(self._by_cluster_sink.get(name, ()))
+        self.queue.add(cluster_sink_key(name))  # its own status
         for key in keys:
             self.queue.add(key)
 
@@ -248,17 +219,21 @@ class Controller:
             self.sync(key)
             self.queue.forget(key)
         except (ApiError, ApiUnreachable) as e:
-            log.info("Notifier %s: %s; retried", key, e)
+            log.info("%s: %s; retried", _shown(key), e)
             self.queue.add_rate_limited(key)
         except Exception:
-            log.exception("Notifier %s: reconcile failed; retried", key)
+            log.exception("%s: check failed; retried", _shown(key))
             self.queue.add_rate_limited(key)
         finally:
             self.queue.done(key)
         return True
 
     def sync(self, key: str) -> Result | None:
-        """Reconcile one Notifier (a worker's step; tests call it directly). None: gone."""
+        """Reconcile one Notifier or check one ClusterSink (a worker's step; tests call it
+        directly). None: it is gone."""
+        sink = cluster_sink_name(key)
+        if sink is not None:
+            return self._check_cluster_sink(key, sink)
         stored = self.notifiers.store.get(key)
         if stored is None:
             self._forget(key)
@@ -290,6 +265,23 @@ class Controller:
             self._stop_tenant(key)
         with self._lock:
             self.reasons[key] = result.reason
+        self.notices.reconciled(key, obj, result)
+        return result
+
+    def _check_cluster_sink(self, key: str, name: str) -> Result | None:
+        stored = self.cluster_sinks.store.get(name)
+        if stored is None:
+            self._remember(key, None)
+            self.notices.forget(key)
+            return None
+        obj = stored.decode()
+        with self._lock:
+            changes = self._changes
+        result = check_cluster_sink(
+            obj, self.settings, secrets=self._secret, own_namespace=self._own_namespace
+        )
+        if self._remember(key, result, changes):
+            self.queue.add(key)
         self.notices.reconciled(key, obj, result)
         return result
 

@@ -29,7 +29,7 @@ from kubewatch.kube import DeletedFinalStateUnknown
 from kubewatch.kube.discovery import ResourceTable
 from kubewatch.kube.pool import InformerKey, InformerPool
 from kubewatch.routing import Router
-from kubewatch.tenancy.reconcile import Compiled
+from kubewatch.tenancy.results import Compiled
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry
 from kubewatch.watch.plan import resolve_resources, watch_key

@@ -90,8 +90,12 @@ def hook_spec(url: str, kinds: tuple[str, ...] = ("ConfigMap",)) -> dict[str, An
 
 
 def ready(custom: k8s.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
-    """The Ready condition, once kubewatch wrote one for the current generation."""
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "notifiers", name)
+    """The Ready condition, once kubewatch wrote one for the current generation (of a
+    ClusterSink when ``namespace`` is empty)."""
+    if namespace:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "notifiers", name)
+    else:
+        obj = custom.get_cluster_custom_object(GROUP, VERSION, "clustersinks", name)
     status = obj.get("status") or {}
     if status.get("observedGeneration") != obj["metadata"]["generation"]:
         return None
@@ -270,6 +274,44 @@ def test_a_cluster_sink_serves_the_namespaces_it_admits(
         configmap(core, other, "no")
         wait_for(lambda: (allowed, "yes") in names(receiver), what="the ClusterSink delivers")
         assert (other, "no") not in names(receiver)
+        wait_reason(custom, "", sink_name, "Ready")  # its own status
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "clustersinks", sink_name)
+
+
+def test_a_cluster_sink_says_why_it_cannot_be_used(
+    api: k8s.ApiClient,
+    custom: k8s.CustomObjectsApi,
+    namespaces: Callable[..., str],
+    start_kubewatch: Callable[..., Kubewatch],
+    receiver: Receiver,
+) -> None:
+    home = namespaces()
+    sink_name = f"ops-{uuid.uuid4().hex[:6]}"
+    url_from = {"secretKeyRef": {"name": "ops-hook", "key": "url"}}
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ClusterSink",
+        "metadata": {"name": sink_name},
+        "spec": {"sink": {"type": "webhook", "urlFrom": url_from}},
+    }
+    custom.create_cluster_custom_object(GROUP, VERSION, "clustersinks", body)
+    try:
+        run_operator(start_kubewatch, home, private=False)
+        condition = wait_reason(custom, "", sink_name, "SecretNotFound")
+        assert condition["message"] == (
+            "spec.sink.urlFrom.secretKeyRef: Secret 'ops-hook' not found"
+        )
+        core = k8s.CoreV1Api(api)
+        bad = base64.b64encode(b"ftp://example.com/").decode()
+        core.create_namespaced_secret(
+            home, {"metadata": {"name": "ops-hook"}, "data": {"url": bad}}
+        )
+        condition = wait_reason(custom, "", sink_name, "Invalid")
+        assert condition["message"].startswith("spec.sink.urlFrom: ")
+        good = base64.b64encode(receiver.url.encode()).decode()
+        core.patch_namespaced_secret("ops-hook", home, {"data": {"url": good}})
+        wait_reason(custom, "", sink_name, "Ready")
     finally:
         custom.delete_cluster_custom_object(GROUP, VERSION, "clustersinks", sink_name)
 
