@@ -165,6 +165,11 @@ class Controller:
     def services(self) -> TenantServices:
         return self._services
 
+    def informers(self) -> tuple[Any, ...]:
+        """Its own watches (SharedInformers in a run): readiness and the watch metrics
+        cover them like the file's."""
+        return (self.notifiers, self.cluster_sinks, self.secrets)
+
     def wait_for_sync(self, timeout: float | None = None) -> bool:
         return all(
             i.wait_for_sync(timeout) for i in (self.notifiers, self.cluster_sinks, self.secrets)

@@ -336,6 +336,12 @@ def test_many_notifiers_share_one_configmap_informer(
     ready = re.search(r'^kubewatch_notifiers\{reason="Ready"\} (\S+)$', text, re.M)
     assert ready is not None, text
     assert float(ready.group(1)) >= 21  # earlier tests' Notifiers may still be terminating
+    # operator mode's own watches are watches like the file's (metrics and /readyz)
+    synced = r'^kubewatch_watch_synced\{resource="([^"]+)",watch="[^"]*\(operator mode\)"\} 1'
+    own = {r.split(".")[0] for r in re.findall(synced, text, re.M)}
+    assert own == {"notifiers", "clustersinks", "secrets"}, text
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+        assert response.status == 200
 
 
 def test_deleting_a_notifier_stops_its_deliveries(
