@@ -99,8 +99,8 @@ class Controller:
             InformerKey.of(table.resolve("clustersinks", GROUP_VERSION)), None
         )
         self.secrets = new_informer(InformerKey.of(table.resolve("secrets", "v1")), strip_secret)
-        self.notifiers.add_handler(Keys(self._notifier_changed))
-        self.cluster_sinks.add_handler(Keys(self._cluster_sink_changed))
+        self.notifiers.add_handler(Keys(self._notifier_changed, spec_only=True))
+        self.cluster_sinks.add_handler(Keys(self._cluster_sink_changed, spec_only=True))
         self.secrets.add_handler(Keys(self._secret_changed))
         self.reports = reports or DeliveryReports(self.notices.write)
         self._lock = threading.Lock()

@@ -35,15 +35,28 @@ def strip_secret(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class Keys:
-    """An informer handler that turns changes into queued keys (never blocks)."""
+    """An informer handler that turns changes into queued keys (never blocks).
 
-    def __init__(self, changed: Callable[[dict[str, Any], bool], None]) -> None:
+    ``spec_only``: an update that leaves ``metadata.generation`` as it was changed only
+    status or metadata (controller-runtime's GenerationChangedPredicate), which a check
+    does not read: our own status write would otherwise queue the object once more, and a
+    ClusterSink's every Notifier that uses it.
+    """
+
+    def __init__(
+        self, changed: Callable[[dict[str, Any], bool], None], *, spec_only: bool = False
+    ) -> None:
         self._changed = changed
+        self._spec_only = spec_only
 
     def on_add(self, obj: dict[str, Any], is_initial_list: bool) -> None:
         self._changed(obj, True)
 
     def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if self._spec_only:
+            before = (old.get("metadata") or {}).get("generation")
+            if before is not None and before == (new.get("metadata") or {}).get("generation"):
+                return
         self._changed(new, False)
 
     def on_delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:

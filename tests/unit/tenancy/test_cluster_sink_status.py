@@ -115,3 +115,32 @@ def test_a_deleted_cluster_sink_is_forgotten(rig: Rig) -> None:  # noqa: F811
     rig.secrets.put({"metadata": {"name": "teams", "namespace": "kubewatch"}})
     assert rig.drain() == []  # nothing read the Secret any more
     assert len(rig.client.writes) == writes
+
+
+def test_a_status_write_coming_back_queues_nothing(rig: Rig) -> None:  # noqa: F811
+    """Our own status write returns through the watch with the same generation: neither
+    the ClusterSink nor the Notifiers using it are checked again (their Secret GETs)."""
+    sinks = rig.controller.cluster_sinks
+    sinks.put(cluster_sink())  # type: ignore[attr-defined]
+    spec = {
+        "resources": [{"kind": "ConfigMap"}],
+        "sinkRefs": [{"kind": "ClusterSink", "name": "ops"}],
+    }
+    rig.notifiers.put(
+        {
+            "apiVersion": "kubewatch.io/v1alpha1",
+            "kind": "Notifier",
+            "metadata": {"name": "web", "namespace": "team-a", "generation": 1},
+            "spec": spec,
+        }
+    )
+    rig.drain()
+    assert rig.controller.reasons == {"team-a/web": "Ready"}
+    for _, path, body in rig.client.writes:
+        store = sinks if "clustersinks" in path else rig.notifiers
+        (key,) = [k for k in store.store if path.split("/")[-2] == k.split("/")[-1]]
+        obj = store.store.get(key).decode()  # type: ignore[union-attr]
+        store.put({**obj, "status": body["status"]})  # type: ignore[attr-defined]
+    assert rig.drain() == []
+    sinks.put(cluster_sink(generation=2, type="teams", url=TEAMS + "/2"))  # type: ignore[attr-defined]
+    assert sorted(rig.drain()) == ["clustersink:ops", "team-a/web"]
