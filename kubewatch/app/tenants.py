@@ -26,6 +26,7 @@ from kubewatch.events import Event
 from kubewatch.kube.discovery import ResourceTable
 from kubewatch.kube.informer import Transform
 from kubewatch.kube.pool import InformerKey
+from kubewatch.state import AlertTable
 from kubewatch.tenancy.controller import Controller, Informer
 from kubewatch.tenancy.tenant import TenantServices
 
@@ -112,6 +113,8 @@ def _services(app: App, spooled: Spooled | None = None) -> TenantServices:
         spool=state.spool.put if state is not None else None,
         observe=app.metrics.observe_event,
         recover=spooled.recover if spooled is not None else None,
+        health=app.health,
+        alert_records=(lambda key: AlertTable(state.db, key)) if state is not None else None,
     )
 
 

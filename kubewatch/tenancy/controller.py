@@ -143,7 +143,12 @@ class Controller:
             self._services.pool.detach(owner(tenant.key))
         timeout = self._services.base.delivery.drain_timeout
         closing = [
-            threading.Thread(target=t.close, args=(timeout,), name="kubewatch-notifier-drain")
+            threading.Thread(
+                target=t.close,
+                args=(timeout,),
+                kwargs={"forget": False},
+                name="kubewatch-notifier-drain",
+            )
             for t in tenants
         ]
         for thread in closing:

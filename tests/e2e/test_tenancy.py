@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client as k8s
 
 from .conftest import Kubewatch, Receiver, wait_for
+from .test_health import alerts, create_pod, running, set_pod, states
 from .test_tenancy_crds import GROUP, VERSION, crds  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -401,3 +402,34 @@ def test_a_sink_refusing_for_good_is_a_warning_on_the_notifier(
         return (obj.get("status") or {}).get("lastError")
 
     assert wait_for(last_error, what="status.lastError")["sink"] == "hook"
+
+
+def test_a_notifier_gets_health_alerts_of_its_namespace(
+    api: k8s.ApiClient,
+    custom: k8s.CustomObjectsApi,
+    namespaces: Callable[..., str],
+    start_kubewatch: Callable[..., Kubewatch],
+    receiver: Receiver,
+) -> None:
+    home, team, other = namespaces(), namespaces(), namespaces()
+    run_operator(start_kubewatch, home)
+    spec = {  # resolveAfter: short, to see the recovery (the mechanism, not the default)
+        "resources": [{"kind": "Pod", "health": {"resolveAfter": "3s"}}],
+        "sinks": {"hook": {"type": "webhook", "url": receiver.url}},
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, team, "notifiers", notifier("n", spec))
+    wait_reason(custom, team, "n", "Ready")
+    core = k8s.CoreV1Api(api)
+    crash = running(ready=False, restarts=1, last="Error", waiting="CrashLoopBackOff")
+    for ns in (team, other):
+        create_pod(core, ns, "crash")
+        set_pod(core, ns, "crash", crash)
+    wait_for(lambda: states(receiver, "crash"), what="a firing alert")
+    set_pod(core, team, "crash", running(ready=True, restarts=1, last="Error"))
+    wait_for(lambda: len(states(receiver, "crash")) == 2, what="the recovery")
+    assert states(receiver, "crash") == [
+        ("firing", "CrashLoopBackOff"),
+        ("resolved", "CrashLoopBackOff"),
+    ]
+    assert {e["namespace"] for e in alerts(receiver)} == {team}  # the other namespace's Pod: no
+    assert not [e for e in receiver.events if e["type"] != "alert"]  # health only: no adds
