@@ -109,8 +109,7 @@ def _services(app: App, spooled: Spooled | None = None) -> TenantServices:
         namespace_labels=app.namespace_labels,
         started_at=app.started_at,
         new_dispatcher=new_dispatcher,
-        leading=lambda: app._delivering.leading,
-        spool=state.spool.put if state is not None else None,
+        hand=app._delivering.hand,
         observe=app.metrics.observe_event,
         recover=spooled.recover if spooled is not None else None,
         health=app.health,
@@ -147,6 +146,7 @@ def start_tenancy(app: App) -> Controller:
     namespaces = app._namespaces.informer
     if namespaces is not None:
         namespaces.add_handler(_NamespaceKeys(controller))
+    app._delivering.tenant_dispatcher = controller.dispatcher_of
     controller.start()
     threading.Thread(
         target=spooled.forget_gone,

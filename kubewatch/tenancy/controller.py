@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kubewatch.config import TenancyConfig
+from kubewatch.delivery import Dispatcher
 from kubewatch.errors import ApiError, ConfigErrors
 from kubewatch.events import Event
 from kubewatch.kube.client import JsonApi
@@ -41,6 +42,7 @@ from kubewatch.tenancy.addresses import Resolver, system_resolver
 from kubewatch.tenancy.clustersinks import check_cluster_sink, cluster_sink_key, cluster_sink_name
 from kubewatch.tenancy.deliveries import DeliveryReports
 from kubewatch.tenancy.notices import GROUP_VERSION, Notices
+from kubewatch.tenancy.readers import Readers
 from kubewatch.tenancy.reconcile import Compiled, Failure, Result, reconcile
 from kubewatch.tenancy.tenant import Tenant, TenantServices, owner
 from kubewatch.tenancy.watches import Informer, Keys, NewInformer, strip_secret
@@ -104,11 +106,8 @@ class Controller:
         self.secrets.add_handler(Keys(self._secret_changed))
         self.reports = reports or DeliveryReports(self.notices.write)
         self._lock = threading.Lock()
-        # Under _lock: what each Notifier's last reconcile read, and who read each thing.
-        self._read: dict[str, tuple[frozenset[tuple[str, str]], frozenset[str]]] = {}
-        self._by_secret: dict[tuple[str, str], set[str]] = defaultdict(set)
-        self._by_cluster_sink: dict[str, set[str]] = defaultdict(set)
-        self._changes = 0  # Secret / ClusterSink changes seen so far
+        self.readers = Readers()
+        # Under _lock: the running tenants and the last reason of each Notifier.
         self.tenants: dict[str, Tenant] = {}
         self.reasons: dict[str, str] = {}
         """The last reason of each Notifier (``kubewatch_notifiers{reason}``)."""
@@ -193,19 +192,14 @@ class Controller:
 
     def _cluster_sink_changed(self, obj: dict[str, Any], _: bool) -> None:
         name = str(_meta(obj).get("name"))
-        with self._lock:
-            self._changes += 1
-            keys = list(self._by_cluster_sink.get(name, ()))
+        keys = self.readers.cluster_sink_changed(name)
         self.queue.add(cluster_sink_key(name))  # its own status
         for key in keys:
             self.queue.add(key)
 
     def _secret_changed(self, obj: dict[str, Any], _: bool) -> None:
         ref = (str(_meta(obj).get("namespace")), str(_meta(obj).get("name")))
-        with self._lock:
-            self._changes += 1
-            keys = list(self._by_secret.get(ref, ()))
-        for key in keys:
+        for key in self.readers.secret_changed(ref):
             self.queue.add(key)
 
     def namespace_changed(self, name: str) -> None:
@@ -252,8 +246,7 @@ class Controller:
         namespace = str(_meta(obj).get("namespace"))
         store = self.notifiers.store
         peers = [p.decode() for k in store.keys(namespace) if (p := store.get(k)) is not None]
-        with self._lock:
-            changes = self._changes
+        changes = self.readers.changes()
         s = self._services
         labels = s.namespace_labels
         result: Result = reconcile(
@@ -267,7 +260,7 @@ class Controller:
             own_namespace=self._own_namespace,
             peers=peers,
         )
-        if self._remember(key, result, changes):
+        if self.readers.remember(key, result, changes):
             self.queue.add(key)  # what it read may have changed while it ran: once more
         if isinstance(result, Compiled):
             result = self._run(key, result)
@@ -281,16 +274,15 @@ class Controller:
     def _check_cluster_sink(self, key: str, name: str) -> Result | None:
         stored = self.cluster_sinks.store.get(name)
         if stored is None:
-            self._remember(key, None)
+            self.readers.remember(key, None)
             self.notices.forget(key)
             return None
         obj = stored.decode()
-        with self._lock:
-            changes = self._changes
+        changes = self.readers.changes()
         result = check_cluster_sink(
             obj, self.settings, secrets=self._secret, own_namespace=self._own_namespace
         )
-        if self._remember(key, result, changes):
+        if self.readers.remember(key, result, changes):
             self.queue.add(key)
         self.notices.reconciled(key, obj, result)
         return result
@@ -331,35 +323,11 @@ class Controller:
     def _forget(self, key: str) -> None:
         """A deleted Notifier: stop it now and forget what it read."""
         self._stop_tenant(key)
-        self._remember(key, None)
+        self.readers.remember(key, None)
         self.reports.forget(key)
         with self._lock:
             self.reasons.pop(key, None)
         self.notices.forget(key)
-
-    def _remember(self, key: str, result: Result | None, changes: int = 0) -> bool:
-        """Index what ``result`` read, so that a change of it queues ``key`` again; True
-        if a Secret or ClusterSink changed since ``changes`` was read (before the index
-        was in place: that change may have been missed)."""
-        secrets, sinks = (result.secrets, result.cluster_sinks) if result else ((), ())
-        with self._lock:
-            old_secrets, old_sinks = self._read.pop(key, (frozenset(), frozenset()))
-            for ref in old_secrets:
-                self._by_secret[ref].discard(key)
-                if not self._by_secret[ref]:
-                    del self._by_secret[ref]
-            for name in old_sinks:
-                self._by_cluster_sink[name].discard(key)
-                if not self._by_cluster_sink[name]:
-                    del self._by_cluster_sink[name]
-            if result is None:
-                return False
-            self._read[key] = (frozenset(secrets), frozenset(sinks))
-            for ref in secrets:
-                self._by_secret[ref].add(key)
-            for name in sinks:
-                self._by_cluster_sink[name].add(key)
-            return bool(secrets or sinks) and self._changes != changes
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -387,6 +355,12 @@ class Controller:
         stored = self.notifiers.store.get(key)
         if permanent and stored is not None:
             self.notices.sink_failed(stored.decode(), name, reason)
+
+    def dispatcher_of(self, key: str) -> Dispatcher | None:
+        """The dispatcher of Notifier ``key`` while it runs."""
+        with self._lock:
+            tenant = self.tenants.get(key)
+        return None if tenant is None else tenant.dispatcher()
 
     def counts(self) -> dict[str, int]:
         """Notifiers per reason of their last reconcile (``kubewatch_notifiers``)."""

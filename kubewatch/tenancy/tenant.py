@@ -69,10 +69,11 @@ class TenantServices:
     namespace_labels: NamespaceLabels
     started_at: datetime
     new_dispatcher: NewDispatcher
-    leading: Callable[[], bool]
-    """False on a standby replica: it watches but does not deliver."""
-    spool: Callable[[Event, tuple[str, ...]], None] | None = None
-    """Writes an event to the durable spool before it is submitted (with ``state.path``)."""
+    hand: Callable[[Event, tuple[str, ...], Dispatcher], None] = lambda e, sinks, d: d.submit(
+        e, sinks
+    )
+    """Gives a routed event to the Notifier's dispatcher: in a run, spooled first (with
+    ``state.path``), and on a standby kept for a takeover instead (the app's handover)."""
     observe: Callable[[str, str], None] | None = None
     recover: Callable[[str, Dispatcher], None] | None = None
     """Queues on a Notifier's first dispatcher what the last run spooled for its sinks."""
@@ -230,18 +231,20 @@ class Tenant:
         if s.observe is not None:
             s.observe(event.resource, event.type.value)
         route = self._route
-        if route is None or not s.leading():
+        if route is None:
             return
         router, dispatcher = route
         sinks = router.route(event)
         if not sinks:
             return
-        if s.spool is not None:
-            s.spool(event, sinks)
         try:
-            dispatcher.submit(event, sinks)
+            s.hand(event, sinks, dispatcher)
         except RuntimeError:  # closed meanwhile: the Notifier was deleted or replaced
             log.debug("%s: event after close dropped", self.key)
+
+    def dispatcher(self) -> Dispatcher | None:
+        route = self._route
+        return None if route is None else route[1]
 
     def sinks(self) -> Iterable[str]:
         route = self._route
