@@ -278,7 +278,9 @@ class HttpEndpoint:
                 if self._closed:  # closed by another thread while this request was in flight
                     raise PermanentError(f"{self.label} is closed") from exc
                 raise
-        raise self._status_error(status, retry_after, text)
+        error = self._status_error(status, retry_after, text)
+        error.status = status
+        raise error
 
     @staticmethod
     def _read_body(response: httpx.Response, by: float) -> str:
