@@ -313,7 +313,9 @@ class HttpEndpoint:
         text = reply.body.decode("utf-8", "replace")
         if 200 <= reply.status < 300:
             return text
-        raise self._status_error(reply.status, reply.headers.get("retry-after"), text)
+        error = self._status_error(reply.status, reply.headers.get("retry-after"), text)
+        error.status = reply.status
+        raise error
 
     def _request_head(self, headers: Mapping[str, str] | None) -> bytes:
         """The header lines of one request: the fixed ones, overridden by ``headers``."""
