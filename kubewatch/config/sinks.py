@@ -152,6 +152,10 @@ class StdoutSinkConfig(SinkBase):
     """Jinja2 text for ``format: text`` (default: time and summary)."""
 
 
+FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+"""Headers that frame the request: a second copy from ``headers`` would break it."""
+
+
 class HttpSinkBase(SinkBase):
     """Keys of every sink that calls an HTTP(S) URL."""
 
@@ -197,6 +201,9 @@ class HttpSinkBase(SinkBase):
         for name, text in value.items():
             if not HEADER_NAME.fullmatch(name):
                 errors.append(((name,), name, fail("is not a valid HTTP header name")))
+            elif name.lower() in FRAMING_HEADERS:
+                message = "is set by kubewatch from the URL and the body; remove it"
+                errors.append(((name,), name, fail(message)))
             elif any(c in text for c in "\r\n\0"):
                 errors.append(((name,), text, fail("header value contains a line break or NUL")))
         fail_at("headers", errors)

@@ -252,6 +252,12 @@ ONE_ERROR = [
         id="webhook-header-name",
     ),
     pytest.param(
+        webhook("    headers: {Content-Length: '10'}\n"),
+        "sinks.audit.headers.Content-Length",
+        "is set by kubewatch from the URL and the body",
+        id="webhook-header-framing",
+    ),
+    pytest.param(
         webhook('    headers: {X-Token: "abc\\n"}\n'),
         "sinks.audit.headers.X-Token",
         "line break",
