@@ -67,6 +67,10 @@ class WatchExpired(ApiError):
 class DeliveryError(KubewatchError):
     """A sink failed to deliver an event."""
 
+    status: int | None = None
+    """The HTTP status of the answer that failed it, when there was one (a chat sink tells
+    "the message is gone", 404, from other refusals by it)."""
+
 
 class RetryableError(DeliveryError):
     """A failure that may pass: the delivery layer retries with backoff."""

@@ -41,10 +41,11 @@ def build_sinks(config: Config, services: SinkServices | None = None) -> dict[st
 
 
 def sink_services(state: State | None) -> SinkServices:
-    """The app's services for its sinks: thread roots kept in the state, when there is one."""
+    """The app's services for its sinks: thread roots and open alerts kept in the state,
+    when there is one."""
     if state is None:
         return SinkServices()
-    return SinkServices(ThreadBooks(lambda sink: state.memo(f"threads/{sink}")))
+    return SinkServices(ThreadBooks(lambda sink: state.memo(f"threads/{sink}")), state.memo)
 
 
 def check_config(config: Config) -> None:

@@ -45,12 +45,7 @@ from kubewatch.kube.logs import PodLogs
 from kubewatch.kube.pool import InformerKey, InformerPool
 from kubewatch.kube.recorder import EventRecorder
 from kubewatch.observability.health import HealthServer, Heartbeats, Readiness
-from kubewatch.observability.metrics import (
-    Metrics,
-    WatchState,
-    seconds_since,
-    watch_states,
-)
+from kubewatch.observability.metrics import Metrics, WatchState, seconds_since, watch_states
 from kubewatch.routing import Router
 from kubewatch.state import AlertTable, State, open_state
 from kubewatch.watch.alerting import HealthAlerts
@@ -282,8 +277,10 @@ class App:
     # -- health ---------------------------------------------------------------------------
 
     def _all_informers(self) -> list[SharedInformer]:
+        """Every watch: the pool's, the Namespace watch, operator mode's own three."""
         namespaces = self._namespaces.informer
-        return [*self.pool.informers(), *([namespaces] if namespaces is not None else [])]
+        own = self.tenancy.informers() if self.tenancy is not None else ()
+        return [*self.pool.informers(), *([namespaces] if namespaces is not None else []), *own]
 
     def watch_states(self) -> list[WatchState]:
         return watch_states(self._all_informers())

@@ -9,6 +9,7 @@ dispatcher drains in the background and its counters are added to the new one's,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -58,6 +59,9 @@ class Delivering:
         self._unspooled: list[tuple[str, Event]] = []  # recovered, for when we lead
         self.tenant_spool: list[tuple[str, Event]] = []
         """What the spool kept for Notifiers' sinks (operator mode takes it)."""
+        self.tenant_dispatcher: Callable[[str], Dispatcher | None] = lambda key: None
+        """The running dispatcher of a Notifier (``ns/name``), for what a standby kept of
+        its events (operator mode sets it)."""
         # Dispatchers a reload replaced: final counters of the finished ones, and the ones
         # still draining; under _lock.
         self._lock = threading.Lock()
@@ -92,6 +96,19 @@ class Delivering:
             if self.state is not None:
                 self.state.spool.put(event, sinks)
             route.dispatcher.submit(event, sinks)
+
+    def hand(self, event: Event, sinks: tuple[str, ...], dispatcher: Dispatcher) -> None:
+        """A Notifier's routed event: spooled and submitted to its ``dispatcher`` while
+        this replica leads, else kept in the handover buffer like the file's (under the
+        same lock: a takeover neither misses nor repeats it). Raises RuntimeError when the
+        dispatcher is closed."""
+        with self._leading_lock:
+            if not self._leading:
+                self.handover.add(event, sinks)
+                return
+            if self.state is not None:
+                self.state.spool.put(event, sinks)
+            dispatcher.submit(event, sinks)
 
     def recover(self, recovered: list[tuple[str, Event]], stop: threading.Event) -> None:
         """Queue what the last run left undelivered (now, or once this replica leads),
@@ -135,13 +152,20 @@ class Delivering:
                 assert self.state is not None  # only a state's spool fills it
                 resubmit(self.state, dispatcher, self._unspooled, stop)
                 self._unspooled = []
-            known = set(dispatcher.stats())  # a reload may have removed a sink since
+            known: dict[int, set[str]] = {}  # a reload may have removed a sink since
             for event, sinks in pending:
-                names = tuple(name for name in sinks if name in known)
+                # a Notifier's sinks are ns/notifier/sink: to its dispatcher, if it runs
+                key = sinks[0].rsplit("/", 1)[0] if "/" in sinks[0] else None
+                target = dispatcher if key is None else self.tenant_dispatcher(key)
+                if target is None:
+                    continue
+                have = known.setdefault(id(target), set(target.stats()))
+                names = tuple(name for name in sinks if name in have)
                 if names:
                     if self.state is not None:
                         self.state.spool.put(event, names)
-                    dispatcher.submit(event, names)  # never blocks
+                    with contextlib.suppress(RuntimeError):  # a Notifier closed meanwhile
+                        target.submit(event, names)  # never blocks
 
     @property
     def leading(self) -> bool:

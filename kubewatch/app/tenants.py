@@ -26,6 +26,7 @@ from kubewatch.events import Event
 from kubewatch.kube.discovery import ResourceTable
 from kubewatch.kube.informer import Transform
 from kubewatch.kube.pool import InformerKey
+from kubewatch.state import AlertTable
 from kubewatch.tenancy.controller import Controller, Informer
 from kubewatch.tenancy.tenant import TenantServices
 
@@ -108,10 +109,11 @@ def _services(app: App, spooled: Spooled | None = None) -> TenantServices:
         namespace_labels=app.namespace_labels,
         started_at=app.started_at,
         new_dispatcher=new_dispatcher,
-        leading=lambda: app._delivering.leading,
-        spool=state.spool.put if state is not None else None,
+        hand=app._delivering.hand,
         observe=app.metrics.observe_event,
         recover=spooled.recover if spooled is not None else None,
+        health=app.health,
+        alert_records=(lambda key: AlertTable(state.db, key)) if state is not None else None,
     )
 
 
@@ -144,6 +146,7 @@ def start_tenancy(app: App) -> Controller:
     namespaces = app._namespaces.informer
     if namespaces is not None:
         namespaces.add_handler(_NamespaceKeys(controller))
+    app._delivering.tenant_dispatcher = controller.dispatcher_of
     controller.start()
     threading.Thread(
         target=spooled.forget_gone,

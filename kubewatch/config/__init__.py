@@ -47,11 +47,8 @@ from kubewatch.config.sinks import (
     CHAT_RATE_LIMIT,
     CloudEventsSinkConfig,
     DigestConfig,
-    DiscordSinkConfig,
-    MattermostSinkConfig,
     RateLimitConfig,
     RetryConfig,
-    SlackSinkConfig,
     SlackWebhookSinkConfig,
     SmtpSinkConfig,
     StdoutSinkConfig,
@@ -59,6 +56,11 @@ from kubewatch.config.sinks import (
     WebhookSinkConfig,
 )
 from kubewatch.config.tenancy import DEFAULT_ALLOWED_KINDS, TenancyConfig
+from kubewatch.config.threaded_sinks import (
+    DiscordSinkConfig,
+    MattermostSinkConfig,
+    SlackSinkConfig,
+)
 
 __all__ = [
     "ALL_EVENTS",

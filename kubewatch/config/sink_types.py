@@ -28,14 +28,16 @@ from kubewatch.config.incident_sinks import (
 from kubewatch.config.shapes import union_members, unwrap
 from kubewatch.config.sinks import (
     CloudEventsSinkConfig,
-    DiscordSinkConfig,
-    MattermostSinkConfig,
-    SlackSinkConfig,
     SlackWebhookSinkConfig,
     SmtpSinkConfig,
     StdoutSinkConfig,
     TeamsSinkConfig,
     WebhookSinkConfig,
+)
+from kubewatch.config.threaded_sinks import (
+    DiscordSinkConfig,
+    MattermostSinkConfig,
+    SlackSinkConfig,
 )
 
 SinkConfig = Annotated[

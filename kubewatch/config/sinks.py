@@ -152,6 +152,10 @@ class StdoutSinkConfig(SinkBase):
     """Jinja2 text for ``format: text`` (default: time and summary)."""
 
 
+FRAMING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+"""Headers that frame the request: a second copy from ``headers`` would break it."""
+
+
 class HttpSinkBase(SinkBase):
     """Keys of every sink that calls an HTTP(S) URL."""
 
@@ -197,6 +201,9 @@ class HttpSinkBase(SinkBase):
         for name, text in value.items():
             if not HEADER_NAME.fullmatch(name):
                 errors.append(((name,), name, fail("is not a valid HTTP header name")))
+            elif name.lower() in FRAMING_HEADERS:
+                message = "is set by kubewatch from the URL and the body; remove it"
+                errors.append(((name,), name, fail(message)))
             elif any(c in text for c in "\r\n\0"):
                 errors.append(((name,), text, fail("header value contains a line break or NUL")))
         fail_at("headers", errors)
@@ -253,55 +260,6 @@ class WebhookSinkConfig(HttpSinkBase):
     """Markup of the receiver: text from cluster objects is escaped for it in templates."""
 
 
-class SlackSinkConfig(ChatSinkBase):
-    """Slack with a bot token (``chat.postMessage``; scope ``chat:write``)."""
-
-    type: Literal["slack"]
-    channel: NonBlank
-    """Channel name (``#ops``) or ID (``C0123456789``); the bot must be in it (or have
-    ``chat:write.public``)."""
-    token: str | None = Field(None, repr=False)
-    """Bot token (``xoxb-…``, e.g. ``${SLACK_TOKEN}``); exactly one of it and ``tokenFile``."""
-    token_file: str | None = None
-    """File holding the token (a mounted Secret), read at start."""
-    api_url: str = "https://slack.com/api/"
-    """Web API base URL: GovSlack, a proxy, or a test server."""
-    timeout: Seconds = 10.0
-    """Seconds for the connection and for each read of an API call (the Slack SDK's)."""
-    thread: Literal["none", "object"] = "none"
-    """``object``: the first message about an object is a root; its later events (updates,
-    its Kubernetes Event alerts, its delete) reply in that thread. ``none``: one message each."""
-    update_root: StrictBool = False
-    """With ``thread: object``: also edit the root (``chat.update``) to show the object's
-    latest state and a short history, so the channel holds one message per object."""
-    thread_cache_size: StrictInt = Field(10_000, ge=1, le=10_000_000)
-    """Objects whose thread is remembered (least recently used forgotten first)."""
-    thread_max_age: Duration = 86_400.0
-    """A thread older than this (default ``24h``) is not replied to: a new root starts."""
-
-    @field_validator("token_file")
-    @classmethod
-    def _anchor_token_file(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """Relative to the configuration file, like ``caFile`` (and kubeconfig paths)."""
-        return None if value is None else str(base_path(value, info))
-
-    @model_validator(mode="after")
-    def _one_token(self) -> SlackSinkConfig:
-        """Exactly one way to get the token, so it is never ambiguous which one is used."""
-        if (self.token is None) == (self.token_file is None):
-            key = "tokenFile" if self.token_file is not None else "token"
-            fail_at(
-                "SlackSinkConfig",
-                [((key,), None, fail("set exactly one of token and tokenFile"))],
-            )
-        if self.update_root and self.thread == "none":
-            fail_at(
-                "SlackSinkConfig",
-                [(("updateRoot",), True, fail("needs thread: object (the root to update)"))],
-            )
-        return self
-
-
 class SlackWebhookSinkConfig(ChatSinkBase):
     """A Slack incoming webhook (the channel is fixed by the webhook)."""
 
@@ -316,24 +274,6 @@ class TeamsSinkConfig(ChatSinkBase, HttpSinkBase):
     """Microsoft Teams through a Workflows webhook, as an Adaptive Card."""
 
     type: Literal["teams"]
-
-
-class DiscordSinkConfig(ChatSinkBase, HttpSinkBase):
-    """A Discord channel webhook, as an embed with a colour."""
-
-    type: Literal["discord"]
-    username: str | None = None
-    """Name shown as the sender (default: the webhook's); one Discord refuses fails at start."""
-
-
-class MattermostSinkConfig(ChatSinkBase, HttpSinkBase):
-    """A Mattermost incoming webhook, as an attachment."""
-
-    type: Literal["mattermost"]
-    channel: str | None = None
-    """Override the webhook's channel (if the webhook allows it)."""
-    username: str | None = None
-    """Override the sender name shown (if the server lets webhooks override it)."""
 
 
 class CloudEventsSinkConfig(HttpSinkBase):

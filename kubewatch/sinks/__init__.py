@@ -5,7 +5,7 @@ adding a sink is one module plus one factory and one ``_Entry`` line in ``_REGIS
 below, and mypy checks that the sink class accepts that config class. Each factory
 imports its sink's module when it is first called: a run imports only the sinks it
 configures (the NATS, Slack, SMTP and CloudEvents stacks cost ~0.3 s and ~15 MiB). A
-sink that keeps something for the life of the process (the Slack bot's thread roots) gets
+sink that keeps something for the life of the process (the thread roots of chat sinks) gets
 it from :class:`SinkServices`.
 """
 
@@ -41,9 +41,11 @@ from kubewatch.config.incident_sinks import (
 )
 from kubewatch.errors import ConfigError, ConfigErrors
 from kubewatch.sinks.base import Sink, SinkBase
-from kubewatch.sinks.threads import ThreadBooks
+from kubewatch.sinks.kept import PerSink
+from kubewatch.sinks.threads import ThreadBooks, ThreadMemory
 
 if TYPE_CHECKING:
+    from kubewatch.sinks.incident import OpenKeys
     from kubewatch.sinks.stdout import StdoutSink
     from kubewatch.sinks.webhook import WebhookSink
 
@@ -63,9 +65,21 @@ _C = TypeVar("_C")
 @dataclass(frozen=True)
 class SinkServices:
     """What the process keeps for its sinks across reloads: the thread roots of chat
-    sinks with ``thread: object`` (durable when there is state)."""
+    sinks with ``thread: object`` and the open alerts of incident sinks (both durable
+    when there is state: ``memo`` gives a space of the state database)."""
 
     books: ThreadBooks = field(default_factory=ThreadBooks)
+    memo: Callable[[str], ThreadMemory] | None = None
+    incidents: PerSink[OpenKeys] = field(default_factory=PerSink)
+
+    def open_keys(self, sink: str) -> OpenKeys:
+        """The alerts incident sink ``sink`` triggered (``resolveOnDelete``)."""
+        from kubewatch.sinks.incident import OpenKeys
+
+        def make() -> OpenKeys:
+            return OpenKeys(memory=None if self.memo is None else self.memo(f"incidents/{sink}"))
+
+        return self.incidents.get(sink, make)[0]
 
 
 @dataclass(frozen=True)
@@ -116,16 +130,16 @@ def _teams(name: str, config: TeamsSinkConfig, _: SinkServices) -> Sink:
     return TeamsSink(name, config)
 
 
-def _discord(name: str, config: DiscordSinkConfig, _: SinkServices) -> Sink:
+def _discord(name: str, config: DiscordSinkConfig, services: SinkServices) -> Sink:
     from kubewatch.sinks.discord import DiscordSink
 
-    return DiscordSink(name, config)
+    return DiscordSink(name, config, books=services.books)
 
 
-def _mattermost(name: str, config: MattermostSinkConfig, _: SinkServices) -> Sink:
+def _mattermost(name: str, config: MattermostSinkConfig, services: SinkServices) -> Sink:
     from kubewatch.sinks.mattermost import MattermostSink
 
-    return MattermostSink(name, config)
+    return MattermostSink(name, config, books=services.books)
 
 
 def _cloudevents(name: str, config: CloudEventsSinkConfig, _: SinkServices) -> Sink:
@@ -170,22 +184,22 @@ def _wecom(name: str, config: WeComSinkConfig, _: SinkServices) -> Sink:
     return WeComSink(name, config)
 
 
-def _pagerduty(name: str, config: PagerDutySinkConfig, _: SinkServices) -> Sink:
+def _pagerduty(name: str, config: PagerDutySinkConfig, services: SinkServices) -> Sink:
     from kubewatch.sinks.pagerduty import PagerDutySink
 
-    return PagerDutySink(name, config)
+    return PagerDutySink(name, config, open_keys=services.open_keys(name))
 
 
-def _opsgenie(name: str, config: OpsgenieSinkConfig, _: SinkServices) -> Sink:
+def _opsgenie(name: str, config: OpsgenieSinkConfig, services: SinkServices) -> Sink:
     from kubewatch.sinks.opsgenie import OpsgenieSink
 
-    return OpsgenieSink(name, config)
+    return OpsgenieSink(name, config, open_keys=services.open_keys(name))
 
 
-def _alertmanager(name: str, config: AlertmanagerSinkConfig, _: SinkServices) -> Sink:
+def _alertmanager(name: str, config: AlertmanagerSinkConfig, services: SinkServices) -> Sink:
     from kubewatch.sinks.alertmanager import AlertmanagerSink
 
-    return AlertmanagerSink(name, config)
+    return AlertmanagerSink(name, config, open_keys=services.open_keys(name))
 
 
 def _nats(name: str, config: NatsSinkConfig, _: SinkServices) -> Sink:

@@ -143,11 +143,12 @@ class AlertmanagerSink(SinkBase):
         transport: httpx.BaseTransport | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        open_keys: OpenKeys | None = None,
     ) -> None:
         self.name = name
         self._config = config
         self._base = config.generator_url or DEFAULT_GENERATOR
-        self._open = OpenKeys()
+        self._open = OpenKeys() if open_keys is None else open_keys
         self._endpoints: list[HttpEndpoint] = []
         try:
             for url in config.base_urls:

@@ -18,6 +18,16 @@ Discord refuses an embed beyond its limits with a 400, so they are enforced here
 how many it left out. Discord answers ``204 No Content``; a 429 carries ``Retry-After``
 and a JSON body with ``retry_after`` (seconds, fractional), used when the header is
 missing.
+
+**Threads** (``thread: object``) need the webhook of a forum or media channel: a webhook
+may create a thread only there. Posts are sent with ``?wait=true``, so Discord answers
+with the message (``id``, ``channel_id``). An object's first event creates a forum post
+(``thread_name``: the object, at most 100 characters), whose ``channel_id`` is the
+thread; later events reply in it (``?thread_id=``). ``updateRoot`` edits the post's first
+message (``PATCH …/messages/{id}?thread_id=``), its history in the ``content``. A deleted
+post or message answers 404 (10003 Unknown Channel, 10008 Unknown Message): a new post
+starts. A digest is one post of its own. In a text channel Discord answers 400 to
+``thread_name``: a permanent error naming ``thread``.
 """
 
 from __future__ import annotations
@@ -31,12 +41,22 @@ import httpx
 import orjson
 
 from kubewatch.config import DiscordSinkConfig, format_path
-from kubewatch.errors import ConfigError
+from kubewatch.errors import ConfigError, PermanentError
 from kubewatch.events import Event
 from kubewatch.render import ChatMessage
-from kubewatch.sinks.http import ChatSink
+from kubewatch.sinks.http import encode_json
+from kubewatch.sinks.threaded_chat import ThreadedChatSink
+from kubewatch.sinks.threads import ThreadBooks, ThreadRoot
 
-__all__ = ["LIMITS", "USERNAME_CHARS", "DiscordSink", "discord_retry_after", "embed"]
+__all__ = [
+    "LIMITS",
+    "THREAD_NAME_CHARS",
+    "USERNAME_CHARS",
+    "DiscordSink",
+    "discord_retry_after",
+    "embed",
+    "thread_name",
+]
 
 LIMITS = {
     "title": 256,
@@ -116,6 +136,24 @@ def discord_retry_after(body: str) -> float | None:
     return max(0.0, float(value))
 
 
+THREAD_NAME_CHARS = 100
+"""Discord's limit on a forum post's name (``thread_name``)."""
+CONTENT_CHARS = 2000
+"""Discord's limit on a message's ``content``."""
+
+
+def thread_name(event: Event, title: str) -> str:
+    """The forum post of ``event``'s object: ``Deployment shop/web`` (a digest: its title)."""
+    if event.digest is not None:
+        name = title
+    elif event.k8s_event is not None:
+        obj = event.k8s_event.involved
+        name = f"{obj.kind} {obj.namespace + '/' if obj.namespace else ''}{obj.name}"
+    else:
+        name = f"{event.kind} {event.namespace + '/' if event.namespace else ''}{event.name}"
+    return _cut(" ".join(name.split()), THREAD_NAME_CHARS)
+
+
 USERNAME_CHARS = 80
 """Discord's limit on a webhook message's ``username``."""
 _FORBIDDEN_IN_USERNAME = ("discord", "clyde")
@@ -135,7 +173,7 @@ def _check_username(name: str, username: str) -> None:
         raise ConfigError(path, f"Discord refuses usernames containing {what!r}")
 
 
-class DiscordSink(ChatSink):
+class DiscordSink(ThreadedChatSink):
     """Post each event as an embed to a Discord channel webhook (``config.url``).
 
     The URL's last path segment is the webhook's token: it never appears in a message.
@@ -152,12 +190,18 @@ class DiscordSink(ChatSink):
         transport: httpx.BaseTransport | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        books: ThreadBooks | None = None,
     ) -> None:
         self._username = config.username
         if self._username is not None:
             _check_username(name, self._username)
         super().__init__(
-            name, config, transport, clock=clock, retry_after_from_body=discord_retry_after
+            name,
+            config,
+            transport,
+            clock=clock,
+            books=books,
+            retry_after_from_body=discord_retry_after,
         )
 
     def payload(self, event: Event, message: ChatMessage, text: str | None) -> dict[str, Any]:
@@ -169,4 +213,34 @@ class DiscordSink(ChatSink):
             "embeds": [embed(message, message.title if text is None else text)],
             "allowed_mentions": {"parse": []},
         }
+        if self.threads is not None:
+            doc["thread_name"] = thread_name(event, doc["embeds"][0]["title"])
         return doc
+
+    def post(self, payload: dict[str, Any], root: ThreadRoot | None) -> tuple[str, str]:
+        if self.threads is None:  # no answer needed: Discord's 204
+            self.endpoint.send(encode_json(payload, f"{self.endpoint.label} message"))
+            return "", ""
+        if root is None:
+            url = self.endpoint.url.copy_merge_params({"wait": "true"})
+            try:
+                answer = self.call("POST", url, payload)
+            except PermanentError as exc:
+                if exc.status != 400 or "thread" not in str(exc).lower():
+                    raise
+                path = format_path(("sinks", self.name, "thread"))
+                hint = f"{path}: object needs the webhook of a forum or media channel"
+                raise PermanentError(f"{exc} ({hint})") from None
+        else:
+            doc = {k: v for k, v in payload.items() if k != "thread_name"}
+            url = self.endpoint.url.copy_merge_params({"wait": "true", "thread_id": root.channel})
+            answer = self.call("POST", url, doc, root=root)
+        return str(answer.get("channel_id") or ""), str(answer.get("id") or "")
+
+    def update(self, root: ThreadRoot, payload: dict[str, Any]) -> None:
+        doc = {k: v for k, v in payload.items() if k not in ("thread_name", "username")}
+        url = self.endpoint.url.copy_with(path=f"{self.endpoint.url.path}/messages/{root.ts}")
+        self.call("PATCH", url.copy_merge_params({"thread_id": root.channel}), doc, root=root)
+
+    def with_history(self, payload: dict[str, Any], history: tuple[str, ...]) -> dict[str, Any]:
+        return {**payload, "content": _cut("History: " + " · ".join(history), CONTENT_CHARS)}

@@ -17,6 +17,7 @@ Outcome of one request (the delivery layer retries; this module only classifies)
 any other status (4xx, 3xx)            ``PermanentError`` (status + the first 200
                                        characters of the body)
 connect error, timeout, reset          ``RetryableError``
+a header value with CR, LF or NUL      ``PermanentError``
 the attempt's deadline passed          ``RetryableError`` ("deadline of 10s passed")
 TLS certificate not trusted            ``PermanentError`` (a wrong CA or name does
                                        not fix itself within a retry window; the
@@ -25,8 +26,10 @@ TLS certificate not trusted            ``PermanentError`` (a wrong CA or name do
 
 **One deadline per attempt.** ``timeout`` bounds the whole attempt — connect, TLS, sending
 the request, the response headers and the body — not each socket operation on its own
-(:mod:`kubewatch.sinks.deadline`): a receiver that trickles its answer a byte at a time
-costs at most ``timeout`` per attempt.
+(:mod:`kubewatch.sinks.http1`, the HTTP/1.1 client on pooled keep-alive connections, one
+pool per origin): a receiver that trickles its answer a byte at a time costs at most
+``timeout`` per attempt. ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` are
+honoured (``http://`` proxies).
 
 Redirects are not followed: a POST silently turned into a GET by a 301/302 would lose
 the event, so a redirect is reported as a permanent error naming the status.
@@ -42,9 +45,11 @@ long path segment and query value, and any extra secret the sink names replaced 
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import math
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -58,7 +63,9 @@ from kubewatch._version import __version__
 from kubewatch.config import format_path
 from kubewatch.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from kubewatch.scrub import Scrubber, secret_forms
-from kubewatch.sinks import deadline
+from kubewatch.sinks import http1
+from kubewatch.sinks.http1 import Origin
+from kubewatch.sinks.stub_transport import TransportError, TransportPool
 
 __all__ = [
     "BODY_EXCERPT_CHARS",
@@ -134,7 +141,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 def _is_cert_failure(exc: BaseException) -> bool:
-    """True when the chain under an httpx error holds a certificate verification failure."""
+    """True when the chain under an error holds a certificate verification failure."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
@@ -149,21 +156,36 @@ def _is_cert_failure(exc: BaseException) -> bool:
 def default_tls() -> ssl.SSLContext:
     """The verifying TLS context of every sink without ``caFile``: httpx's default (certifi,
     or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), built once: loading the CA bundle costs ~38 ms
-    per sink otherwise. A context is safe to share between clients and threads."""
+    per sink otherwise. A context is safe to share between connections and threads."""
     return httpx.create_ssl_context()
 
 
-class HttpEndpoint:
-    """One configured URL behind one pooled, thread-safe :class:`httpx.Client`.
+@lru_cache(maxsize=1)
+def _unverified_tls() -> ssl.SSLContext:
+    """``insecureSkipVerify``: TLS without checking the certificate or its name."""
+    return httpx.create_ssl_context(verify=False)
 
-    Client headers: ``Content-Type`` (``content_type``), ``User-Agent:
-    kubewatch/<version>``, then the configured ``headers`` (which may override both);
+
+def origin_of(url: httpx.URL) -> Origin:
+    host = url.raw_host.decode("ascii")
+    return Origin(url.scheme, host, url.port or (443 if url.scheme == "https" else 80))
+
+
+class HttpEndpoint:
+    """One configured URL behind pooled, thread-safe keep-alive connections
+    (:class:`kubewatch.sinks.http1.Pool`, one per origin requested).
+
+    Request headers: ``Content-Type`` (``content_type``), ``User-Agent:
+    kubewatch/<version>``, ``Authorization: Basic`` from the URL's userinfo, then the
+    configured ``headers`` (which may override those);
     headers passed to :meth:`send` override all of those for that request.
 
     ``kind`` and ``name`` start every error message (``discord sink 'ops': …``).
     ``retry_after_from_body`` reads a wait from a 429 body when ``Retry-After`` is
     absent or unusable; ``secrets`` are further strings never to show in a message
     (a signing key). ``clock`` (Unix seconds) dates ``Retry-After`` HTTP-dates.
+    ``transport`` (tests) answers in place of the network: an ``httpx`` transport
+    such as ``httpx.MockTransport``.
 
     Raises :class:`ConfigError` (``sinks.<name>.url`` / ``.caFile``) for a config the
     model did not validate. After :meth:`close`, :meth:`send` fails permanently.
@@ -200,21 +222,30 @@ class HttpEndpoint:
         self._secrets = self._collect_secrets(config, url, secrets)
         self.timeout = config.timeout
         """Seconds for one whole attempt: connect, send, headers and body."""
-        self._client = httpx.Client(
-            transport=transport,
-            verify=self._verify(name, config),
-            timeout=httpx.Timeout(config.timeout),
-            headers={"Content-Type": content_type, "User-Agent": USER_AGENT, **config.headers},
-            follow_redirects=False,
-        )
-        if transport is None and deadline.install(self._client) == 0:
-            raise RuntimeError("httpx has no httpcore pool to bound by a deadline")
+        fixed = {"Content-Type": content_type, "User-Agent": USER_AGENT}
+        if url.username or url.password:  # userinfo in the URL: Basic auth, as curl sends it
+            pair = f"{url.username}:{url.password}".encode()
+            fixed["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
+        fixed.update(config.headers)
+        self._headers = {k.lower(): (k, v) for k, v in fixed.items()}
+        try:
+            self._head = http1.encode_headers(self._headers.values())
+        except ValueError as exc:
+            raise ConfigError(format_path(("sinks", name, "headers")), str(exc)) from None
+        self._tls = self._verify(name, config)
+        self._pools: dict[Origin, http1.Pool] = {}
+        self._lock = threading.Lock()
+        self._mock = None if transport is None else TransportPool(transport, _BODY_READ_LIMIT)
+        try:
+            self._main = None if self._mock is not None else self._pool(url)
+        except ValueError as exc:  # a proxy this client cannot use
+            raise ConfigError(url_path, f"proxy from the environment: {exc}") from None
 
     @staticmethod
-    def _verify(name: str, config: HttpSettings) -> ssl.SSLContext | bool:
+    def _verify(name: str, config: HttpSettings) -> ssl.SSLContext:
         """TLS verification as configured; a missing or unreadable CA file is a config error."""
         if config.insecure_skip_verify:
-            return False
+            return _unverified_tls()
         if config.ca_file is None:
             return default_tls()
         try:
@@ -257,47 +288,63 @@ class HttpEndpoint:
         ``DeliveryError`` of the table above."""
         if self._closed:
             raise PermanentError(f"{self.label} is closed")
-        with deadline.attempt_deadline(self.timeout) as by:
-            try:
-                with self._client.stream(
-                    method, url or self.url, content=body, headers=dict(headers or {})
-                ) as response:
-                    status = response.status_code
-                    text = self._read_body(response, by)  # the connection goes back to the pool
-                    if 200 <= status < 300:
-                        return text
-                    retry_after = response.headers.get("Retry-After")
-            except httpx.TransportError as exc:
-                if deadline.deadline_passed(by):
-                    raise RetryableError(
-                        f"{self.label}: the attempt's deadline of {self.timeout:g}s passed "
-                        f"before {self.origin} answered completely"
-                    ) from exc
-                raise self._transport_error(exc) from exc
-            except RuntimeError as exc:
-                if self._closed:  # closed by another thread while this request was in flight
-                    raise PermanentError(f"{self.label} is closed") from exc
-                raise
-        raise self._status_error(status, retry_after, text)
-
-    @staticmethod
-    def _read_body(response: httpx.Response, by: float) -> str:
-        """Up to ``_BODY_READ_LIMIT`` bytes of the body as text; "" when reading fails
-        (re-raised when the attempt's deadline ``by`` passed: that is the outcome)."""
-        chunks: list[bytes] = []
-        size = 0
+        target = url or self.url
+        by = http1.deadline_after(self.timeout)
         try:
-            for chunk in response.iter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= _BODY_READ_LIMIT:
-                    break
-        except httpx.HTTPError:
-            # The status is what counts: a 2xx whose body broke off still reached the
-            # receiver, and a 4xx stays a 4xx without its explanation.
-            if deadline.deadline_passed(by):
-                raise
-        return b"".join(chunks)[:_BODY_READ_LIMIT].decode("utf-8", "replace")
+            head = self._request_head(headers)
+            if self._mock is not None:
+                reply = self._mock.request(method, str(target), head, body, by)
+            else:
+                pool = self._main if url is None and self._main else self._pool(target)
+                reply = pool.request(method, target.raw_path.decode("ascii"), head, body, by)
+        except ValueError as exc:  # a header value that would break the request apart
+            raise PermanentError(f"{self.label}: {exc}") from None
+        except RuntimeError as exc:
+            if self._closed:  # closed by another thread while this request was in flight
+                raise PermanentError(f"{self.label} is closed") from exc
+            raise
+        except OSError as exc:  # ssl.SSLError and TimeoutError included
+            if http1.passed(by):
+                raise RetryableError(
+                    f"{self.label}: the attempt's deadline of {self.timeout:g}s passed "
+                    f"before {self.origin} answered completely"
+                ) from exc
+            raise self._transport_error(exc) from exc
+        text = reply.body.decode("utf-8", "replace")
+        if 200 <= reply.status < 300:
+            return text
+        error = self._status_error(reply.status, reply.headers.get("retry-after"), text)
+        error.status = reply.status
+        raise error
+
+    def _request_head(self, headers: Mapping[str, str] | None) -> bytes:
+        """The header lines of one request: the fixed ones, overridden by ``headers``."""
+        if not headers:
+            return self._head
+        if not any(k.lower() in self._headers for k in headers):
+            return self._head + http1.encode_headers(headers.items())
+        merged = {**self._headers, **{k.lower(): (k, v) for k, v in headers.items()}}
+        return http1.encode_headers(merged.values())
+
+    def _pool(self, url: httpx.URL) -> http1.Pool:
+        origin = origin_of(url)
+        pool = self._pools.get(origin)
+        if pool is None:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the endpoint is closed")
+                pool = self._pools.get(origin)
+                if pool is None:
+                    if origin.scheme not in ("http", "https"):
+                        raise ValueError(f"unsupported URL scheme {origin.scheme!r}")
+                    pool = http1.Pool(
+                        origin,
+                        tls=self._tls,
+                        body_limit=_BODY_READ_LIMIT,
+                        proxy=http1.environment_proxy(origin),
+                    )
+                    self._pools[origin] = pool
+        return pool
 
     def _status_error(self, status: int, retry_after: str | None, body: str) -> DeliveryError:
         # Scrubbed before it is cut: a cut through a token would leave part of it.
@@ -316,18 +363,22 @@ class HttpEndpoint:
             return RetryableError(message)
         return PermanentError(message)
 
-    def _transport_error(self, exc: httpx.TransportError) -> DeliveryError:
-        detail = self.scrub(str(exc)) or type(exc).__name__
-        message = f"{self.label}: {type(exc).__name__} to {self.origin}: {detail}"
+    def _transport_error(self, exc: OSError) -> DeliveryError:
+        name = exc.kind if isinstance(exc, TransportError) else type(exc).__name__
+        detail = self.scrub(str(exc)) or name
+        message = f"{self.label}: {name} to {self.origin}: {detail}"
         if _is_cert_failure(exc):
             return PermanentError(f"{message} (TLS certificate not trusted: check caFile)")
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            return PermanentError(message)
         return RetryableError(message)
 
     def close(self) -> None:
-        """Close the connection pool; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._client.close()
+        """Close the connection pools; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+        if self._mock is not None:
+            self._mock.close()

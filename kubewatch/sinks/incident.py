@@ -25,8 +25,11 @@ Health alerts are events of ``type == "alert"``, their ``alert.state`` ``firing`
 
 **Open keys.** To resolve on delete, a sink remembers the keys it triggered per object
 (:class:`OpenKeys`, bounded: the least recently triggered objects are forgotten first).
-This memory is not kept across a restart: an alert triggered before it is left to the
-tool's own timeout (PagerDuty auto-resolve, Opsgenie auto-close, Alertmanager endsAt).
+The memory is kept per sink name for the life of the process (a reload keeps it) and,
+with ``state.path``, in the state database (space ``incidents/<sink>``), so an object
+deleted after a restart still resolves what it triggered before. Without state, an alert
+triggered before a restart is left to the tool's own timeout (PagerDuty auto-resolve,
+Opsgenie auto-close, Alertmanager endsAt).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from kubewatch.events import AlertInfo, AlertState, Event, EventType
 from kubewatch.scrub import Scrubber
 from kubewatch.sinks.base import SinkBase
 from kubewatch.sinks.http import HttpEndpoint, encode_json
+from kubewatch.sinks.threads import ThreadMemory
 
 __all__ = [
     "Action",
@@ -157,29 +161,71 @@ class OpenKeys:
     """Keys triggered per object, for ``resolveOnDelete``; thread-safe, bounded LRU.
 
     Invariant: ``_keys`` holds at most ``limit`` objects, each with at least one key,
-    ordered from least to most recently triggered.
+    ordered from least to most recently triggered; with ``memory`` (the state's
+    :class:`~kubewatch.state.Memo`) each object's record there is what ``_keys`` holds.
     """
 
-    def __init__(self, limit: int = OPEN_KEYS_LIMIT) -> None:
+    def __init__(
+        self,
+        limit: int = OPEN_KEYS_LIMIT,
+        memory: ThreadMemory | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._limit = limit
+        self._memory = memory
+        self._clock = clock
         self._lock = threading.Lock()
         self._keys: OrderedDict[str, dict[str, Incident]] = OrderedDict()
+        self._at: dict[str, float] = {}  # object → when it last triggered (for the order)
+        if memory is not None:
+            self._load(memory)
+
+    def _load(self, memory: ThreadMemory) -> None:
+        stored = memory.load()
+        records = [(ref, _read(ref, raw)) for ref, raw in stored.items()]
+        good = sorted((r for _, r in records if r is not None), key=lambda r: r[0])
+        for at, incidents in good[-self._limit :]:  # the most recently triggered
+            ref = incidents[0].object_ref
+            self._keys[ref] = {i.key: i for i in incidents}
+            self._at[ref] = at
+        for ref in stored.keys() - self._keys.keys():  # unreadable, empty or over the limit
+            memory.delete(ref)
 
     def triggered(self, incident: Incident) -> None:
         with self._lock:
-            keys = self._keys.setdefault(incident.object_ref, {})
+            ref = incident.object_ref
+            keys = self._keys.setdefault(ref, {})
             keys[incident.key] = incident
-            self._keys.move_to_end(incident.object_ref)
+            self._keys.move_to_end(ref)
+            self._at[ref] = self._clock()
+            self._save(ref)
             while len(self._keys) > self._limit:
-                self._keys.popitem(last=False)
+                evicted, _ = self._keys.popitem(last=False)
+                self._at.pop(evicted, None)
+                self._save(evicted)
 
     def resolved(self, incident: Incident) -> None:
         with self._lock:
             keys = self._keys.get(incident.object_ref)
-            if keys is not None:
-                keys.pop(incident.key, None)
+            if keys is not None and keys.pop(incident.key, None) is not None:
                 if not keys:
                     del self._keys[incident.object_ref]
+                    self._at.pop(incident.object_ref, None)
+                self._save(incident.object_ref)
+
+    def _save(self, ref: str) -> None:
+        """Write ``ref``'s record as ``_keys`` has it (gone: deleted); under the lock."""
+        if self._memory is None:
+            return
+        keys = self._keys.get(ref)
+        if not keys:
+            self._memory.delete(ref)
+            return
+        rows = [
+            [i.category, i.cluster, i.kind, i.namespace, i.name, i.reason] for i in keys.values()
+        ]
+        self._memory.put(ref, orjson.dumps({"at": self._at.get(ref, 0.0), "open": rows}))
 
     def of_object(self, incident: Incident) -> list[Incident]:
         """The open incidents of ``incident``'s object, each turned into a resolve."""
@@ -190,6 +236,22 @@ class OpenKeys:
     def __len__(self) -> int:
         with self._lock:
             return len(self._keys)
+
+
+def _read(ref: str, raw: bytes) -> tuple[float, list[Incident]] | None:
+    """A stored record of object ``ref``; None when this version cannot read it."""
+    try:
+        doc = orjson.loads(raw)
+        rows = doc["open"]
+        incidents = [
+            Incident(Action.TRIGGER, category, cluster, kind, namespace, name, reason, ref)
+            for category, cluster, kind, namespace, name, reason in rows
+        ]
+        if not incidents:
+            return None
+        return float(doc["at"]), incidents
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _resolve(incident: Incident) -> Incident:
@@ -275,7 +337,8 @@ class IncidentSink(SinkBase):
     """A sink that opens and closes alerts at one HTTP API, one request per incident.
 
     Subclasses set ``kind`` and implement :meth:`call`. For an object's delete with
-    ``resolveOnDelete``, one request per key triggered for it (:class:`OpenKeys`); the
+    ``resolveOnDelete``, one request per key triggered for it (``open_keys``, kept by the
+    process across reloads, else this sink's own :class:`OpenKeys`); the
     event is delivered when each was accepted (a retry repeats them all: closing a closed
     alert is accepted by every tool). Thread-safe: :class:`OpenKeys` is.
     """
@@ -289,10 +352,11 @@ class IncidentSink(SinkBase):
         transport: httpx.BaseTransport | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        open_keys: OpenKeys | None = None,
     ) -> None:
         self.name = name
         self._resolve_on_delete: bool = config.resolve_on_delete
-        self._open = OpenKeys()
+        self._open = OpenKeys() if open_keys is None else open_keys
         settings, self._secrets = self.configure(config)
         self.endpoint = _RoutedEndpoint(
             self.kind, name, settings, transport, clock=clock, secrets=self._secrets

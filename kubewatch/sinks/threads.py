@@ -23,18 +23,24 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
-from kubewatch.events import Event
+from kubewatch.events import Event, EventType
+from kubewatch.sinks.kept import PerSink
 
 __all__ = [
     "HISTORY_ENTRIES",
+    "ObjectThreads",
+    "RootGone",
     "ThreadBook",
     "ThreadBooks",
     "ThreadMemory",
     "ThreadRoot",
+    "ThreadSettings",
+    "history_line",
+    "object_threads",
     "thread_key",
 ]
 
@@ -204,16 +210,139 @@ class ThreadBooks:
 
     def __init__(self, memory: Callable[[str], ThreadMemory] | None = None) -> None:
         self._memory = memory
-        self._lock = threading.Lock()
-        self._books: dict[str, ThreadBook] = {}
+        self._books: PerSink[ThreadBook] = PerSink()
 
     def book(self, sink: str, size: int, max_age: float) -> ThreadBook:
         """The book of ``sink``; a changed size or age takes effect, entries stay."""
-        with self._lock:
-            book = self._books.get(sink)
-            if book is None:
-                memory = None if self._memory is None else self._memory(sink)
-                book = self._books[sink] = ThreadBook(size, max_age, memory)
-            else:
-                book.resize(size, max_age)
-            return book
+
+        def make() -> ThreadBook:
+            memory = None if self._memory is None else self._memory(sink)
+            return ThreadBook(size, max_age, memory)
+
+        book, made = self._books.get(sink, make)
+        if not made:
+            book.resize(size, max_age)
+        return book
+
+
+# --------------------------------------------------------------------------- sending
+
+_VERBS = {EventType.CREATE: "created", EventType.UPDATE: "updated", EventType.DELETE: "deleted"}
+
+Post = Callable[[dict[str, Any], "ThreadRoot | None"], tuple[str, str]]
+"""Post a payload (as a reply under the root, if given); returns (channel, message id)."""
+Update = Callable[[ThreadRoot, dict[str, Any]], None]
+"""Replace the root message's content."""
+WithHistory = Callable[[dict[str, Any], tuple[str, ...]], dict[str, Any]]
+"""The root's new content: the latest event's payload with a line of history added."""
+
+
+class RootGone(Exception):
+    """The chat says the root message (or its thread) no longer exists: start a new one."""
+
+
+def history_line(event: Event) -> str:
+    """``22:10:51 updated``, or the Kubernetes Event's reason for an Event alert."""
+    at = event.observed_at[11:19]
+    what = event.k8s_event.reason if event.k8s_event is not None else _VERBS[event.type]
+    return f"{at} {what}"
+
+
+class ObjectThreads:
+    """Sends the events of one sink into per-object threads (``thread: object``).
+
+    How one event goes out:
+
+    - a digest, or the first event about an object (or one whose thread is older than
+      ``threadMaxAge`` or was forgotten): ``post`` without a root — this message is the root;
+    - a later event: with ``updateRoot`` first ``update`` of the root (the latest state and
+      a short history line, laid out by ``with_history``), then ``post`` under the root.
+
+    The edit comes before the reply because it is idempotent: when the reply fails and the
+    delivery layer retries the event, the edit is repeated harmlessly (the history notes
+    each event once, by id) and the reply is posted once. A root deleted in the chat (the
+    sink raises :class:`RootGone`) is forgotten and the event posted as a new root, within
+    the same attempt: never an error loop. Every chat service's sink uses this one class.
+    """
+
+    def __init__(
+        self,
+        book: ThreadBook,
+        *,
+        update_root: bool,
+        post: Post,
+        update: Update,
+        with_history: WithHistory,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.book = book
+        self._update_root = update_root
+        self._post = post
+        self._update = update
+        self._with_history = with_history
+        self._clock = clock
+
+    def send(self, event: Event, payload: dict[str, Any]) -> None:
+        """One attempt; the sink's errors other than :class:`RootGone` pass through."""
+        key = thread_key(event)
+        if key is None:  # a digest stands for many objects: one message, no thread
+            self._post(payload, None)
+            return
+        root = self.book.get(key)
+        if root is not None:
+            try:
+                self._reply(key, root, event, payload)
+                return
+            except RootGone:
+                self.book.forget(key)
+        channel, ts = self._post(payload, None)
+        if not ts:  # no message id in the answer: nothing to thread under
+            return
+        self.book.put(key, ThreadRoot(channel, ts, self._clock(), (history_line(event),), event.id))
+
+    def _reply(self, key: str, root: ThreadRoot, event: Event, payload: dict[str, Any]) -> None:
+        if self._update_root:
+            noted = self.book.note(key, history_line(event), event.id) or root
+            self._update(noted, self._with_history(payload, noted.history))
+        self._post(payload, root)
+
+
+class ThreadSettings(Protocol):
+    """The thread keys of a chat sink's config (``ThreadedChatBase``)."""
+
+    @property
+    def thread(self) -> str: ...
+
+    @property
+    def update_root(self) -> bool: ...
+
+    @property
+    def thread_cache_size(self) -> int: ...
+
+    @property
+    def thread_max_age(self) -> float: ...
+
+
+def object_threads(
+    books: ThreadBooks | None,
+    sink: str,
+    config: ThreadSettings,
+    *,
+    post: Post,
+    update: Update,
+    with_history: WithHistory,
+    clock: Callable[[], float] = time.time,
+) -> ObjectThreads | None:
+    """The threads of sink ``sink`` when its config says ``thread: object``, else None;
+    without ``books`` (a sink built on its own) the sink keeps its roots itself."""
+    if config.thread != "object":
+        return None
+    book = (books or ThreadBooks()).book(sink, config.thread_cache_size, config.thread_max_age)
+    return ObjectThreads(
+        book,
+        update_root=config.update_root,
+        post=post,
+        update=update,
+        with_history=with_history,
+        clock=clock,
+    )

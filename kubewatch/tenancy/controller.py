@@ -4,8 +4,9 @@ Three informers (Notifiers in every namespace, ClusterSinks, Secrets) and the ap
 Namespace watch only *queue keys* (``ns/name`` of a Notifier): a Notifier's change queues
 itself (and, when one is added or deleted, its namespace's others, for
 ``maxNotifiersPerNamespace``); a ClusterSink's or a Secret's change queues the Notifiers
-whose last reconcile read it; a namespace's labels queue the Notifiers of that namespace
-(ClusterSinks select namespaces by label). Workers take keys from a
+whose last reconcile read it (and the ClusterSink itself, whose status says whether it
+can be used); a namespace's labels queue the Notifiers of that namespace (ClusterSinks
+select namespaces by label). Workers take keys from a
 :class:`~kubewatch.kube.workqueue.WorkQueue` (one worker per key, backoff on failure) and
 run the pure :func:`~kubewatch.tenancy.reconcile.reconcile` on the stores.
 
@@ -26,23 +27,25 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 from kubewatch.config import TenancyConfig
+from kubewatch.delivery import Dispatcher
 from kubewatch.errors import ApiError, ConfigErrors
 from kubewatch.events import Event
-from kubewatch.kube import DeletedFinalStateUnknown, ResourceEventHandler
 from kubewatch.kube.client import JsonApi
 from kubewatch.kube.failures import ApiUnreachable
 from kubewatch.kube.pool import InformerKey
 from kubewatch.kube.recorder import EventRecorder
-from kubewatch.kube.store import Store
 from kubewatch.kube.workqueue import WorkQueue
 from kubewatch.tenancy.addresses import Resolver, system_resolver
+from kubewatch.tenancy.clustersinks import check_cluster_sink, cluster_sink_key, cluster_sink_name
 from kubewatch.tenancy.deliveries import DeliveryReports
 from kubewatch.tenancy.notices import GROUP_VERSION, Notices
+from kubewatch.tenancy.readers import Readers
 from kubewatch.tenancy.reconcile import Compiled, Failure, Result, reconcile
 from kubewatch.tenancy.tenant import Tenant, TenantServices, owner
+from kubewatch.tenancy.watches import Informer, Keys, NewInformer, strip_secret
 
 __all__ = ["GROUP_VERSION", "Controller", "Informer", "strip_secret"]
 
@@ -52,45 +55,13 @@ WORKERS = 2
 """Reconciling threads: a slow Secret GET of one Notifier does not hold up the others."""
 
 
-class Informer(Protocol):
-    """What the controller needs of an informer (a SharedInformer; a fake in tests)."""
-
-    store: Store
-
-    def add_handler(self, handler: ResourceEventHandler) -> None: ...
-    def start(self) -> None: ...
-    def stop(self, timeout: float | None = 5.0) -> None: ...
-    def wait_for_sync(self, timeout: float | None = None) -> bool: ...
-
-
-NewInformer = Callable[[InformerKey, Callable[[dict[str, Any]], dict[str, Any]] | None], Informer]
-"""Builds a (not started) informer for a key, with an object transform (None: default)."""
-
-
-def strip_secret(obj: dict[str, Any]) -> dict[str, Any]:
-    """What the Secret informer keeps of a Secret: its metadata, never its values."""
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta}
-
-
-class _Keys:
-    """An informer handler that turns changes into queued keys (never blocks)."""
-
-    def __init__(self, changed: Callable[[dict[str, Any], bool], None]) -> None:
-        self._changed = changed
-
-    def on_add(self, obj: dict[str, Any], is_initial_list: bool) -> None:
-        self._changed(obj, True)
-
-    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        self._changed(new, False)
-
-    def on_delete(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
-        self._changed(obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj, True)
-
-
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
+
+
+def _shown(key: str) -> str:
+    sink = cluster_sink_name(key)
+    return f"ClusterSink {sink}" if sink is not None else f"Notifier {key}"
 
 
 def _utc_now() -> datetime:
@@ -130,16 +101,13 @@ class Controller:
             InformerKey.of(table.resolve("clustersinks", GROUP_VERSION)), None
         )
         self.secrets = new_informer(InformerKey.of(table.resolve("secrets", "v1")), strip_secret)
-        self.notifiers.add_handler(_Keys(self._notifier_changed))
-        self.cluster_sinks.add_handler(_Keys(self._cluster_sink_changed))
-        self.secrets.add_handler(_Keys(self._secret_changed))
+        self.notifiers.add_handler(Keys(self._notifier_changed, spec_only=True))
+        self.cluster_sinks.add_handler(Keys(self._cluster_sink_changed, spec_only=True))
+        self.secrets.add_handler(Keys(self._secret_changed))
         self.reports = reports or DeliveryReports(self.notices.write)
         self._lock = threading.Lock()
-        # Under _lock: what each Notifier's last reconcile read, and who read each thing.
-        self._read: dict[str, tuple[frozenset[tuple[str, str]], frozenset[str]]] = {}
-        self._by_secret: dict[tuple[str, str], set[str]] = defaultdict(set)
-        self._by_cluster_sink: dict[str, set[str]] = defaultdict(set)
-        self._changes = 0  # Secret / ClusterSink changes seen so far
+        self.readers = Readers()
+        # Under _lock: the running tenants and the last reason of each Notifier.
         self.tenants: dict[str, Tenant] = {}
         self.reasons: dict[str, str] = {}
         """The last reason of each Notifier (``kubewatch_notifiers{reason}``)."""
@@ -174,7 +142,12 @@ class Controller:
             self._services.pool.detach(owner(tenant.key))
         timeout = self._services.base.delivery.drain_timeout
         closing = [
-            threading.Thread(target=t.close, args=(timeout,), name="kubewatch-notifier-drain")
+            threading.Thread(
+                target=t.close,
+                args=(timeout,),
+                kwargs={"forget": False},
+                name="kubewatch-notifier-drain",
+            )
             for t in tenants
         ]
         for thread in closing:
@@ -196,6 +169,11 @@ class Controller:
     def services(self) -> TenantServices:
         return self._services
 
+    def informers(self) -> tuple[Any, ...]:
+        """Its own watches (SharedInformers in a run): readiness and the watch metrics
+        cover them like the file's."""
+        return (self.notifiers, self.cluster_sinks, self.secrets)
+
     def wait_for_sync(self, timeout: float | None = None) -> bool:
         return all(
             i.wait_for_sync(timeout) for i in (self.notifiers, self.cluster_sinks, self.secrets)
@@ -213,18 +191,15 @@ class Controller:
                 self.queue.add(key)
 
     def _cluster_sink_changed(self, obj: dict[str, Any], _: bool) -> None:
-        with self._lock:
-            self._changes += 1
-            keys = list(self._by_cluster_sink.get(str(_meta(obj).get("name")), ()))
+        name = str(_meta(obj).get("name"))
+        keys = self.readers.cluster_sink_changed(name)
+        self.queue.add(cluster_sink_key(name))  # its own status
         for key in keys:
             self.queue.add(key)
 
     def _secret_changed(self, obj: dict[str, Any], _: bool) -> None:
         ref = (str(_meta(obj).get("namespace")), str(_meta(obj).get("name")))
-        with self._lock:
-            self._changes += 1
-            keys = list(self._by_secret.get(ref, ()))
-        for key in keys:
+        for key in self.readers.secret_changed(ref):
             self.queue.add(key)
 
     def namespace_changed(self, name: str) -> None:
@@ -248,17 +223,21 @@ class Controller:
             self.sync(key)
             self.queue.forget(key)
         except (ApiError, ApiUnreachable) as e:
-            log.info("Notifier %s: %s; retried", key, e)
+            log.info("%s: %s; retried", _shown(key), e)
             self.queue.add_rate_limited(key)
         except Exception:
-            log.exception("Notifier %s: reconcile failed; retried", key)
+            log.exception("%s: check failed; retried", _shown(key))
             self.queue.add_rate_limited(key)
         finally:
             self.queue.done(key)
         return True
 
     def sync(self, key: str) -> Result | None:
-        """Reconcile one Notifier (a worker's step; tests call it directly). None: gone."""
+        """Reconcile one Notifier or check one ClusterSink (a worker's step; tests call it
+        directly). None: it is gone."""
+        sink = cluster_sink_name(key)
+        if sink is not None:
+            return self._check_cluster_sink(key, sink)
         stored = self.notifiers.store.get(key)
         if stored is None:
             self._forget(key)
@@ -267,8 +246,7 @@ class Controller:
         namespace = str(_meta(obj).get("namespace"))
         store = self.notifiers.store
         peers = [p.decode() for k in store.keys(namespace) if (p := store.get(k)) is not None]
-        with self._lock:
-            changes = self._changes
+        changes = self.readers.changes()
         s = self._services
         labels = s.namespace_labels
         result: Result = reconcile(
@@ -282,7 +260,7 @@ class Controller:
             own_namespace=self._own_namespace,
             peers=peers,
         )
-        if self._remember(key, result, changes):
+        if self.readers.remember(key, result, changes):
             self.queue.add(key)  # what it read may have changed while it ran: once more
         if isinstance(result, Compiled):
             result = self._run(key, result)
@@ -290,6 +268,22 @@ class Controller:
             self._stop_tenant(key)
         with self._lock:
             self.reasons[key] = result.reason
+        self.notices.reconciled(key, obj, result)
+        return result
+
+    def _check_cluster_sink(self, key: str, name: str) -> Result | None:
+        stored = self.cluster_sinks.store.get(name)
+        if stored is None:
+            self.readers.remember(key, None)
+            self.notices.forget(key)
+            return None
+        obj = stored.decode()
+        changes = self.readers.changes()
+        result = check_cluster_sink(
+            obj, self.settings, secrets=self._secret, own_namespace=self._own_namespace
+        )
+        if self.readers.remember(key, result, changes):
+            self.queue.add(key)
         self.notices.reconciled(key, obj, result)
         return result
 
@@ -329,35 +323,11 @@ class Controller:
     def _forget(self, key: str) -> None:
         """A deleted Notifier: stop it now and forget what it read."""
         self._stop_tenant(key)
-        self._remember(key, None)
+        self.readers.remember(key, None)
         self.reports.forget(key)
         with self._lock:
             self.reasons.pop(key, None)
         self.notices.forget(key)
-
-    def _remember(self, key: str, result: Result | None, changes: int = 0) -> bool:
-        """Index what ``result`` read, so that a change of it queues ``key`` again; True
-        if a Secret or ClusterSink changed since ``changes`` was read (before the index
-        was in place: that change may have been missed)."""
-        secrets, sinks = (result.secrets, result.cluster_sinks) if result else ((), ())
-        with self._lock:
-            old_secrets, old_sinks = self._read.pop(key, (frozenset(), frozenset()))
-            for ref in old_secrets:
-                self._by_secret[ref].discard(key)
-                if not self._by_secret[ref]:
-                    del self._by_secret[ref]
-            for name in old_sinks:
-                self._by_cluster_sink[name].discard(key)
-                if not self._by_cluster_sink[name]:
-                    del self._by_cluster_sink[name]
-            if result is None:
-                return False
-            self._read[key] = (frozenset(secrets), frozenset(sinks))
-            for ref in secrets:
-                self._by_secret[ref].add(key)
-            for name in sinks:
-                self._by_cluster_sink[name].add(key)
-            return bool(secrets or sinks) and self._changes != changes
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -385,6 +355,12 @@ class Controller:
         stored = self.notifiers.store.get(key)
         if permanent and stored is not None:
             self.notices.sink_failed(stored.decode(), name, reason)
+
+    def dispatcher_of(self, key: str) -> Dispatcher | None:
+        """The dispatcher of Notifier ``key`` while it runs."""
+        with self._lock:
+            tenant = self.tenants.get(key)
+        return None if tenant is None else tenant.dispatcher()
 
     def counts(self) -> dict[str, int]:
         """Notifiers per reason of their last reconcile (``kubewatch_notifiers``)."""

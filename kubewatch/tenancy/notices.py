@@ -1,4 +1,4 @@
-"""What a Notifier's owner sees of a reconcile: its status and the Events on it.
+"""What a Notifier's owner (or a ClusterSink's) sees of a check: status and Events.
 
 The status goes through the status subresource (one merge PATCH), only when
 :func:`~kubewatch.tenancy.status.desired_status` says it changed and it is not what was
@@ -19,10 +19,11 @@ from typing import Any
 from kubewatch.errors import ApiError
 from kubewatch.kube.client import JsonApi
 from kubewatch.kube.recorder import EventRecorder
-from kubewatch.tenancy.reconcile import READY, Result
+from kubewatch.tenancy.clustersinks import cluster_sink_name
+from kubewatch.tenancy.results import READY, Result
 from kubewatch.tenancy.status import desired_status
 
-__all__ = ["GROUP_VERSION", "Notices", "notifier_ref"]
+__all__ = ["GROUP_VERSION", "Notices", "cluster_sink_ref", "notifier_ref"]
 
 GROUP_VERSION = "kubewatch.io/v1alpha1"
 
@@ -45,8 +46,19 @@ def notifier_ref(obj: Mapping[str, Any]) -> dict[str, str]:
     return about
 
 
+def cluster_sink_ref(obj: Mapping[str, Any]) -> dict[str, str]:
+    """A ClusterSink as an Event's involved object (cluster-scoped: its Events go to
+    kubewatch's own namespace)."""
+    meta = obj.get("metadata") or {}
+    about = {"apiVersion": GROUP_VERSION, "kind": "ClusterSink", "name": str(meta.get("name"))}
+    if meta.get("uid"):
+        about["uid"] = str(meta["uid"])
+    return about
+
+
 class Notices:
-    """Writes Notifier status and records Events about Notifiers. Thread-safe."""
+    """Writes the status of Notifiers and ClusterSinks and records Events about them.
+    Thread-safe."""
 
     def __init__(
         self,
@@ -65,8 +77,12 @@ class Notices:
 
     def write(self, key: str, status: dict[str, Any]) -> None:
         """One merge PATCH of ``key``'s status subresource; a Notifier gone is fine."""
-        namespace, _, name = key.partition("/")
-        path = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/notifiers/{name}/status"
+        sink = cluster_sink_name(key)
+        if sink is not None:
+            path = f"/apis/{GROUP_VERSION}/clustersinks/{sink}/status"
+        else:
+            namespace, _, name = key.partition("/")
+            path = f"/apis/{GROUP_VERSION}/namespaces/{namespace}/notifiers/{name}/status"
         try:
             self._client.request_json(
                 "PATCH", path, {"status": status}, content_type="application/merge-patch+json"
@@ -96,10 +112,14 @@ class Notices:
         said = None if previous is None else (previous.get("reason"), previous.get("message"))
         if said == (result.reason, result.message) or self._recorder is None:
             return
-        if result.reason == READY:
-            self._recorder.normal(READY, "watching and delivering", notifier_ref(obj))
+        if cluster_sink_name(key) is not None:
+            about, ready = cluster_sink_ref(obj), "usable by the namespaces it selects"
         else:
-            self._recorder.warning(result.reason, result.message, notifier_ref(obj))
+            about, ready = notifier_ref(obj), "watching and delivering"
+        if result.reason == READY:
+            self._recorder.normal(READY, ready, about)
+        else:
+            self._recorder.warning(result.reason, result.message, about)
 
     def sink_failed(self, obj: Mapping[str, Any], sink: str, reason: str) -> None:
         if self._recorder is not None:

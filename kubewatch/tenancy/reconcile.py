@@ -27,29 +27,32 @@ the Notifier's namespace, sinks in the config file's form with Secret values fil
 
 from __future__ import annotations
 
-import base64
-import binascii
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from kubewatch.config import (
-    Config,
-    ResourceConfig,
-    RouteConfig,
-    SinkConfig,
-    TenancyConfig,
-    validation_errors,
-)
-from kubewatch.errors import ConfigError, ResolveError
+from kubewatch.config import Config, TenancyConfig, validation_errors
+from kubewatch.errors import ResolveError
 from kubewatch.kube.discovery import ResourceType
-from kubewatch.scrub import Scrubber, secret_forms
 from kubewatch.tenancy.addresses import Resolver, host_problem, system_resolver
 from kubewatch.tenancy.models import ClusterSinkSpec, NotifierSpec
-from kubewatch.tenancy.sinks import credentials, fill
+from kubewatch.tenancy.results import (
+    INVALID,
+    KIND_NOT_ALLOWED,
+    REASONS,
+    SINK_NOT_ALLOWED,
+    SUSPENDED,
+    TOO_MANY,
+    Compiled,
+    Failure,
+    Reading,
+    Result,
+    SecretLookup,
+    Stop,
+    shown,
+)
 from kubewatch.tenancy.status import desired_status
 
 __all__ = [
@@ -65,26 +68,6 @@ __all__ = [
     "reconcile",
 ]
 
-READY, INVALID, SUSPENDED = "Ready", "Invalid", "Suspended"
-KIND_NOT_ALLOWED, SINK_NOT_ALLOWED = "KindNotAllowed", "SinkNotAllowed"
-SECRET_NOT_FOUND, TOO_MANY = "SecretNotFound", "TooManyNotifiers"
-REASONS = (
-    READY,
-    INVALID,
-    KIND_NOT_ALLOWED,
-    SINK_NOT_ALLOWED,
-    SECRET_NOT_FOUND,
-    SUSPENDED,
-    TOO_MANY,
-)
-MAX_MESSAGE = 1024
-"""Characters of a condition message: several mistakes fit, a status stays small."""
-
-
-class SecretLookup(Protocol):
-    def __call__(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        """The Secret object as the API returns it (``data`` base64), or None."""
-
 
 class NamespaceLabels(Protocol):
     def __call__(self, namespace: str) -> Mapping[str, str] | None:
@@ -99,95 +82,6 @@ class ClusterSinkLookup(Protocol):
 class KindResolver(Protocol):
     def resolve(self, kind: str, api_version: str | None = None) -> ResourceType:
         """The resource a reference names; raises ResolveError (discovery's rules)."""
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """A Ready Notifier: what to attach to the shared informers and the dispatcher."""
-
-    resources: tuple[ResourceConfig, ...]
-    """Each limited to the Notifier's namespace (``namespaces.include``)."""
-    sinks: Mapping[str, SinkConfig]
-    """The spec's sinks and, under their names, the referenced ClusterSinks."""
-    routes: tuple[RouteConfig, ...]
-    secrets: frozenset[tuple[str, str]] = frozenset()
-    """(namespace, name) of every Secret read: reconcile again when one changes."""
-    cluster_sinks: frozenset[str] = frozenset()
-    """ClusterSinks used: reconcile again when one changes."""
-    values: frozenset[str] = field(default=frozenset(), repr=False)
-    """The Secret values filled in, for the log redactor."""
-    reason: str = READY
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a Notifier is not Ready; the message names the key path (``spec.…``)."""
-
-    reason: str
-    message: str
-    secrets: frozenset[tuple[str, str]] = frozenset()
-    cluster_sinks: frozenset[str] = frozenset()
-
-
-Result = Compiled | Failure
-
-
-class _Stop(Exception):
-    def __init__(self, reason: str, messages: Iterable[str]) -> None:
-        self.reason, self.messages = reason, list(messages)
-
-
-@dataclass
-class _Run:
-    """One reconcile's inputs and what it has read so far."""
-
-    namespace: str
-    settings: TenancyConfig
-    secret_lookup: SecretLookup
-    own_namespace: str
-    secrets: set[tuple[str, str]] = field(default_factory=set)
-    cluster_sinks: set[str] = field(default_factory=set)
-    values: set[str] = field(default_factory=set)
-    sourced: dict[str, tuple[str, str, str]] = field(default_factory=dict)
-    """Config key path of a filled-in value → (its ``*From`` path, Secret, key)."""
-
-    def read(self, namespace: str, ref: Mapping[str, str], where: str) -> str:
-        """One Secret value; SecretNotFound (or Invalid) at ``where`` when it cannot be."""
-        self.secrets.add((namespace, ref["name"]))
-        secret = self.secret_lookup(namespace, ref["name"])
-        if secret is None:
-            raise _Stop(SECRET_NOT_FOUND, [f"{where}: Secret {ref['name']!r} not found"])
-        data = secret.get("data") or {}
-        if ref["key"] not in data:
-            raise _Stop(
-                SECRET_NOT_FOUND, [f"{where}: Secret {ref['name']!r} has no key {ref['key']!r}"]
-            )
-        try:
-            value = base64.b64decode(data[ref["key"]], validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, TypeError):
-            message = f"{where}: key {ref['key']!r} of Secret {ref['name']!r} is not UTF-8 text"
-            raise _Stop(INVALID, [message]) from None
-        value = value.removesuffix("\n").removesuffix("\r")  # `echo url > file` adds one
-        self.values.add(value)
-        return value
-
-    def fill(self, name: str, raw: Mapping[str, Any], namespace: str, where: str) -> dict[str, Any]:
-        values: dict[tuple[str, ...], str] = {}
-        for path, ref in credentials(raw):
-            shown = ".".join((where, *path))
-            values[path] = self.read(namespace, ref, f"{shown}.secretKeyRef")
-            key = ("headers", path[1]) if len(path) == 2 else (path[0].removesuffix("From"),)
-            self.sourced[".".join(("sinks", name, *key))] = (shown, ref["name"], ref["key"])
-        return fill(raw, values)
-
-    def failure(self, reason: str, messages: list[str]) -> Failure:
-        """The Failure, its message never holding a Secret value it read."""
-        scrub = Scrubber({f for v in self.values for f in secret_forms(v)}, min_length=4)
-        text = scrub("; ".join(messages))
-        if len(text) > MAX_MESSAGE:
-            text = text[: MAX_MESSAGE - 3] + "..."
-        return Failure(reason, text, frozenset(self.secrets), frozenset(self.cluster_sinks))
 
 
 def reconcile(
@@ -209,7 +103,7 @@ def reconcile(
     (default: ``settings.own_namespace()``).
     """
     metadata = notifier.get("metadata") or {}
-    run = _Run(
+    run = Reading(
         namespace=str(metadata.get("namespace") or ""),
         settings=settings,
         secret_lookup=secrets,
@@ -217,15 +111,15 @@ def reconcile(
     )
     try:
         if not run.namespace:
-            raise _Stop(INVALID, ["metadata.namespace: a Notifier is namespaced"])
+            raise Stop(INVALID, ["metadata.namespace: a Notifier is namespaced"])
         _check_limit(metadata, peers, settings.max_notifiers_per_namespace)
         spec_data = notifier.get("spec")
         try:
             spec = NotifierSpec.model_validate(spec_data if spec_data is not None else {})
         except ValidationError as e:
-            raise _Stop(INVALID, _shown(validation_errors(e, NotifierSpec))) from None
+            raise Stop(INVALID, shown(validation_errors(e, NotifierSpec))) from None
         if spec.suspend:
-            raise _Stop(SUSPENDED, ["spec.suspend is true: deliveries are paused"])
+            raise Stop(SUSPENDED, ["spec.suspend is true: deliveries are paused"])
         _check_kinds(spec, settings, kinds)
         raw = spec_data if isinstance(spec_data, Mapping) else {}
         sinks = {
@@ -240,14 +134,14 @@ def reconcile(
                     f"spec.sinkRefs[{i}].name: ClusterSink {ref.name!r} does not exist "
                     f"or does not admit namespace {run.namespace!r}"
                 )
-                raise _Stop(SINK_NOT_ALLOWED, [message])
+                raise Stop(SINK_NOT_ALLOWED, [message])
             raw_sink = cluster_sinks(ref.name) or {}
             sink = (raw_sink.get("spec") or {}).get("sink") or {}
             where = f"spec.sinkRefs[{i}]: ClusterSink {ref.name!r}"
             sinks[ref.name] = run.fill(ref.name, sink, run.own_namespace, where)
         config = _compile(run, raw, sinks, set(spec.sinks))
         _check_addresses(run, config, set(spec.sinks), resolve)
-    except _Stop as stop:
+    except Stop as stop:
         return run.failure(stop.reason, stop.messages)
     return Compiled(
         resources=config.resources,
@@ -257,12 +151,6 @@ def reconcile(
         cluster_sinks=frozenset(run.cluster_sinks),
         values=frozenset(run.values),
     )
-
-
-def _shown(errors: Iterable[ConfigError], prefix: str = "spec") -> list[str]:
-    return [
-        f"{prefix}.{e.path}: {e.message}" if e.path else f"{prefix}: {e.message}" for e in errors
-    ]
 
 
 def _check_limit(
@@ -280,7 +168,7 @@ def _check_limit(
             f"namespace {metadata.get('namespace')!r} has {len(order)} Notifiers; "
             f"tenancy.maxNotifiersPerNamespace allows {limit} (the oldest are served)"
         )
-        raise _Stop(TOO_MANY, [message])
+        raise Stop(TOO_MANY, [message])
 
 
 def _names(entries: Iterable[str]) -> tuple[set[str], set[str]]:
@@ -315,21 +203,21 @@ def _check_kinds(spec: NotifierSpec, settings: TenancyConfig, kinds: KindResolve
         except ResolveError as e:
             invalid.append(f"{where}: {e}")
             continue
-        shown = t.kind if _builtin(t.group) else f"{t.kind} ({t.group})"
+        name = t.kind if _builtin(t.group) else f"{t.kind} ({t.group})"
         if _listed(t, *denied) or not _listed(t, *allowed):
-            problems.append(f"{where}: {shown} is not allowed")
+            problems.append(f"{where}: {name} is not allowed")
         elif not t.namespaced:
             problems.append(
-                f"{where}: {shown} is cluster-scoped; a Notifier sees its namespace only"
+                f"{where}: {name} is cluster-scoped; a Notifier sees its namespace only"
             )
     if problems:
-        raise _Stop(KIND_NOT_ALLOWED, problems)
+        raise Stop(KIND_NOT_ALLOWED, problems)
     if invalid:
-        raise _Stop(INVALID, invalid)
+        raise Stop(INVALID, invalid)
 
 
 def _cluster_sink(
-    run: _Run, name: str, where: str, lookup: ClusterSinkLookup
+    run: Reading, name: str, where: str, lookup: ClusterSinkLookup
 ) -> ClusterSinkSpec | None:
     run.cluster_sinks.add(name)
     found = lookup(name)
@@ -338,10 +226,10 @@ def _cluster_sink(
     try:
         return ClusterSinkSpec.model_validate(found.get("spec") or {})
     except ValidationError:
-        raise _Stop(SINK_NOT_ALLOWED, [f"{where} is invalid (its status says why)"]) from None
+        raise Stop(SINK_NOT_ALLOWED, [f"{where} is invalid (its status says why)"]) from None
 
 
-def _compile(run: _Run, raw: Mapping[str, Any], sinks: dict[str, Any], own: set[str]) -> Config:
+def _compile(run: Reading, raw: Mapping[str, Any], sinks: dict[str, Any], own: set[str]) -> Config:
     """The config file's rules over the filled-in document: values from Secrets included."""
     resources = [
         {**entry, "namespaces": {"include": [run.namespace]}}
@@ -358,17 +246,12 @@ def _compile(run: _Run, raw: Mapping[str, Any], sinks: dict[str, Any], own: set[
         if sink is not None and sink not in own:
             messages.append(f"spec.sinkRefs: ClusterSink {sink!r} is invalid (its status says why)")
             continue
-        if error.path in run.sourced:
-            shown, secret, key = run.sourced[error.path]
-            messages.append(
-                f"{shown}: {error.message} (the value of Secret {secret!r}, key {key!r})"
-            )
-        else:
-            messages.extend(_shown([error]))
-    raise _Stop(INVALID, list(dict.fromkeys(messages)))
+        sourced = run.from_secret(error)
+        messages.extend([sourced] if sourced else shown([error]))
+    raise Stop(INVALID, list(dict.fromkeys(messages)))
 
 
-def _check_addresses(run: _Run, config: Config, own: set[str], resolve: Resolver) -> None:
+def _check_addresses(run: Reading, config: Config, own: set[str], resolve: Resolver) -> None:
     """Tenant sinks only: a ClusterSink is the admin's."""
     if run.settings.allow_private_addresses:
         return
@@ -385,8 +268,8 @@ def _check_addresses(run: _Run, config: Config, own: set[str], resolve: Resolver
             if problem is None:
                 continue
             path = f"sinks.{name}.{alias}"
-            shown = run.sourced[path][0] if path in run.sourced else f"spec.{path}"
+            at = run.sourced[path][0] if path in run.sourced else f"spec.{path}"
             what = "the host" if path in run.sourced else f"host {host!r}"
-            problems.append(f"{shown}: {what} {problem}; tenancy.allowPrivateAddresses is false")
+            problems.append(f"{at}: {what} {problem}; tenancy.allowPrivateAddresses is false")
     if problems:
-        raise _Stop(SINK_NOT_ALLOWED, problems)
+        raise Stop(SINK_NOT_ALLOWED, problems)

@@ -29,7 +29,9 @@ from kubewatch.kube import DeletedFinalStateUnknown
 from kubewatch.kube.discovery import ResourceTable
 from kubewatch.kube.pool import InformerKey, InformerPool
 from kubewatch.routing import Router
-from kubewatch.tenancy.reconcile import Compiled
+from kubewatch.state.alerts import AlertTable
+from kubewatch.tenancy.results import Compiled
+from kubewatch.watch.alerting import HealthAlerts, HealthScope
 from kubewatch.watch.filters import NamespaceLabels
 from kubewatch.watch.pipeline import EntryHandler, Fanout, build_entry
 from kubewatch.watch.plan import resolve_resources, watch_key
@@ -67,13 +69,18 @@ class TenantServices:
     namespace_labels: NamespaceLabels
     started_at: datetime
     new_dispatcher: NewDispatcher
-    leading: Callable[[], bool]
-    """False on a standby replica: it watches but does not deliver."""
-    spool: Callable[[Event, tuple[str, ...]], None] | None = None
-    """Writes an event to the durable spool before it is submitted (with ``state.path``)."""
+    hand: Callable[[Event, tuple[str, ...], Dispatcher], None] = lambda e, sinks, d: d.submit(
+        e, sinks
+    )
+    """Gives a routed event to the Notifier's dispatcher: in a run, spooled first (with
+    ``state.path``), and on a standby kept for a takeover instead (the app's handover)."""
     observe: Callable[[str, str], None] | None = None
     recover: Callable[[str, Dispatcher], None] | None = None
     """Queues on a Notifier's first dispatcher what the last run spooled for its sinks."""
+    health: HealthAlerts | None = None
+    """The app's health alerts: each Notifier with ``health`` entries gets a scope."""
+    alert_records: Callable[[str], AlertTable] | None = None
+    """A Notifier's stored alert records (with ``state.path``), by its key."""
 
 
 def tenant_config(base: Config, compiled: Compiled, prefix: str) -> Config:
@@ -147,6 +154,7 @@ class Tenant:
         self._lock = threading.Lock()  # apply and close, one at a time
         self._route: tuple[Router, Dispatcher] | None = None  # replaced, never mutated
         self._closed = False
+        self._health: HealthScope | None = None  # under _lock; made by the first apply
 
     def sink_name(self, prefixed: str) -> str:
         """``chat`` for ``team-a/web-alerts/chat``: the name the Notifier's spec uses."""
@@ -164,8 +172,11 @@ class Tenant:
             s = self._services
             config = tenant_config(s.base, compiled, self.key)
             groups: dict[InformerKey, list[EntryHandler]] = defaultdict(list)
+            health = self._health_scope(config)
             for watch in resolve_resources(config, s.table).watches:
-                entry = build_entry(config, watch, s.cluster, s.namespace_labels, s.started_at)
+                entry = build_entry(
+                    config, watch, s.cluster, s.namespace_labels, s.started_at, health=health
+                )
                 groups[watch_key(watch, None)].append(entry)
             router = Router.build(config)
             old = self._route
@@ -198,6 +209,16 @@ class Tenant:
             old[1].close(RETIRE_TIMEOUT)
         return True
 
+    def _health_scope(self, config: Config) -> HealthScope | None:
+        """The Notifier's alerts, once an entry sets ``health`` (kept while it runs: an
+        alert firing is not sent again when the spec changes)."""
+        s = self._services
+        wanted = any(rc.health is not None for rc in config.resources)
+        if self._health is None and s.health is not None and wanted:
+            records = s.alert_records(self.key) if s.alert_records is not None else None
+            self._health = s.health.scope(self.key, self.deliver, records)
+        return self._health
+
     def rebase(self, services: TenantServices) -> None:
         """New shared settings (a reload): the next :meth:`apply` rebuilds even an
         unchanged spec with them."""
@@ -210,29 +231,37 @@ class Tenant:
         if s.observe is not None:
             s.observe(event.resource, event.type.value)
         route = self._route
-        if route is None or not s.leading():
+        if route is None:
             return
         router, dispatcher = route
         sinks = router.route(event)
         if not sinks:
             return
-        if s.spool is not None:
-            s.spool(event, sinks)
         try:
-            dispatcher.submit(event, sinks)
+            s.hand(event, sinks, dispatcher)
         except RuntimeError:  # closed meanwhile: the Notifier was deleted or replaced
             log.debug("%s: event after close dropped", self.key)
+
+    def dispatcher(self) -> Dispatcher | None:
+        route = self._route
+        return None if route is None else route[1]
 
     def sinks(self) -> Iterable[str]:
         route = self._route
         return () if route is None else route[1].stats()
 
-    def close(self, drain_timeout: float = 0.0) -> None:
+    def close(self, drain_timeout: float = 0.0, *, forget: bool = True) -> None:
         """Detach every handler and stop delivering: at once (a deleted Notifier: what is
-        queued is dropped), or after up to ``drain_timeout`` seconds of draining (a stop)."""
+        queued is dropped), or after up to ``drain_timeout`` seconds of draining (a stop,
+        with ``forget=False``: its stored alert records stay for the next start)."""
         with self._lock:
             self._closed = True
             route, self._route = self._route, None
-            self._services.pool.detach(owner(self.key))
+            s = self._services
+            s.pool.detach(owner(self.key))
+            if self._health is not None and s.health is not None:
+                s.health.release(self.key)
+                if forget and s.alert_records is not None:
+                    s.alert_records(self.key).clear()
         if route is not None:
             route[1].close(drain_timeout)

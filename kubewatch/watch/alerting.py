@@ -34,7 +34,16 @@ from kubewatch.watch.health import assess
 from kubewatch.watch.normalize import ResourceInfo
 from kubewatch.watch.tracker import AlertStore, HealthSettings, HealthTracker, Notice, Subject
 
-__all__ = ["LOG_WAIT", "OUTBOX_LIMIT", "TICK", "HealthAlerts", "HealthWatch", "alert_event"]
+__all__ = [
+    "LOG_WAIT",
+    "OUTBOX_LIMIT",
+    "TICK",
+    "HealthAlerts",
+    "HealthScope",
+    "HealthSource",
+    "HealthWatch",
+    "alert_event",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,10 @@ class LogFetch(Protocol):
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_Route = tuple[Callable[[Event], None], AlertStore | None]
+"""Where one owner's alerts go: its ``deliver``, and its store of records."""
 
 
 class HealthWatch:
@@ -100,8 +113,31 @@ class HealthWatch:
         )
 
 
+class HealthSource(Protocol):
+    """What builds an entry's :class:`HealthWatch`: :class:`HealthAlerts` (the file's
+    alerts) or a :class:`HealthScope` (a Notifier's)."""
+
+    def entry(self, info: ResourceInfo, cluster: str, config: HealthConfig) -> HealthWatch: ...
+
+
+class HealthScope:
+    """One Notifier's alerts: a tracker of its own (the file and a Notifier watching the
+    same Pod each hear of it once), the outbox and ticker of the :class:`HealthAlerts`."""
+
+    def __init__(self, alerts: HealthAlerts, tracker: HealthTracker) -> None:
+        self._alerts = alerts
+        self.tracker = tracker
+
+    def entry(self, info: ResourceInfo, cluster: str, config: HealthConfig) -> HealthWatch:
+        self._alerts.start()
+        return HealthWatch(self.tracker, info, cluster, config)
+
+
 class HealthAlerts:
-    """The tracker, its ticker and its outbox; threads start with the first entry."""
+    """The tracker, its ticker and its outbox; threads start with the first entry.
+
+    The file's alerts go to ``deliver`` and ``store``; each Notifier's to its own
+    (:meth:`scope`), through the same two threads."""
 
     def __init__(
         self,
@@ -111,20 +147,43 @@ class HealthAlerts:
         logs: LogFetch | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
-        self._deliver_event = deliver
-        self._store = store
         self._logs = logs
         self._clock = clock
-        self.tracker = HealthTracker(self._enqueue, clock=clock, store=store)
+        route: _Route = (deliver, store)
+        self.tracker = HealthTracker(
+            lambda notice: self._enqueue(notice, route), clock=clock, store=store
+        )
         self._cond = threading.Condition(threading.Lock())
         # Under _cond: notices in decision order with their monotonic enqueue time.
-        self._outbox: deque[tuple[Notice, float]] = deque()
+        self._outbox: deque[tuple[Notice, float, _Route]] = deque()
+        self._scopes: dict[str, HealthScope] = {}  # under _cond: by Notifier
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def entry(self, info: ResourceInfo, cluster: str, config: HealthConfig) -> HealthWatch:
         self.start()
         return HealthWatch(self.tracker, info, cluster, config)
+
+    def scope(
+        self, name: str, deliver: Callable[[Event], None], store: AlertStore | None = None
+    ) -> HealthScope:
+        """The alerts of Notifier ``name`` (made on first use, with its records loaded
+        from ``store``), until :meth:`release`."""
+        with self._cond:
+            found = self._scopes.get(name)
+        if found is not None:
+            return found
+        route: _Route = (deliver, store)
+        tracker = HealthTracker(  # reads the store: not under the lock the outbox needs
+            lambda notice: self._enqueue(notice, route), clock=self._clock, store=store
+        )
+        with self._cond:
+            return self._scopes.setdefault(name, HealthScope(self, tracker))
+
+    def release(self, name: str) -> None:
+        """Notifier ``name`` stopped: its tracker goes (notices already queued are sent)."""
+        with self._cond:
+            self._scopes.pop(name, None)
 
     def start(self) -> None:
         with self._cond:
@@ -147,29 +206,30 @@ class HealthAlerts:
             thread.join(timeout)
         with self._cond:
             rest, self._outbox = list(self._outbox), deque()
-        for notice, _ in rest:
-            self._deliver(notice)
+        for notice, _, route in rest:
+            self._deliver(notice, route)
 
     # -- the outbox -----------------------------------------------------------------------
 
-    def _deliver(self, notice: Notice, logs: str | None = None) -> None:
+    def _deliver(self, notice: Notice, route: _Route, logs: str | None = None) -> None:
         """Deliver (and so spool) the alert, then keep its record: never the other way."""
-        self._deliver_event(alert_event(notice, self._clock(), logs))
-        if notice.save is not None and self._store is not None:
+        deliver, store = route
+        deliver(alert_event(notice, self._clock(), logs))
+        if notice.save is not None and store is not None:
             key, doc = notice.save
             if doc is None:
-                self._store.delete(key)
+                store.delete(key)
             else:
-                self._store.put(key, doc)
+                store.put(key, doc)
 
-    def _enqueue(self, notice: Notice) -> None:
-        """Called by the tracker under its lock: never blocks."""
+    def _enqueue(self, notice: Notice, route: _Route) -> None:
+        """Called by a tracker under its lock: never blocks."""
         with self._cond:
             if len(self._outbox) < OUTBOX_LIMIT and self._threads and not self._stopped.is_set():
-                self._outbox.append((notice, time.monotonic()))
+                self._outbox.append((notice, time.monotonic(), route))
                 self._cond.notify()
                 return
-        self._deliver(notice)
+        self._deliver(notice, route)
 
     def _serve(self) -> None:
         while True:
@@ -178,13 +238,13 @@ class HealthAlerts:
                     self._cond.wait()
                 if not self._outbox:
                     return
-                notice, queued = self._outbox.popleft()
+                notice, queued, route = self._outbox.popleft()
             logs = None
             fresh = time.monotonic() - queued <= LOG_WAIT
             if notice.log_lines and self._logs is not None and fresh:
                 logs = self._fetch(notice)
             try:
-                self._deliver(notice, logs)
+                self._deliver(notice, route, logs)
             except Exception:
                 log.exception("health: delivering an alert failed")
 
@@ -201,10 +261,13 @@ class HealthAlerts:
 
     def _tick(self) -> None:
         while not self._stopped.wait(TICK):
-            try:
-                self.tracker.tick()
-            except Exception:
-                log.exception("health: checking recoveries failed")
+            with self._cond:
+                trackers = [self.tracker, *(s.tracker for s in self._scopes.values())]
+            for tracker in trackers:
+                try:
+                    tracker.tick()
+                except Exception:
+                    log.exception("health: checking recoveries failed")
 
 
 def alert_event(notice: Notice, now: datetime, logs: str | None = None) -> Event:

@@ -19,8 +19,9 @@ Guarantees:
   watches (:meth:`defer`) and the expiry thread meet under one lock; held changes run
   under it, so a change arriving during a release waits for the release to finish. The
   fast path of :meth:`defer` (namespace known, nothing held for it) takes no lock: held
-  changes of a namespace are only ever added by a thread that saw it unknown, and
-  removed after they ran.
+  changes of a namespace are only ever added by a thread that saw it unknown (under the
+  lock), and removed after they ran; a release always takes the lock, so a change held
+  just as its namespace became known is run by that release, not left to expire.
 
 A deleted namespace counts as known for this purpose (its objects are judged as before,
 without waiting). The expiry thread, ``kubewatch-namespace-hold``, runs only while
@@ -132,9 +133,11 @@ class NamespaceHold:
         return True
 
     def release(self, namespace: str) -> None:
-        """``namespace`` is known now: run its held changes, in arrival order."""
-        if namespace not in self._by_namespace:
-            return
+        """``namespace`` is known now: run its held changes, in arrival order.
+
+        Always under the lock (no unlocked look first): a :meth:`defer` that saw the
+        namespace unknown just before it became known may be about to hold its change, and
+        must have done so (it runs here) or see it known (it runs itself)."""
         with self._lock:
             queue = self._by_namespace.pop(namespace, None)
             while queue:

@@ -20,7 +20,7 @@ from kubewatch.config import Config, ResourceConfig
 from kubewatch.events import Event
 from kubewatch.kube import DeletedFinalStateUnknown
 from kubewatch.timefmt import rfc3339
-from kubewatch.watch.alerting import HealthAlerts, HealthWatch
+from kubewatch.watch.alerting import HealthSource, HealthWatch
 from kubewatch.watch.filters import NamespaceLabels, ObjectFilter
 from kubewatch.watch.kevents import KubeEventAlerts
 from kubewatch.watch.normalize import EventBuilder, ResourceInfo, update_trees
@@ -248,7 +248,7 @@ def build_entry(
     started_at: datetime,
     *,
     clock: Callable[[], datetime] | None = None,
-    health: HealthAlerts | None = None,
+    health: HealthSource | None = None,
 ) -> EntryHandler:
     """The handler of one resolved resource entry, as ``kubewatch run`` and replay build it.
 

@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client as k8s
 
 from .conftest import Kubewatch, Receiver, wait_for
+from .test_health import alerts, create_pod, running, set_pod, states
 from .test_tenancy_crds import GROUP, VERSION, crds  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
@@ -90,8 +91,12 @@ def hook_spec(url: str, kinds: tuple[str, ...] = ("ConfigMap",)) -> dict[str, An
 
 
 def ready(custom: k8s.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
-    """The Ready condition, once kubewatch wrote one for the current generation."""
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "notifiers", name)
+    """The Ready condition, once kubewatch wrote one for the current generation (of a
+    ClusterSink when ``namespace`` is empty)."""
+    if namespace:
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "notifiers", name)
+    else:
+        obj = custom.get_cluster_custom_object(GROUP, VERSION, "clustersinks", name)
     status = obj.get("status") or {}
     if status.get("observedGeneration") != obj["metadata"]["generation"]:
         return None
@@ -270,6 +275,44 @@ def test_a_cluster_sink_serves_the_namespaces_it_admits(
         configmap(core, other, "no")
         wait_for(lambda: (allowed, "yes") in names(receiver), what="the ClusterSink delivers")
         assert (other, "no") not in names(receiver)
+        wait_reason(custom, "", sink_name, "Ready")  # its own status
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "clustersinks", sink_name)
+
+
+def test_a_cluster_sink_says_why_it_cannot_be_used(
+    api: k8s.ApiClient,
+    custom: k8s.CustomObjectsApi,
+    namespaces: Callable[..., str],
+    start_kubewatch: Callable[..., Kubewatch],
+    receiver: Receiver,
+) -> None:
+    home = namespaces()
+    sink_name = f"ops-{uuid.uuid4().hex[:6]}"
+    url_from = {"secretKeyRef": {"name": "ops-hook", "key": "url"}}
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ClusterSink",
+        "metadata": {"name": sink_name},
+        "spec": {"sink": {"type": "webhook", "urlFrom": url_from}},
+    }
+    custom.create_cluster_custom_object(GROUP, VERSION, "clustersinks", body)
+    try:
+        run_operator(start_kubewatch, home, private=False)
+        condition = wait_reason(custom, "", sink_name, "SecretNotFound")
+        assert condition["message"] == (
+            "spec.sink.urlFrom.secretKeyRef: Secret 'ops-hook' not found"
+        )
+        core = k8s.CoreV1Api(api)
+        bad = base64.b64encode(b"ftp://example.com/").decode()
+        core.create_namespaced_secret(
+            home, {"metadata": {"name": "ops-hook"}, "data": {"url": bad}}
+        )
+        condition = wait_reason(custom, "", sink_name, "Invalid")
+        assert condition["message"].startswith("spec.sink.urlFrom: ")
+        good = base64.b64encode(receiver.url.encode()).decode()
+        core.patch_namespaced_secret("ops-hook", home, {"data": {"url": good}})
+        wait_reason(custom, "", sink_name, "Ready")
     finally:
         custom.delete_cluster_custom_object(GROUP, VERSION, "clustersinks", sink_name)
 
@@ -294,6 +337,12 @@ def test_many_notifiers_share_one_configmap_informer(
     ready = re.search(r'^kubewatch_notifiers\{reason="Ready"\} (\S+)$', text, re.M)
     assert ready is not None, text
     assert float(ready.group(1)) >= 21  # earlier tests' Notifiers may still be terminating
+    # operator mode's own watches are watches like the file's (metrics and /readyz)
+    synced = r'^kubewatch_watch_synced\{resource="([^"]+)",watch="[^"]*\(operator mode\)"\} 1'
+    own = {r.split(".")[0] for r in re.findall(synced, text, re.M)}
+    assert own == {"notifiers", "clustersinks", "secrets"}, text
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+        assert response.status == 200
 
 
 def test_deleting_a_notifier_stops_its_deliveries(
@@ -353,3 +402,34 @@ def test_a_sink_refusing_for_good_is_a_warning_on_the_notifier(
         return (obj.get("status") or {}).get("lastError")
 
     assert wait_for(last_error, what="status.lastError")["sink"] == "hook"
+
+
+def test_a_notifier_gets_health_alerts_of_its_namespace(
+    api: k8s.ApiClient,
+    custom: k8s.CustomObjectsApi,
+    namespaces: Callable[..., str],
+    start_kubewatch: Callable[..., Kubewatch],
+    receiver: Receiver,
+) -> None:
+    home, team, other = namespaces(), namespaces(), namespaces()
+    run_operator(start_kubewatch, home)
+    spec = {  # resolveAfter: short, to see the recovery (the mechanism, not the default)
+        "resources": [{"kind": "Pod", "health": {"resolveAfter": "3s"}}],
+        "sinks": {"hook": {"type": "webhook", "url": receiver.url}},
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, team, "notifiers", notifier("n", spec))
+    wait_reason(custom, team, "n", "Ready")
+    core = k8s.CoreV1Api(api)
+    crash = running(ready=False, restarts=1, last="Error", waiting="CrashLoopBackOff")
+    for ns in (team, other):
+        create_pod(core, ns, "crash")
+        set_pod(core, ns, "crash", crash)
+    wait_for(lambda: states(receiver, "crash"), what="a firing alert")
+    set_pod(core, team, "crash", running(ready=True, restarts=1, last="Error"))
+    wait_for(lambda: len(states(receiver, "crash")) == 2, what="the recovery")
+    assert states(receiver, "crash") == [
+        ("firing", "CrashLoopBackOff"),
+        ("resolved", "CrashLoopBackOff"),
+    ]
+    assert {e["namespace"] for e in alerts(receiver)} == {team}  # the other namespace's Pod: no
+    assert not [e for e in receiver.events if e["type"] != "alert"]  # health only: no adds

@@ -16,7 +16,7 @@ from slack_sdk.web import SlackResponse
 from kubewatch.config import SlackSinkConfig
 from kubewatch.errors import ConfigError, DeliveryError, PermanentError, RateLimited, RetryableError
 from kubewatch.events import Event
-from kubewatch.sinks.slack.threads import ROOT_GONE_CODES, RootGone, SlackThreads
+from kubewatch.sinks.slack.threads import ROOT_GONE_CODES, RootGone, with_history
 from kubewatch.sinks.slack.transport import (
     TRANSPORT_ERRORS,
     SdkLog,
@@ -27,7 +27,7 @@ from kubewatch.sinks.slack.transport import (
     transport_error,
     url_origin,
 )
-from kubewatch.sinks.threads import ThreadBooks, ThreadRoot
+from kubewatch.sinks.threads import ThreadBooks, ThreadRoot, object_threads
 
 # --------------------------------------------------------------------------- bot token
 
@@ -71,7 +71,7 @@ class SlackSink(SlackSinkBase):
     is thread-safe). A bad ``template`` is a ConfigError too.
 
     With ``thread: object`` events go into per-object threads
-    (:mod:`kubewatch.sinks.slack.threads`); ``books`` keeps the thread roots across
+    (:class:`~kubewatch.sinks.threads.ObjectThreads`); ``books`` keeps the thread roots across
     reloads (and, with state, restarts), else this sink keeps its own.
     """
 
@@ -93,14 +93,9 @@ class SlackSink(SlackSinkBase):
             logger=SdkLog(name, self._scrub),
             retry_handlers=[],  # the delivery layer retries, not the SDK
         )
-        self._threads: SlackThreads | None = None
-        if config.thread == "object":
-            book = (books or ThreadBooks()).book(
-                name, config.thread_cache_size, config.thread_max_age
-            )
-            self._threads = SlackThreads(
-                book, update_root=config.update_root, post=self._post, update=self._update
-            )
+        self._threads = object_threads(
+            books, name, config, post=self._post, update=self._update, with_history=with_history
+        )
 
     @staticmethod
     def _read_token(name: str, config: SlackSinkConfig) -> str:

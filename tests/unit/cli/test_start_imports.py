@@ -1,6 +1,6 @@
 """A run imports only the sink modules it configures, no command but ``crds`` builds the
-tenant models, and only the commands that connect import the kubernetes client: each
-costs start-up time and resident memory."""
+tenant models, and no command imports the kubernetes client (a connecting one neither:
+tests/unit/kube/test_client_transport.py): each costs start-up time and resident memory."""
 
 from __future__ import annotations
 

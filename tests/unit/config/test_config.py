@@ -252,6 +252,12 @@ ONE_ERROR = [
         id="webhook-header-name",
     ),
     pytest.param(
+        webhook("    headers: {Content-Length: '10'}\n"),
+        "sinks.audit.headers.Content-Length",
+        "is set by kubewatch from the URL and the body",
+        id="webhook-header-framing",
+    ),
+    pytest.param(
         webhook('    headers: {X-Token: "abc\\n"}\n'),
         "sinks.audit.headers.X-Token",
         "line break",
@@ -694,7 +700,8 @@ def test_example_config_commented_parts_validate_too(tmp_path: Path) -> None:
     env = {"AUDIT_TOKEN": "t", "TELEGRAM_BOT_TOKEN": "1:t", "MATRIX_ACCESS_TOKEN": "t"}
     hooks = ("GOOGLE_CHAT", "DINGTALK", "FEISHU", "WECOM")
     env |= {f"{name}_WEBHOOK_URL": "https://hooks.example/h?key=k" for name in hooks}
-    env |= {"DINGTALK_SECRET": "SECs", "FEISHU_SECRET": "s"}
+    env |= {"DINGTALK_SECRET": "SECs", "FEISHU_SECRET": "s", "MATTERMOST_TOKEN": "t"}
+    env["DISCORD_FORUM_WEBHOOK_URL"] = "https://discord.example/api/webhooks/1/t"
     config = parse_config("\n".join(lines), env, base_dir=tmp_path)
     assert config.cluster == "prod-eu-1"
     assert config.resources[1].label_selector

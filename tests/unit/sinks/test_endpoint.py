@@ -37,7 +37,7 @@ def test_sinks_without_a_ca_file_share_one_verifying_tls_context() -> None:
 
     def context(url: str) -> ssl.SSLContext:
         sink = WebhookSink("w", WebhookSinkConfig(type="webhook", url=url))
-        ctx: ssl.SSLContext = sink.endpoint._client._transport._pool._ssl_context  # type: ignore[attr-defined]
+        ctx = sink.endpoint._tls
         sink.close()
         return ctx
 

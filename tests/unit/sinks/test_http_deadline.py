@@ -1,4 +1,4 @@
-"""``timeout`` of an HTTP sink is a deadline for the whole attempt (kubewatch.sinks.deadline).
+"""``timeout`` of an HTTP sink is a deadline for the whole attempt (kubewatch.sinks.http1).
 
 A real loopback receiver answers with its status line and then trickles one byte every
 3 s — in the headers or in the body — for far longer than the default 10 s timeout,
@@ -6,7 +6,7 @@ then completes a 200. Per-operation timeouts never fire on it (each read gets a 
 within 3 s), so without the deadline the attempt "succeeds" after the whole trickle.
 
 The 3 s are those of the deadline's clock: the receiver steps a :class:`SteppedClock`
-(standing in for ``time.monotonic`` in kubewatch.sinks.deadline) by 3 s before each
+(standing in for ``time.monotonic`` in kubewatch.sinks.http1) by 3 s before each
 byte, once the client is reading again, so the default timeout is proven in well under a
 second of real time. One case (marked ``slow``) trickles in real time against the real
 clock.
@@ -19,13 +19,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import httpcore
 import pytest
 
 from kubewatch.config import WebhookSinkConfig
 from kubewatch.errors import RetryableError
-from kubewatch.sinks import deadline
-from kubewatch.sinks.deadline import DeadlineBackend
+from kubewatch.sinks import http1
 from kubewatch.sinks.webhook import WebhookSink
 from tests.unit.sinks.test_sinks import make_event
 
@@ -165,7 +163,7 @@ def trickler(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     where, stepped = request.param
     clock = SteppedClock() if stepped else None
     if clock is not None:
-        monkeypatch.setattr(deadline, "time", clock)
+        monkeypatch.setattr(http1, "time", clock)
     t = Trickler(where, clock)
     yield t
     t.close()
@@ -182,10 +180,8 @@ def test_a_trickling_receiver_costs_one_timeout_per_attempt(trickler: Trickler) 
     assert trickler.gave_up.wait(2 * TRICKLE_INTERVAL)
 
 
-def test_the_client_pools_use_the_deadline_backend() -> None:
-    """httpx offers no parameter for the backend: this pins the private attribute used."""
+def test_the_sink_sends_through_the_deadline_bounded_pool() -> None:
+    """The trickle above is cut by kubewatch.sinks.http1: the path every real sink takes."""
     sink = WebhookSink("hook", WebhookSinkConfig(type="webhook", url="http://127.0.0.1:9/x"))
     with sink:
-        pool = sink.endpoint._client._transport._pool  # type: ignore[attr-defined]
-        assert isinstance(pool, httpcore.ConnectionPool)
-        assert isinstance(pool._network_backend, DeadlineBackend)
+        assert isinstance(sink.endpoint._main, http1.Pool)

@@ -235,7 +235,6 @@ def rig() -> Iterator[Rig]:
         namespace_labels=labels,
         started_at=NOW,
         new_dispatcher=new_dispatcher,
-        leading=lambda: True,
     )
     client = FakeClient()
     reports = DeliveryReports(lambda key, status: None, background=False)

@@ -232,3 +232,34 @@ def test_stress_many_watches_and_the_namespace_watch(fast_switching: None) -> No
             assert rvs == [str(rv) for rv in range(1, changes + 1)], (k, o)
     stats = nsl.hold.stats()
     assert stats.held == 0 and stats.expired_total == 0
+
+
+def test_a_namespace_known_while_a_change_is_being_held_releases_it() -> None:
+    """The Namespace watch reports the namespace (and releases it) right between a resource
+    watch's look at it (unknown) and its holding the change: the release must wait for
+    the hold and run the change, not find nothing held and leave it to expire."""
+    known: set[str] = set()
+    ran: list[str] = []
+
+    class BecomesKnown:
+        """``known``, where the namespace becomes known during the hold's look under its lock
+        (the second look: the first is the lock-free fast path)."""
+
+        looks = 0
+
+        def __contains__(self, name: object) -> bool:
+            self.looks += 1
+            found = name in known
+            if self.looks == 2:
+                watch = threading.Thread(target=lambda: (known.add("ns"), hold.release("ns")))
+                watch.start()
+                watch.join(0.2)  # it finishes here unless the release waits for the hold
+                self.release = watch
+            return found
+
+    contains = BecomesKnown()
+    hold = NamespaceHold(contains)
+    assert hold.defer("ns", cm("ns", "a", 1), lambda: ran.append("a"))
+    contains.release.join()
+    assert ran == ["a"]
+    assert hold.stats().held == 0
