@@ -21,14 +21,12 @@ from kubewatch.cli.common import (
     register_config_secrets,
 )
 from kubewatch.cli.parser import main
-from kubewatch.cli.test_sink import TEST_SINK_OBJECT
 
 __all__ = [
     "EXIT_CONFIG",
     "EXIT_FAILURE",
     "EXIT_LOST",
     "EXIT_OK",
-    "TEST_SINK_OBJECT",
     "main",
     "register_config_secrets",
 ]

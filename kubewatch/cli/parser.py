@@ -9,24 +9,29 @@ from collections.abc import Sequence
 
 from kubewatch._version import __version__
 from kubewatch.cli.common import DEFAULT_CONFIG
-from kubewatch.cli.replay import replay
-from kubewatch.cli.run import run
-from kubewatch.cli.test_sink import sink_test
-from kubewatch.cli.validate import validate
 from kubewatch.observability.logs import setup_logging
-from kubewatch.schema import config_schema
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Each command's module is imported when it runs: ``run`` does not pay for the
+    replay reader, the test-sink samples or the templates engine it does not use."""
     args = _parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     if args.command == "run":
+        from kubewatch.cli.run import run  # noqa: PLC0415
+
         return run(args)
     if args.command == "validate":
+        from kubewatch.cli.validate import validate  # noqa: PLC0415
+
         return validate(args)
     if args.command == "test-sink":
+        from kubewatch.cli.test_sink import sink_test  # noqa: PLC0415
+
         return sink_test(args)
     if args.command == "replay":
+        from kubewatch.cli.replay import replay  # noqa: PLC0415
+
         return replay(args)
     if args.command == "config":
         return print_schema()
@@ -37,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_schema() -> int:
     """``kubewatch config schema``: the config file's JSON Schema, for editors."""
+    from kubewatch.schema import config_schema  # noqa: PLC0415
+
     print(json.dumps(config_schema(), indent=2, sort_keys=True))
     return 0
 

@@ -54,9 +54,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
 
 import jinja2
 import jinja2.meta
@@ -64,8 +62,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from kubewatch.config import SinkConfig, StdoutSinkConfig, format_path
-from kubewatch.errors import ConfigError, ConfigErrors, KubewatchError
+from kubewatch.errors import ConfigError
 from kubewatch.events import (
     Event,
 )
@@ -76,36 +73,27 @@ from kubewatch.render.limits import (
     bounded_render,
 )
 from kubewatch.render.probe import PROBE, Probe, contract_objects, template_context
+from kubewatch.render.rendering import TemplateKind, TemplateRenderError
 from kubewatch.render.samples import SAMPLES
 from kubewatch.render.values import environment_for
 
 __all__ = [
     "SAMPLES",
     "SHORTEN_CHARS",
-    "SinkRendering",
     "Template",
     "TemplateKind",
-    "TemplateRenderError",
-    "compile_sink_rendering",
-    "compile_sink_renderings",
     "compile_template",
     "template_context",
 ]
 
 log = logging.getLogger(__name__)
 
-TemplateKind = Literal["text", "json"]
-"""``text``: the output is a message; ``json``: it is a JSON document (a request body)."""
 
 SHORTEN_CHARS = 120
 """Default of the ``shorten`` filter: a value in a chat line, not a dump."""
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 """Lone surrogates (valid in a Python str, not in UTF-8) would fail the encoding later."""
-
-
-class TemplateRenderError(KubewatchError):
-    """A template failed for one event at send time; the sink falls back to its default."""
 
 
 # --------------------------------------------------------------------------- templates
@@ -305,64 +293,3 @@ def compile_template(source: str, *, markup: Markup, kind: TemplateKind, path: s
             messages.append(f"line {line}: {message}" if line else message)
         raise ConfigError(path, "; ".join(messages))
     return Template(compiled, path=path, kind=kind, markup=markup)
-
-
-# --------------------------------------------------------------------------- sinks
-
-
-@dataclass(frozen=True)
-class SinkRendering:
-    """A sink's compiled templates; ``None`` where the sink renders its default."""
-
-    text: Template | None = None
-    """``template``: the message text (stdout ``format: text``)."""
-    body: Template | None = None
-    """``bodyTemplate``: the request body, JSON (webhook)."""
-
-
-_TEMPLATE_KEYS: tuple[tuple[str, str, TemplateKind], ...] = (
-    ("template", "template", "text"),
-    ("body_template", "bodyTemplate", "json"),
-)
-"""(attribute, YAML key, kind) of every template setting a sink config may have."""
-
-
-def compile_sink_rendering(name: str, config: SinkConfig) -> SinkRendering:
-    """Compile the templates of one ``sinks:`` entry; every mistake as ConfigErrors.
-
-    Keys are found by name (``template``, ``bodyTemplate``, ``markup``), so a new sink
-    whose config has them is covered without a change here. ``template`` with stdout
-    ``format: json`` is a mistake: JSON lines are the event contract, never templated.
-    """
-    errors: list[ConfigError] = []
-    markup: Markup = getattr(config, "markup", "none")
-    compiled: dict[str, Template] = {}
-    for attr, key, kind in _TEMPLATE_KEYS:
-        source = getattr(config, attr, None)
-        if source is None:
-            continue
-        path = format_path(("sinks", name, key))
-        if isinstance(config, StdoutSinkConfig) and config.format != "text":
-            errors.append(ConfigError(path, "template applies to format: text"))
-            continue
-        try:
-            compiled[attr] = compile_template(source, markup=markup, kind=kind, path=path)
-        except ConfigError as exc:
-            errors.append(exc)
-    if errors:
-        raise ConfigErrors(errors)
-    return SinkRendering(text=compiled.get("template"), body=compiled.get("body_template"))
-
-
-def compile_sink_renderings(sinks: Mapping[str, SinkConfig]) -> dict[str, SinkRendering]:
-    """:func:`compile_sink_rendering` for every sink; ConfigErrors lists every mistake."""
-    out: dict[str, SinkRendering] = {}
-    errors: list[ConfigError] = []
-    for name, config in sinks.items():
-        try:
-            out[name] = compile_sink_rendering(name, config)
-        except ConfigErrors as exc:
-            errors.extend(exc.errors)
-    if errors:
-        raise ConfigErrors(errors)
-    return out

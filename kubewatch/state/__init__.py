@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from kubewatch.state.alerts import AlertTable
 from kubewatch.state.checkpoint import Checkpoint, CollectionCheckpoint
-from kubewatch.state.db import DB_FILE, StateDB
 from kubewatch.state.lock import LOCK_FILE, DirectoryLock, StateLocked
 from kubewatch.state.memo import Memo
 from kubewatch.state.spool import Spool
+
+if TYPE_CHECKING:
+    from kubewatch.state.db import DB_FILE, StateDB
 
 log = logging.getLogger("kubewatch.state")
 
@@ -50,6 +53,16 @@ class State:
         self.db.close(timeout)
 
 
+def __getattr__(name: str) -> Any:
+    """``StateDB`` and ``DB_FILE`` load sqlite3: imported on first use, which only a run
+    with ``state.path`` makes."""
+    if name in ("StateDB", "DB_FILE"):
+        from kubewatch.state import db  # noqa: PLC0415
+
+        return getattr(db, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def open_state(directory: str | None) -> State | None:
     """The state under ``directory``; None without one, or when it cannot be opened at
     all (an ERROR says why; kubewatch then runs with state in memory, never a crash loop).
@@ -62,6 +75,8 @@ def open_state(directory: str | None) -> State | None:
             "on restart (set state.path or --state-dir to keep them)"
         )
         return None
+    from kubewatch.state.db import StateDB  # noqa: PLC0415 (sqlite3: only with a state)
+
     try:
         db = StateDB.open(directory)
     except OSError as e:

@@ -11,9 +11,10 @@ alert was neither delivered nor spooled (at worst the alert is sent again).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubewatch.state.db import StateDB
+if TYPE_CHECKING:  # the database module loads sqlite3: only a run with state.path needs it
+    from kubewatch.state.db import StateDB
 
 __all__ = ["AlertTable"]
 

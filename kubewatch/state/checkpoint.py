@@ -17,8 +17,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from kubewatch.state.db import StateDB
+if TYPE_CHECKING:  # the database module loads sqlite3: only a run with state.path needs it
+    from kubewatch.state.db import StateDB
 
 __all__ = ["Checkpoint", "CollectionCheckpoint"]
 

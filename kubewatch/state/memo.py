@@ -8,7 +8,10 @@ and bounded by its owner (who deletes what it evicts), never by the database.
 
 from __future__ import annotations
 
-from kubewatch.state.db import StateDB
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the database module loads sqlite3: only a run with state.path needs it
+    from kubewatch.state.db import StateDB
 
 __all__ = ["Memo"]
 

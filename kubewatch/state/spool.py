@@ -18,14 +18,18 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import orjson
 
 from kubewatch.events import Event
-from kubewatch.state.db import StateDB
 from kubewatch.timefmt import parse_time
 
 log = logging.getLogger("kubewatch.state")
+
+
+if TYPE_CHECKING:  # the database module loads sqlite3: only a run with state.path needs it
+    from kubewatch.state.db import StateDB
 
 __all__ = ["Spool"]
 

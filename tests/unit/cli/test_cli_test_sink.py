@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from kubewatch.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, TEST_SINK_OBJECT, main
+from kubewatch.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, main
+from kubewatch.cli.test_sink import TEST_SINK_OBJECT
 
 
 class Receiver:

@@ -59,3 +59,25 @@ def test_every_registered_config_builds_its_sink_class() -> None:
     sink = build_sink("out", StdoutSinkConfig(type="stdout"))
     assert isinstance(sink, StdoutSink)
     assert WebhookSink.__module__ == "kubewatch.sinks.webhook"
+
+
+def test_a_run_with_default_texts_and_no_state_loads_neither_jinja2_sqlite3_nor_replay() -> None:
+    """What ``kubewatch run`` imports for one stdout sink without ``state.path`` (its base
+    RSS, ``bench/memory.py --base-only``): the templates engine (~2 MiB), sqlite3 (~1 MiB)
+    and the replay reader come only with a template, a state directory or ``replay``."""
+    run = (
+        "import kubewatch.cli, kubewatch.cli.run, kubewatch.app.core\n"
+        "from kubewatch.app.build import build_sinks, sink_services\n"
+        "from kubewatch.config import parse_config\n"
+        "from kubewatch.state import open_state\n"
+        "config = parse_config('resources: [{kind: Pod}]\\nsinks: {c: {type: stdout}}\\n')\n"
+        "build_sinks(config, sink_services(open_state(None)))"
+    )
+    loaded = _modules_after(run)
+    assert "kubewatch.sinks.stdout" in loaded
+    heavy = {"jinja2", "sqlite3", "kubewatch.state.db", "kubewatch.replay", "kubewatch.cli.replay"}
+    assert loaded & heavy == set()
+    templated = _modules_after(
+        run.replace("{type: stdout}", '{type: stdout, format: text, template: \\"{{ name }}\\"}')
+    )
+    assert "jinja2" in templated
